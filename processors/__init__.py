@@ -1,0 +1,1 @@
+"""Pure domain logic: event in, results out. No Kafka, Faust or store imports here."""

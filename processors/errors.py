@@ -1,0 +1,20 @@
+"""Processing failures as data: each carries the dead-letter error kind it maps to."""
+
+from __future__ import annotations
+
+from schemas.dead_letter import ErrorKind
+
+
+class ProcessingError(Exception):
+    """A failure that belongs to one event, not to the worker."""
+
+    kind: ErrorKind = ErrorKind.PROCESSING_ERROR
+
+    def __init__(self, message: str, kind: ErrorKind | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+
+
+class ImageError(ProcessingError):
+    kind = ErrorKind.UNDECODABLE_IMAGE

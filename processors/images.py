@@ -1,0 +1,117 @@
+"""Image loading with limits: byte size, pixel count (decompression bombs), formats, EXIF.
+
+Limits are checked before pixels are decoded: PIL reads the header lazily, so a 100k x 100k
+PNG of a few kilobytes is refused from its header, never expanded in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import urllib.parse
+import urllib.request
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from processors.errors import ImageError
+from schemas.dead_letter import ErrorKind
+from schemas.events import ImageRef
+
+DEFAULT_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"})
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    formats: frozenset[str] = DEFAULT_FORMATS
+    fetch_timeout_s: float = 5.0
+    allowed_roots: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def _too_large(message: str) -> ImageError:
+    return ImageError(message, ErrorKind.IMAGE_TOO_LARGE)
+
+
+def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
+    """Fetch the encoded bytes, never reading more than ``max_bytes + 1``."""
+    if ref.data_base64 is not None:
+        if len(ref.data_base64) > (limits.max_bytes * 4) // 3 + 4:
+            raise _too_large(f"image data exceeds {limits.max_bytes} bytes")
+        try:
+            return base64.b64decode(ref.data_base64, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ImageError(f"image data is not valid base64: {exc}") from exc
+    if ref.path is not None:
+        return _read_path(Path(ref.path), limits)
+    assert ref.url is not None
+    parsed = urllib.parse.urlparse(ref.url)
+    if parsed.scheme == "file":
+        return _read_path(Path(urllib.parse.unquote(parsed.path)), limits)
+    try:
+        with urllib.request.urlopen(ref.url, timeout=limits.fetch_timeout_s) as resp:  # noqa: S310
+            data: bytes = resp.read(limits.max_bytes + 1)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot fetch {ref.url}: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
+    if len(data) > limits.max_bytes:
+        raise _too_large(f"image at {ref.url} exceeds {limits.max_bytes} bytes")
+    return data
+
+
+def _read_path(path: Path, limits: ImageLimits) -> bytes:
+    resolved = path.resolve()
+    if limits.allowed_roots and not any(
+        resolved.is_relative_to(root.resolve()) for root in limits.allowed_roots
+    ):
+        raise ImageError(f"{path} is outside the allowed image roots", ErrorKind.IMAGE_UNAVAILABLE)
+    try:
+        size = resolved.stat().st_size
+        if size > limits.max_bytes:
+            raise _too_large(f"{path} is {size} bytes, over the {limits.max_bytes} limit")
+        return resolved.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
+
+
+def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
+    """Decode to an RGB uint8 array (H, W, 3), upright per EXIF, alpha flattened on white."""
+    if len(data) > limits.max_bytes:
+        raise _too_large(f"image is {len(data)} bytes, over the {limits.max_bytes} limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            if img.format not in limits.formats:
+                raise ImageError(
+                    f"image format {img.format} is not accepted ({sorted(limits.formats)})",
+                    ErrorKind.UNSUPPORTED_IMAGE_FORMAT,
+                )
+            width, height = img.size
+            if width * height > limits.max_pixels:
+                raise _too_large(
+                    f"image is {width}x{height} = {width * height} pixels, "
+                    f"over the {limits.max_pixels} limit"
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("RGBA", "LA", "P"):
+                img = img.convert("RGBA")
+                canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(canvas, img)
+            rgb = img.convert("RGB")
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_large(f"decompression bomb refused: {exc}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"cannot decode image: {exc}") from exc
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def load_image(ref: ImageRef, limits: ImageLimits) -> np.ndarray:
+    return decode_image(read_image_bytes(ref, limits), limits)

@@ -1,0 +1,115 @@
+"""Versioned product events on ``products.v1``.
+
+Every event carries ``schema_version`` and a ``type`` discriminator. Consumers refuse versions
+they do not know (dead-lettered as ``unknown_schema_version``) rather than guess.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+SCHEMA_VERSION = 1
+SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
+
+ProductId = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ImageRef(BaseModel):
+    """Where the product image is: exactly one of ``url``, ``path`` or ``data_base64``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = Field(default=None, max_length=4096, pattern=r"^(https?|file)://")
+    path: str | None = Field(default=None, max_length=4096)
+    data_base64: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ImageRef:
+        given = [v for v in (self.url, self.path, self.data_base64) if v is not None]
+        if len(given) != 1:
+            raise ValueError("image needs exactly one of url, path, data_base64")
+        return self
+
+    def describe(self) -> str:
+        """A short reference for logs and the metadata store (never the bytes themselves)."""
+        if self.url is not None:
+            return self.url
+        if self.path is not None:
+            return f"file:{self.path}"
+        return f"base64:{len(self.data_base64 or '')}chars"
+
+
+class _EventBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    product_id: ProductId
+    version: int = Field(ge=0, description="Monotonically increasing per product; stale ones lose.")
+    event_time: datetime = Field(default_factory=utcnow)
+    produced_at: datetime | None = Field(
+        default=None, description="Set by the producer when sent; used for freshness."
+    )
+
+
+class ProductUpsert(_EventBase):
+    """A product was created or changed."""
+
+    type: Literal["product.upsert"] = "product.upsert"
+    title: str = Field(min_length=1, max_length=512)
+    brand: str | None = Field(default=None, max_length=128)
+    category: str = Field(min_length=1, max_length=64)
+    price: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    image: ImageRef
+    synthetic_fields: list[str] = Field(
+        default_factory=list,
+        description="Fields whose values were invented (e.g. a demo catalogue's titles/prices).",
+    )
+
+
+class ProductDelete(_EventBase):
+    """A product was removed. Upserts with a version at or below this one are stale afterwards."""
+
+    type: Literal["product.delete"] = "product.delete"
+
+
+ProductEvent = Annotated[ProductUpsert | ProductDelete, Field(discriminator="type")]
+_EVENT_ADAPTER: TypeAdapter[ProductUpsert | ProductDelete] = TypeAdapter(ProductEvent)
+
+
+class UnknownSchemaVersion(ValueError):
+    """The event declares a ``schema_version`` this code does not understand."""
+
+
+def parse_product_event(payload: dict[str, Any]) -> ProductUpsert | ProductDelete:
+    """Validate a decoded JSON object. Raises UnknownSchemaVersion or pydantic.ValidationError."""
+    version = payload.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise UnknownSchemaVersion(
+            f"schema_version {version!r} is not supported "
+            f"(supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})"
+        )
+    return _EVENT_ADAPTER.validate_python(payload)
+
+
+def encode_event(event: ProductUpsert | ProductDelete) -> bytes:
+    return event.model_dump_json(exclude_none=True).encode()
+
+
+def product_event_json_schema() -> dict[str, Any]:
+    return _EVENT_ADAPTER.json_schema()
+
+
+def dumps_schema(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True)

@@ -1,0 +1,13 @@
+"""Topic names. A breaking change to an event model gets a new name (``.v2``), never an edit."""
+
+from __future__ import annotations
+
+PRODUCTS = "products.v1"
+DEAD_LETTER = "dead-letter.v1"
+
+ALL = (PRODUCTS, DEAD_LETTER)
+
+
+def full_name(prefix: str, name: str) -> str:
+    """Topics are namespaced by a deployment prefix so several stacks can share one cluster."""
+    return f"{prefix}{name}"

@@ -1,0 +1,64 @@
+"""The store interfaces the workers, the CLI and the API depend on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Hit:
+    product_id: str
+    score: float
+    fields: Mapping[str, Any]
+
+
+class VectorIndex(Protocol):
+    """Vectors plus filterable scalars, keyed by product id (upsert replaces)."""
+
+    def ensure(self) -> None: ...
+
+    def upsert(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def delete(self, product_ids: Sequence[str]) -> None: ...
+
+    def search(
+        self, vectors: np.ndarray, k: int, filter_expr: str = "", offset: int = 0
+    ) -> list[list[Hit]]: ...
+
+    def get(
+        self, product_ids: Sequence[str], with_vectors: bool = False
+    ) -> dict[str, dict[str, Any]]: ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    version: int
+    deleted: bool
+
+
+class MetadataRepository(Protocol):
+    """Product metadata plus the version ledger that makes writes idempotent."""
+
+    def ledger(self, product_ids: Sequence[str]) -> dict[str, LedgerEntry]: ...
+
+    def apply(
+        self,
+        upserts: Sequence[Mapping[str, Any]],
+        deletes: Sequence[tuple[str, int]],
+    ) -> tuple[list[str], list[str]]: ...
+
+    def get_product(self, product_id: str) -> dict[str, Any] | None: ...
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+    def count_products(self) -> int: ...
+
+    def ping(self) -> None: ...

@@ -1,0 +1,151 @@
+"""Milvus adapter for the vector index. One code path for Milvus Lite (a local path or its
+server's URI) and real Milvus servers: only features all of them share are used."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from pymilvus import DataType, MilvusClient
+
+from schemas.milvus import CollectionSpec, FieldKind
+from stores.base import Hit
+
+_TYPES = {
+    FieldKind.VARCHAR: DataType.VARCHAR,
+    FieldKind.INT64: DataType.INT64,
+    FieldKind.FLOAT: DataType.FLOAT,
+    FieldKind.JSON: DataType.JSON,
+    FieldKind.FLOAT_VECTOR: DataType.FLOAT_VECTOR,
+}
+
+_INDEX_PARAMS: dict[str, dict[str, int]] = {
+    "HNSW": {"M": 16, "efConstruction": 200},
+    "FLAT": {},
+    "IVF_FLAT": {"nlist": 128},
+}
+
+
+def quote(value: str) -> str:
+    """A Milvus string literal: JSON escaping is a subset Milvus's expression parser accepts."""
+    return json.dumps(value)
+
+
+def in_filter(field: str, values: Sequence[str]) -> str:
+    return f"{field} in [{', '.join(quote(v) for v in values)}]"
+
+
+class MilvusVectorIndex:
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        spec: CollectionSpec,
+        *,
+        token: str = "",
+        index_type: str = "HNSW",
+        batch_size: int = 500,
+    ) -> None:
+        if index_type not in _INDEX_PARAMS:
+            raise ValueError(f"unsupported index type {index_type}: use {sorted(_INDEX_PARAMS)}")
+        self.client = MilvusClient(uri=uri, token=token)
+        self.collection = collection
+        self.spec = spec
+        self.index_type = index_type
+        self.batch_size = batch_size
+        self._pk = next(f.name for f in spec.fields if f.primary)
+
+    def ensure(self) -> None:
+        """Create the collection and its index if missing; load it for search."""
+        if not self.client.has_collection(self.collection):
+            schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+            for f in self.spec.fields:
+                kwargs: dict[str, Any] = {}
+                if f.max_length is not None:
+                    kwargs["max_length"] = f.max_length
+                if f.dim is not None:
+                    kwargs["dim"] = f.dim
+                schema.add_field(f.name, _TYPES[f.kind], is_primary=f.primary, **kwargs)
+            index = self.client.prepare_index_params()
+            index.add_index(
+                field_name=self.spec.vector_field,
+                index_type=self.index_type,
+                metric_type=self.spec.metric,
+                params=_INDEX_PARAMS[self.index_type],
+            )
+            self.client.create_collection(
+                self.collection, schema=schema, index_params=index, consistency_level="Strong"
+            )
+        self.client.load_collection(self.collection)
+
+    def upsert(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for start in range(0, len(rows), self.batch_size):
+            self.client.upsert(self.collection, [dict(r) for r in rows[start : start + self.batch_size]])
+
+    def delete(self, product_ids: Sequence[str]) -> None:
+        if product_ids:
+            self.client.delete(self.collection, filter=in_filter(self._pk, product_ids))
+
+    def _search_params(self, k: int) -> dict[str, Any]:
+        if self.index_type == "HNSW":
+            return {"metric_type": self.spec.metric, "params": {"ef": max(64, 2 * k)}}
+        if self.index_type == "IVF_FLAT":
+            return {"metric_type": self.spec.metric, "params": {"nprobe": 16}}
+        return {"metric_type": self.spec.metric, "params": {}}
+
+    def search(
+        self, vectors: np.ndarray, k: int, filter_expr: str = "", offset: int = 0
+    ) -> list[list[Hit]]:
+        if len(vectors) == 0:
+            return []
+        kwargs: dict[str, Any] = {}
+        if offset:
+            kwargs["offset"] = offset
+        results = self.client.search(
+            self.collection,
+            data=np.asarray(vectors, dtype=np.float32).tolist(),
+            limit=k,
+            filter=filter_expr,
+            output_fields=self.spec.scalar_fields,
+            search_params=self._search_params(k + offset),
+            anns_field=self.spec.vector_field,
+            **kwargs,
+        )
+        return [
+            [
+                Hit(
+                    product_id=str(hit.id),
+                    score=float(hit.distance),
+                    fields=dict(hit.get("entity") or {}),
+                )
+                for hit in hits
+            ]
+            for hits in results
+        ]
+
+    def get(
+        self, product_ids: Sequence[str], with_vectors: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        if not product_ids:
+            return {}
+        fields = self.spec.scalar_fields + ([self.spec.vector_field] if with_vectors else [])
+        rows = self.client.query(
+            self.collection, filter=in_filter(self._pk, product_ids), output_fields=fields
+        )
+        return {str(r[self._pk]): dict(r) for r in rows}
+
+    def count(self) -> int:
+        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def drop(self) -> None:
+        if self.client.has_collection(self.collection):
+            self.client.drop_collection(self.collection)
+
+    def ping(self) -> None:
+        self.client.list_collections()
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,102 @@
+"""Postgres adapter for the metadata repository (SQLAlchemy Core, sync: callers batch and run it
+in an executor)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from schemas.tables import product_ledger, products
+from stores.base import LedgerEntry
+
+
+def make_engine(dsn: str) -> Engine:
+    return create_engine(dsn, pool_pre_ping=True, pool_size=4, max_overflow=4)
+
+
+class PostgresRepository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_dsn(cls, dsn: str) -> PostgresRepository:
+        return cls(make_engine(dsn))
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def ledger(self, product_ids: Sequence[str]) -> dict[str, LedgerEntry]:
+        if not product_ids:
+            return {}
+        query = select(
+            product_ledger.c.product_id, product_ledger.c.version, product_ledger.c.deleted
+        ).where(product_ledger.c.product_id.in_(list(product_ids)))
+        with self.engine.connect() as conn:
+            return {r.product_id: LedgerEntry(r.version, r.deleted) for r in conn.execute(query)}
+
+    def apply(
+        self,
+        upserts: Sequence[Mapping[str, Any]],
+        deletes: Sequence[tuple[str, int]],
+    ) -> tuple[list[str], list[str]]:
+        """Apply newer versions only, in one transaction. Returns (upserted ids, deleted ids)."""
+        upserted: list[str] = []
+        deleted: list[str] = []
+        with self.engine.begin() as conn:
+            if upserts:
+                stmt = insert(product_ledger).values(
+                    [{"product_id": r["product_id"], "version": r["version"]} for r in upserts]
+                )
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[product_ledger.c.product_id],
+                    set_={"version": stmt.excluded.version, "deleted": False,
+                          "updated_at": func.now()},
+                    where=product_ledger.c.version < stmt.excluded.version,
+                ).returning(product_ledger.c.product_id)
+                upserted = [r[0] for r in conn.execute(stmt)]
+                rows = [dict(r) for r in upserts if r["product_id"] in set(upserted)]
+                if rows:
+                    pstmt = insert(products).values(rows)
+                    pstmt = pstmt.on_conflict_do_update(
+                        index_elements=[products.c.product_id],
+                        set_={c.name: pstmt.excluded[c.name] for c in products.columns
+                              if c.name != "product_id"},
+                    )
+                    conn.execute(pstmt)
+            if deletes:
+                dstmt = insert(product_ledger).values(
+                    [{"product_id": pid, "version": v, "deleted": True} for pid, v in deletes]
+                )
+                dstmt = dstmt.on_conflict_do_update(
+                    index_elements=[product_ledger.c.product_id],
+                    set_={"version": dstmt.excluded.version, "deleted": True,
+                          "updated_at": func.now()},
+                    where=(product_ledger.c.version < dstmt.excluded.version)
+                    | ((product_ledger.c.version == dstmt.excluded.version)
+                       & ~product_ledger.c.deleted),
+                ).returning(product_ledger.c.product_id)
+                deleted = [r[0] for r in conn.execute(dstmt)]
+                if deleted:
+                    conn.execute(products.delete().where(products.c.product_id.in_(deleted)))
+        return upserted, deleted
+
+    def get_product(self, product_id: str) -> dict[str, Any] | None:
+        return self.get_products([product_id]).get(product_id)
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not product_ids:
+            return {}
+        query = select(products).where(products.c.product_id.in_(list(product_ids)))
+        with self.engine.connect() as conn:
+            return {r.product_id: dict(r._mapping) for r in conn.execute(query)}
+
+    def count_products(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(products)).scalar_one())
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,54 @@
+"""The idempotent write protocol shared by every writer of products.
+
+Order matters for crash safety: (1) read the ledger, drop stale versions; (2) write Milvus
+(upsert by product id: repeatable); (3) commit Postgres, ledger included, in one transaction.
+A crash between (2) and (3) leaves the ledger behind, so the redelivered event is redone;
+a crash after (3) makes the redelivery stale, so it changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from processors.products import BatchResult
+from stores.base import LedgerEntry, MetadataRepository, VectorIndex
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    indexed: list[str]
+    deleted: list[str]
+    stale: int
+
+
+def _fresh_delete(entry: LedgerEntry | None, version: int) -> bool:
+    if entry is None:
+        return True
+    return version > entry.version or (version == entry.version and not entry.deleted)
+
+
+class ProductWriter:
+    def __init__(self, index: VectorIndex, repo: MetadataRepository) -> None:
+        self.index = index
+        self.repo = repo
+
+    def write(self, batch: BatchResult) -> WriteOutcome:
+        ids = [u.product_id for u in batch.upserts] + [d.product_id for d in batch.deletes]
+        ledger = self.repo.ledger(ids)
+        upserts = [
+            u for u in batch.upserts
+            if (e := ledger.get(u.product_id)) is None or u.version > e.version
+        ]
+        deletes = [d for d in batch.deletes if _fresh_delete(ledger.get(d.product_id), d.version)]
+        if upserts:
+            self.index.upsert([u.milvus_row() for u in upserts])
+        if deletes:
+            self.index.delete([d.product_id for d in deletes])
+        now = datetime.now(UTC)
+        indexed, deleted = self.repo.apply(
+            [u.postgres_row(now) for u in upserts],
+            [(d.product_id, d.version) for d in deletes],
+        )
+        stale = len(batch.upserts) + len(batch.deletes) - len(upserts) - len(deletes)
+        return WriteOutcome(indexed=indexed, deleted=deleted, stale=stale)

@@ -1,0 +1,76 @@
+"""The Faust app factory: topics and the product agent, wired to a BatchHandler.
+
+Records are taken as raw bytes so that anything undecodable still reaches the dead-letter
+topic unchanged. Blocking work (ONNX, pymilvus, psycopg2) runs in a one-thread executor so
+the event loop keeps heartbeating and committing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+
+from processors.products import RawEvent
+from streams.handler import BatchHandler
+from stylestream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=settings.kafka_url,
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
+        broker_commit_interval=1.0,
+        web_enabled=False,
+        web_port=settings.worker_web_port,
+        producer_acks=-1,
+    )
+    products = app.topic(
+        settings.products_topic, key_type=bytes, value_type=bytes, partitions=None
+    )
+    dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylestream-batch")
+
+    async def product_agent(stream: faust.StreamT[Any]) -> AsyncIterator[int]:
+        loop = asyncio.get_running_loop()
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            raws = [
+                RawEvent(
+                    value=e.message.value or b"",
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
+                    key=e.message.key,
+                )
+                for e in events
+            ]
+            handled = await loop.run_in_executor(executor, handler.handle, raws)
+            # Delivered before the batch is acked: a crash here redelivers, nothing is lost.
+            sends = [
+                await dead_letters.send(
+                    key=(dl.product_id or "").encode() or None,
+                    value=dl.model_dump_json().encode(),
+                )
+                for dl in handled.dead_letters
+            ]
+            if sends:
+                await asyncio.gather(*sends)
+                log.info("dead-lettered %d of %d events", len(sends), len(raws))
+            yield len(raws)
+
+    app.agent(products, name="products")(product_agent)
+    return app

@@ -1,0 +1,37 @@
+"""Create the project's topics up front (Faust does not create source/sink topics)."""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from stylestream.settings import Settings
+
+
+def topic_specs(settings: Settings) -> dict[str, int]:
+    return {
+        settings.products_topic: settings.topic_partitions,
+        settings.dead_letter_topic: max(1, settings.topic_partitions // 2),
+    }
+
+
+def ensure_topics(settings: Settings) -> dict[str, int]:
+    """Create missing topics; returns every project topic with its partition count."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=parts, replication_factor=settings.topic_replication)
+            for name, parts in topic_specs(settings).items()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+        described = admin.describe_topics(list(topic_specs(settings)))
+        return {t["name"]: len(t["partitions"]) for t in described}
+    finally:
+        admin.close()

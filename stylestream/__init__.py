@@ -1,0 +1,1 @@
+"""StyleStream: the CLI, settings, local dev services, producer and demo."""

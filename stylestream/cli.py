@@ -1,0 +1,253 @@
+"""``stylestream``: the one CLI. Settings are built here, once, and passed down."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from stylestream.settings import Settings
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """StyleStream: streaming fashion visual search (settings: STYLESTREAM_* env vars)."""
+    ctx.obj = Settings()
+
+
+@main.group()
+def dev() -> None:
+    """Local Kafka, Postgres and Milvus Lite on 127.0.0.1 (data under STYLESTREAM_DATA_DIR)."""
+
+
+@dev.command("up")
+@click.pass_obj
+def dev_up(settings: Settings) -> None:
+    """Start every local service (idempotent) and wait until each is healthy."""
+    from stylestream.dev import services
+
+    services.up(settings)
+    _print_status(settings)
+
+
+@dev.command("down")
+@click.pass_obj
+def dev_down(settings: Settings) -> None:
+    """Stop the local services this project started."""
+    from stylestream.dev import services
+
+    stopped = services.down(settings)
+    click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@dev.command("status")
+@click.pass_obj
+def dev_status(settings: Settings) -> None:
+    """Show each local service; exits 1 if any is unhealthy."""
+    if not _print_status(settings):
+        sys.exit(1)
+
+
+def _print_status(settings: Settings) -> bool:
+    from stylestream.dev import services
+
+    all_ok = True
+    for st in services.status(settings):
+        all_ok &= st.healthy
+        click.echo(f"{st.name:9} {'healthy' if st.healthy else 'DOWN':8} {st.detail}")
+    return all_ok
+
+
+@main.command()
+@click.pass_obj
+def migrate(settings: Settings) -> None:
+    """Apply the Alembic migrations to the configured Postgres."""
+    from stores.migrate import upgrade
+
+    upgrade(settings.pg_dsn)
+    click.echo("migrations applied (head)")
+
+
+@main.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+@topics.command("create")
+@click.pass_obj
+def topics_create(settings: Settings) -> None:
+    """Create the project's topics with their partition counts (idempotent)."""
+    from streams.topics import ensure_topics
+
+    for name, parts in ensure_topics(settings).items():
+        click.echo(f"{name}: {parts} partitions")
+
+
+@main.group()
+def model() -> None:
+    """Models."""
+
+
+@model.command("export")
+@click.option("--force", is_flag=True, help="Re-export even if the file exists.")
+@click.pass_obj
+def model_export(settings: Settings, force: bool) -> None:
+    """Export EfficientNet-Lite0 (ImageNet) to ONNX at the configured image size (needs torch)."""
+    from training.export import export_base_model
+
+    path = export_base_model(settings.models_path, settings.image_size, force=force)
+    click.echo(str(path))
+
+
+@main.command()
+@click.option("--loglevel", default="info", show_default=True)
+@click.pass_obj
+def worker(settings: Settings, loglevel: str) -> None:
+    """Run a Faust worker: product events -> embeddings + colours -> Milvus and Postgres."""
+    from stylestream.worker import run_worker
+
+    run_worker(settings, loglevel)
+
+
+@main.group()
+def produce() -> None:
+    """Send events to Kafka (validated before sending)."""
+
+
+@produce.command("products")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-progress", is_flag=True)
+@click.pass_obj
+def produce_products(settings: Settings, file: Path, no_progress: bool) -> None:
+    """Send each line of FILE (JSONL product events); invalid lines are listed, not sent."""
+    from stylestream.producer import ProductProducer, produce_file
+
+    with ProductProducer(settings.kafka_bootstrap, settings.products_topic) as producer:
+        report = produce_file(producer, file, progress=not no_progress)
+    for number, reason in report.invalid:
+        click.echo(f"line {number}: {reason}", err=True)
+    click.echo(f"sent {report.sent}, invalid {len(report.invalid)}")
+    if report.invalid:
+        sys.exit(2)
+
+
+@main.group()
+def catalog() -> None:
+    """Build product catalogues."""
+
+
+@catalog.command("fashion-mnist")
+@click.option("-n", "--count", default=2000, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None)
+@click.option("--version", "version", default=1, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.pass_obj
+def catalog_fashion_mnist(
+    settings: Settings, count: int, out: Path | None, version: int, seed: int
+) -> None:
+    """Fashion-MNIST train photos as product events (JSONL); invented fields marked synthetic."""
+    from stylestream.catalog import fashion_mnist_catalogue, write_jsonl
+
+    out = out or settings.data_dir / "catalog"
+    cat = fashion_mnist_catalogue(out, count, version=version, seed=seed)
+    path = out / "products.jsonl"
+    write_jsonl(cat.events, path)
+    click.echo(f"{len(cat.events)} products -> {path}")
+
+
+@main.command()
+@click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--product-id")
+@click.option("-k", default=10, show_default=True)
+@click.option("--category")
+@click.option("--colour")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def search(
+    settings: Settings,
+    image: Path | None,
+    product_id: str | None,
+    k: int,
+    category: str | None,
+    colour: str | None,
+    as_json: bool,
+) -> None:
+    """Visually similar products for an image file or an indexed product."""
+    from processors.errors import ProcessingError
+    from processors.images import decode_image
+    from stylestream import components
+    from stylestream.search import Filters, SearchService, UnknownProduct
+
+    if (image is None) == (product_id is None):
+        raise click.UsageError("give exactly one of --image or --product-id")
+    embedder = components.open_embedder(settings)
+    from processors.products import ProductProcessor
+
+    service = SearchService(
+        ProductProcessor(embedder, components.image_limits(settings)),
+        components.open_index(settings, embedder.dim),
+    )
+    filters = Filters(category=category, colour=colour)
+    try:
+        if image is not None:
+            rgb = decode_image(image.read_bytes(), components.image_limits(settings))
+            hits = service.by_images([rgb], k, filters)[0]
+        else:
+            assert product_id is not None
+            hits = service.by_product(product_id, k, filters)
+    except (ProcessingError, UnknownProduct) as exc:
+        raise click.ClickException(str(exc)) from exc
+    rows = [
+        {"product_id": h.product_id, "category": h.fields.get("category"),
+         "colour": h.fields.get("primary_colour"), "score": round(h.score, 4)}
+        for h in hits
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for rank, r in enumerate(rows, 1):
+        click.echo(f"{rank:2}. {r['product_id']:24} {r['category']!s:14} {r['colour']!s:8} "
+                   f"{r['score']:.4f}")
+
+
+@main.command()
+@click.option("-n", "--products", default=2000, show_default=True)
+@click.option("--queries", default=1000, show_default=True, help="Held-out queries (>= 500).")
+@click.option("--timeout", default=480.0, show_default=True, help="Seconds to wait for indexing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def demo(settings: Settings, products: int, queries: int, timeout: float, as_json: bool) -> None:
+    """The main job: services up, catalogue produced, worker indexes it, held-out search."""
+    from stylestream.demo import run_demo
+
+    report = run_demo(settings, products, queries, timeout, log=not as_json)
+    if as_json:
+        click.echo(json.dumps(report))
+    if report["indexed"] != report["produced"]:
+        sys.exit(1)
+
+
+@main.group()
+def schemas() -> None:
+    """Contracts."""
+
+
+@schemas.command("export")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+def schemas_export(out: Path) -> None:
+    """Write the JSON Schemas of the events and the dead-letter envelope into OUT."""
+    from schemas.dead_letter import DeadLetter
+    from schemas.events import dumps_schema, product_event_json_schema
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "products.v1.schema.json").write_text(dumps_schema(product_event_json_schema()))
+    (out / "dead-letter.v1.schema.json").write_text(dumps_schema(DeadLetter.model_json_schema()))
+    click.echo(f"schemas written to {out}")
+
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Builds the processors and stores from settings: the one place they are assembled, used by
+the worker, the CLI, the demo and (later) the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from processors.embedding import OnnxEmbedder, base_model_path
+from processors.images import ImageLimits
+from processors.products import ProductProcessor
+from schemas.milvus import product_collection
+from stores.milvus import MilvusVectorIndex
+from stores.postgres import PostgresRepository
+from stores.writer import ProductWriter
+from stylestream.settings import Settings
+
+
+def image_limits(settings: Settings) -> ImageLimits:
+    return ImageLimits(
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        fetch_timeout_s=settings.image_fetch_timeout_s,
+        allowed_roots=tuple(settings.allowed_image_roots),
+    )
+
+
+def open_embedder(settings: Settings) -> OnnxEmbedder:
+    return OnnxEmbedder(
+        base_model_path(settings.models_path, settings.image_size),
+        batch_size=settings.embed_batch_size,
+        threads=settings.onnx_threads,
+    )
+
+
+def open_index(settings: Settings, dim: int) -> MilvusVectorIndex:
+    index = MilvusVectorIndex(
+        settings.milvus_uri,
+        settings.milvus_collection,
+        product_collection(dim),
+        token=settings.milvus_token,
+        index_type=settings.milvus_index,
+    )
+    index.ensure()
+    return index
+
+
+@dataclass
+class Components:
+    processor: ProductProcessor
+    index: MilvusVectorIndex
+    repo: PostgresRepository
+    writer: ProductWriter
+
+    def close(self) -> None:
+        self.index.close()
+        self.repo.close()
+
+
+def build(settings: Settings) -> Components:
+    embedder = open_embedder(settings)
+    index = open_index(settings, embedder.dim)
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    return Components(
+        processor=ProductProcessor(embedder, image_limits(settings)),
+        index=index,
+        repo=repo,
+        writer=ProductWriter(index, repo),
+    )

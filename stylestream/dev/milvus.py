@@ -1,0 +1,58 @@
+"""Milvus Lite in its local server mode, so the worker, the API and the CLI share one index."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from pymilvus import MilvusClient
+
+from stylestream.dev.process import ManagedProcess, port_open, wait_until
+from stylestream.settings import Settings
+
+
+class MilvusLiteService:
+    name = "milvus"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.data_dir.resolve() / "milvus"
+        self.port = settings.milvus_lite_port
+
+    @property
+    def enabled(self) -> bool:
+        """Only when the configured URI points at this local server."""
+        return self.settings.milvus_uri.rstrip("/") == f"http://127.0.0.1:{self.port}"
+
+    def process(self) -> ManagedProcess:
+        exe = shutil.which("milvus-lite", path=str(Path(sys.executable).parent)) or "milvus-lite"
+        return ManagedProcess(
+            "milvus",
+            [exe, "server", "--data-dir", str(self.home / "data"), "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            self.home,
+        )
+
+    def up(self, timeout: float = 60.0) -> None:
+        proc = self.process()
+        if proc.pid() is None and port_open("127.0.0.1", self.port):
+            raise RuntimeError(f"port {self.port} is taken by a process this project did not start")
+        proc.start()
+        try:
+            wait_until(self.healthy, timeout, "Milvus Lite")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- milvus.log ---\n{proc.tail(30)}") from exc
+
+    def healthy(self) -> bool:
+        if not port_open("127.0.0.1", self.port):
+            return False
+        client = MilvusClient(uri=f"http://127.0.0.1:{self.port}", timeout=3)
+        try:
+            client.list_collections()
+            return True
+        finally:
+            client.close()
+
+    def down(self) -> bool:
+        return self.process().stop()

@@ -1,0 +1,83 @@
+"""The one settings object. Built at the entry point, passed down; never read from a global."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas import topics
+
+
+class Settings(BaseSettings):
+    """Every knob, overridable as ``STYLESTREAM_<NAME>`` (e.g. ``STYLESTREAM_KAFKA_BOOTSTRAP``)."""
+
+    model_config = SettingsConfigDict(env_prefix="STYLESTREAM_", extra="ignore")
+
+    # Local data: every dev service, model file and catalogue lives under this folder.
+    data_dir: Path = Path(".stylestream")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_controller_port: int = 19093
+    topic_prefix: str = "stylestream."
+    topic_partitions: int = 4
+    topic_replication: int = 1
+    app_id: str = "stylestream-worker"
+    kafka_session_timeout_s: float = 10.0
+    kafka_heartbeat_interval_s: float = 2.0
+
+    # Postgres: the DSN wins when set; else the local embedded server on pg_port.
+    postgres_dsn: str | None = None
+    pg_port: int = 15432
+    pg_database: str = "stylestream"
+
+    # Milvus: a local Milvus Lite path (in-process) or any http(s)://host:port server URI.
+    milvus_uri: str = "http://127.0.0.1:19540"
+    milvus_token: str = ""
+    milvus_collection: str = "products_v1"
+    milvus_index: str = "HNSW"  # HNSW | FLAT | IVF_FLAT
+    milvus_lite_port: int = 19540
+
+    # Model
+    model_dir: Path | None = None  # default: <data_dir>/models
+    image_size: int = 160
+    embed_batch_size: int = 64
+    onnx_threads: int = 0  # 0 = onnxruntime's default
+
+    # Image limits (bad images are dead-lettered, never crash the worker)
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    image_fetch_timeout_s: float = 5.0
+    allowed_image_roots: list[Path] = Field(default_factory=list)  # empty = any local path
+
+    # Worker
+    batch_max: int = 64
+    batch_within_s: float = 0.5
+    store_retries: int = 3
+    metrics_port: int = 9108  # 0 disables the worker's /metrics server
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
+    worker_web_port: int = 6066
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+    @property
+    def pg_dsn(self) -> str:
+        if self.postgres_dsn:
+            return self.postgres_dsn
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.pg_port}/{self.pg_database}"
+
+    @property
+    def products_topic(self) -> str:
+        return topics.full_name(self.topic_prefix, topics.PRODUCTS)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return topics.full_name(self.topic_prefix, topics.DEAD_LETTER)
+
+    @property
+    def kafka_url(self) -> str:
+        return f"kafka://{self.kafka_bootstrap}"

@@ -1,0 +1,30 @@
+"""``stylestream worker``: one Faust worker process (scale out by running N, up to partitions)."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from streams.app import create_app
+from streams.handler import BatchHandler
+from streams.metrics import WorkerMetrics
+from streams.topics import ensure_topics
+from stylestream import components
+from stylestream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    topics = ensure_topics(settings)
+    built = components.build(settings)
+    metrics = WorkerMetrics()
+    metrics.serve(settings.metrics_port, settings.metrics_host)
+    handler = BatchHandler(built.processor, built.writer, metrics, retries=settings.store_retries)
+    app = create_app(settings, handler)
+    log.info("worker starting: topics %s, model %s", topics, built.processor.embedder.model_version)
+    try:
+        faust.Worker(app, loglevel=loglevel).execute_from_commandline()
+    finally:
+        built.close()
