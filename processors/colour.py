@@ -43,7 +43,11 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
     f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
     lab = np.stack(
-        [116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])],
+        [
+            116.0 * f[..., 1] - 16.0,
+            500.0 * (f[..., 0] - f[..., 1]),
+            200.0 * (f[..., 1] - f[..., 2]),
+        ],
         axis=-1,
     )
     return lab.astype(np.float32)

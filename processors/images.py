@@ -54,7 +54,7 @@ def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
     if parsed.scheme == "file":
         return _read_path(Path(urllib.parse.unquote(parsed.path)), limits)
     try:
-        with urllib.request.urlopen(ref.url, timeout=limits.fetch_timeout_s) as resp:  # noqa: S310
+        with urllib.request.urlopen(ref.url, timeout=limits.fetch_timeout_s) as resp:
             data: bytes = resp.read(limits.max_bytes + 1)
     except (OSError, ValueError) as exc:
         raise ImageError(f"cannot fetch {ref.url}: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
@@ -98,12 +98,12 @@ def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
                     f"over the {limits.max_pixels} limit"
                 )
             img.load()
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("RGBA", "LA", "P"):
-                img = img.convert("RGBA")
-                canvas = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(canvas, img)
-            rgb = img.convert("RGB")
+            upright: Image.Image = ImageOps.exif_transpose(img)
+            if upright.mode in ("RGBA", "LA", "P"):
+                upright = upright.convert("RGBA")
+                canvas = Image.new("RGBA", upright.size, (255, 255, 255, 255))
+                upright = Image.alpha_composite(canvas, upright)
+            rgb = upright.convert("RGB")
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

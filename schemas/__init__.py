@@ -1,2 +1,4 @@
-"""StyleStream's contracts: events, dead letters, tables, the Milvus collection. Imports nothing else
-from the project, so producers and consumers can depend on it alone."""
+"""StyleStream's contracts: events, dead letters, tables, the Milvus collection.
+
+Imports nothing else from the project, so producers and consumers can depend on it alone.
+"""

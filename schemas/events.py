@@ -53,7 +53,7 @@ class ImageRef(BaseModel):
 class _EventBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     product_id: ProductId
     version: int = Field(ge=0, description="Monotonically increasing per product; stale ones lose.")
     event_time: datetime = Field(default_factory=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     ARRAY,
+    REAL,
     BigInteger,
     Boolean,
     Column,
@@ -11,7 +12,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
-    REAL,
     String,
     Table,
     Text,

@@ -82,7 +82,9 @@ class MilvusVectorIndex:
 
     def upsert(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for start in range(0, len(rows), self.batch_size):
-            self.client.upsert(self.collection, [dict(r) for r in rows[start : start + self.batch_size]])
+            self.client.upsert(
+                self.collection, [dict(r) for r in rows[start : start + self.batch_size]]
+            )
 
     def delete(self, product_ids: Sequence[str]) -> None:
         if product_ids:

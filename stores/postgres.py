@@ -48,38 +48,49 @@ class PostgresRepository:
         deleted: list[str] = []
         with self.engine.begin() as conn:
             if upserts:
-                stmt = insert(product_ledger).values(
+                ins = insert(product_ledger).values(
                     [{"product_id": r["product_id"], "version": r["version"]} for r in upserts]
                 )
-                stmt = stmt.on_conflict_do_update(
+                newer = ins.on_conflict_do_update(
                     index_elements=[product_ledger.c.product_id],
-                    set_={"version": stmt.excluded.version, "deleted": False,
-                          "updated_at": func.now()},
-                    where=product_ledger.c.version < stmt.excluded.version,
+                    set_={
+                        "version": ins.excluded.version,
+                        "deleted": False,
+                        "updated_at": func.now(),
+                    },
+                    where=product_ledger.c.version < ins.excluded.version,
                 ).returning(product_ledger.c.product_id)
-                upserted = [r[0] for r in conn.execute(stmt)]
+                upserted = [r[0] for r in conn.execute(newer)]
                 rows = [dict(r) for r in upserts if r["product_id"] in set(upserted)]
                 if rows:
                     pstmt = insert(products).values(rows)
                     pstmt = pstmt.on_conflict_do_update(
                         index_elements=[products.c.product_id],
-                        set_={c.name: pstmt.excluded[c.name] for c in products.columns
-                              if c.name != "product_id"},
+                        set_={
+                            c.name: pstmt.excluded[c.name]
+                            for c in products.columns
+                            if c.name != "product_id"
+                        },
                     )
                     conn.execute(pstmt)
             if deletes:
-                dstmt = insert(product_ledger).values(
+                dins = insert(product_ledger).values(
                     [{"product_id": pid, "version": v, "deleted": True} for pid, v in deletes]
                 )
-                dstmt = dstmt.on_conflict_do_update(
+                tombstones = dins.on_conflict_do_update(
                     index_elements=[product_ledger.c.product_id],
-                    set_={"version": dstmt.excluded.version, "deleted": True,
-                          "updated_at": func.now()},
-                    where=(product_ledger.c.version < dstmt.excluded.version)
-                    | ((product_ledger.c.version == dstmt.excluded.version)
-                       & ~product_ledger.c.deleted),
+                    set_={
+                        "version": dins.excluded.version,
+                        "deleted": True,
+                        "updated_at": func.now(),
+                    },
+                    where=(product_ledger.c.version < dins.excluded.version)
+                    | (
+                        (product_ledger.c.version == dins.excluded.version)
+                        & ~product_ledger.c.deleted
+                    ),
                 ).returning(product_ledger.c.product_id)
-                deleted = [r[0] for r in conn.execute(dstmt)]
+                deleted = [r[0] for r in conn.execute(tombstones)]
                 if deleted:
                     conn.execute(products.delete().where(products.c.product_id.in_(deleted)))
         return upserted, deleted

@@ -37,7 +37,8 @@ class ProductWriter:
         ids = [u.product_id for u in batch.upserts] + [d.product_id for d in batch.deletes]
         ledger = self.repo.ledger(ids)
         upserts = [
-            u for u in batch.upserts
+            u
+            for u in batch.upserts
             if (e := ledger.get(u.product_id)) is None or u.version > e.version
         ]
         deletes = [d for d in batch.deletes if _fresh_delete(ledger.get(d.product_id), d.version)]

@@ -39,13 +39,11 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
         web_port=settings.worker_web_port,
         producer_acks=-1,
     )
-    products = app.topic(
-        settings.products_topic, key_type=bytes, value_type=bytes, partitions=None
-    )
+    products = app.topic(settings.products_topic, key_type=bytes, value_type=bytes, partitions=None)
     dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylestream-batch")
 
-    async def product_agent(stream: faust.StreamT[Any]) -> AsyncIterator[int]:
+    async def product_agent(stream: Any) -> AsyncIterator[int]:
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
             raws = [

@@ -15,7 +15,8 @@ class WorkerMetrics:
             "stylestream_events_consumed", "Product events read from Kafka", registry=r
         )
         self.indexed = Counter(
-            "stylestream_products_indexed", "Product versions written to Milvus and Postgres",
+            "stylestream_products_indexed",
+            "Product versions written to Milvus and Postgres",
             registry=r,
         )
         self.deleted = Counter(
@@ -25,16 +26,20 @@ class WorkerMetrics:
             "stylestream_events_stale", "Redelivered or out-of-date events ignored", registry=r
         )
         self.dead_lettered = Counter(
-            "stylestream_events_dead_lettered", "Events sent to the dead-letter topic",
-            ["error_kind"], registry=r,
+            "stylestream_events_dead_lettered",
+            "Events sent to the dead-letter topic",
+            ["error_kind"],
+            registry=r,
         )
         self.batch_seconds = Histogram(
-            "stylestream_batch_processing_seconds", "Time to process and write one batch",
+            "stylestream_batch_processing_seconds",
+            "Time to process and write one batch",
             registry=r,
         )
         self.lag_seconds = Histogram(
             "stylestream_event_to_searchable_seconds",
-            "From the producer's send time to searchable in Milvus", buckets=LAG_BUCKETS,
+            "From the producer's send time to searchable in Milvus",
+            buckets=LAG_BUCKETS,
             registry=r,
         )
 

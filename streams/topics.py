@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
@@ -27,10 +29,8 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
             if name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race
         described = admin.describe_topics(list(topic_specs(settings)))
         return {t["name"]: len(t["partitions"]) for t in described}
     finally:

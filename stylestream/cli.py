@@ -201,16 +201,22 @@ def search(
     except (ProcessingError, UnknownProduct) as exc:
         raise click.ClickException(str(exc)) from exc
     rows = [
-        {"product_id": h.product_id, "category": h.fields.get("category"),
-         "colour": h.fields.get("primary_colour"), "score": round(h.score, 4)}
+        {
+            "product_id": h.product_id,
+            "category": h.fields.get("category"),
+            "colour": h.fields.get("primary_colour"),
+            "score": round(h.score, 4),
+        }
         for h in hits
     ]
     if as_json:
         click.echo(json.dumps(rows))
         return
     for rank, r in enumerate(rows, 1):
-        click.echo(f"{rank:2}. {r['product_id']:24} {r['category']!s:14} {r['colour']!s:8} "
-                   f"{r['score']:.4f}")
+        click.echo(
+            f"{rank:2}. {r['product_id']:24} {r['category']!s:14} {r['colour']!s:8} "
+            f"{r['score']:.4f}"
+        )
 
 
 @main.command()
@@ -246,7 +252,6 @@ def schemas_export(out: Path) -> None:
     (out / "products.v1.schema.json").write_text(dumps_schema(product_event_json_schema()))
     (out / "dead-letter.v1.schema.json").write_text(dumps_schema(DeadLetter.model_json_schema()))
     click.echo(f"schemas written to {out}")
-
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ def ensure_model(settings: Settings) -> None:
     try:
         from training.export import export_base_model
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("the ONNX model is missing and torch is not installed: "
-                           "pip install -e '.[train]' then `stylestream model export`") from exc
+        raise RuntimeError(
+            "the ONNX model is missing and torch is not installed: "
+            "pip install -e '.[train]' then `stylestream model export`"
+        ) from exc
     export_base_model(settings.models_path, settings.image_size)
 
 
@@ -105,7 +107,9 @@ def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "stylestream.cli", "worker"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
         )
 
 
@@ -200,12 +204,17 @@ def run_demo(
     }
     if log:
         say("")
-        say(f"  produced {report['produced']}  indexed {report['indexed']}  "
-            f"dead-lettered {report['dead_lettered']}")
-        say(f"  recall@10 (same category in top 10): model {report['recall_at_10']:.3f}  vs "
-            f"raw pixels {report['raw_pixel_recall_at_10']:.3f}  over {report['queries']} queries")
-        say(f"  freshness produce->searchable: p50 {report['freshness_p50_ms']} ms, "
-            f"p99 {report['freshness_p99_ms']} ms (a {n}-event burst, so queueing dominates)")
-        say(f"  wall {report['wall_seconds']}s; try: stylestream search --image "
-            f"{queries.paths[0]}")
+        say(
+            f"  produced {report['produced']}  indexed {report['indexed']}  "
+            f"dead-lettered {report['dead_lettered']}"
+        )
+        say(
+            f"  recall@10 (same category in top 10): model {report['recall_at_10']:.3f}  vs "
+            f"raw pixels {report['raw_pixel_recall_at_10']:.3f}  over {report['queries']} queries"
+        )
+        say(
+            f"  freshness produce->searchable: p50 {report['freshness_p50_ms']} ms, "
+            f"p99 {report['freshness_p99_ms']} ms (a {n}-event burst, so queueing dominates)"
+        )
+        say(f"  wall {report['wall_seconds']}s; try: stylestream search --image {queries.paths[0]}")
     return report

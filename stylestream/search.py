@@ -52,9 +52,7 @@ class SearchService:
         vectors = self.processor.embed_images(images)
         return self.index.search(vectors, k, (filters or Filters()).expression())
 
-    def by_product(
-        self, product_id: str, k: int = 10, filters: Filters | None = None
-    ) -> list[Hit]:
+    def by_product(self, product_id: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         row = self.index.get([product_id], with_vectors=True).get(product_id)
         if row is None:
             raise UnknownProduct(f"product {product_id!r} is not in the index")

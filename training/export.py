@@ -39,7 +39,8 @@ def export_base_model(models_dir: Path, image_size: int, *, force: bool = False)
             self.net = net
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.net.extract_features(x).mean((2, 3))
+            features: torch.Tensor = self.net.extract_features(x).mean((2, 3))
+            return features
 
     model = Features().eval()
     example = torch.randn(2, 3, image_size, image_size)

@@ -1,4 +1,4 @@
-"""A single-node Apache Kafka broker in KRaft mode, from Maven Central jars (deploy/kafka/pom.xml)."""
+"""A single-node Apache Kafka broker in KRaft mode, from Maven Central jars (see the pom)."""
 
 from __future__ import annotations
 
@@ -41,12 +41,21 @@ class KafkaService:
         if marker.exists() and marker.read_text() == digest:
             return
         if shutil.which("mvn") is None:
-            raise RuntimeError("Maven (mvn) is needed to fetch the Kafka jars: apt-get install maven")
+            raise RuntimeError(
+                "Maven (mvn) is needed to fetch the Kafka jars: apt-get install maven"
+            )
         shutil.rmtree(self.libs, ignore_errors=True)
         self.libs.mkdir(parents=True)
         subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-             f"-Dkafka.libs.dir={self.libs}"],
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                f"-Dkafka.libs.dir={self.libs}",
+            ],
             check=True,
         )
         marker.write_text(digest)
@@ -79,9 +88,15 @@ class KafkaService:
         return path
 
     def _java(self, *args: str) -> list[str]:
-        return ["java", "-Xmx512m", "-Xms128m",
-                f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}",
-                "-cp", f"{self.libs}/*", *args]
+        return [
+            "java",
+            "-Xmx512m",
+            "-Xms128m",
+            f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}",
+            "-cp",
+            f"{self.libs}/*",
+            *args,
+        ]
 
     def process(self) -> ManagedProcess:
         return ManagedProcess(
@@ -94,9 +109,17 @@ class KafkaService:
         if not (self.home / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
-                           str(config), "--ignore-formatted"),
-                check=True, capture_output=True,
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(config),
+                    "--ignore-formatted",
+                ),
+                check=True,
+                capture_output=True,
             )
         proc = self.process()
         if proc.pid() is None and port_open(self.host, self.port):

@@ -29,8 +29,16 @@ class MilvusLiteService:
         exe = shutil.which("milvus-lite", path=str(Path(sys.executable).parent)) or "milvus-lite"
         return ManagedProcess(
             "milvus",
-            [exe, "server", "--data-dir", str(self.home / "data"), "--host", "127.0.0.1",
-             "--port", str(self.port)],
+            [
+                exe,
+                "server",
+                "--data-dir",
+                str(self.home / "data"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             self.home,
         )
 

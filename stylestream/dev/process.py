@@ -35,7 +35,9 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.25
+) -> None:
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:

@@ -19,9 +19,7 @@ class ServiceStatus:
 
 
 def _services(settings: Settings) -> list[KafkaService | PostgresService | MilvusLiteService]:
-    services: list[KafkaService | PostgresService | MilvusLiteService] = [
-        KafkaService(settings)
-    ]
+    services: list[KafkaService | PostgresService | MilvusLiteService] = [KafkaService(settings)]
     if not settings.postgres_dsn:
         services.append(PostgresService(settings))
     milvus = MilvusLiteService(settings)

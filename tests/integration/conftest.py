@@ -1,0 +1,201 @@
+"""Real services: the local Kafka, Postgres and Milvus Lite server from `stylestream dev up`
+(started here if they are not running). Each stack gets its own topics, consumer group,
+database and collection, so tests never see each other's data."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.dead_letter import DeadLetter
+from schemas.milvus import product_collection
+from stores.migrate import upgrade
+from stores.milvus import MilvusVectorIndex
+from stores.postgres import PostgresRepository
+from streams.topics import ensure_topics, topic_specs
+from stylestream.dev import services
+from stylestream.dev.postgres import PostgresService
+from stylestream.settings import Settings
+
+pytestmark = pytest.mark.services
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        time.sleep(interval)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    overrides: dict[str, str]
+    repo: PostgresRepository = field(init=False)
+    index: MilvusVectorIndex = field(init=False)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STYLESTREAM_")}
+        env.update({f"STYLESTREAM_{k.upper()}": v for k, v in self.overrides.items()})
+        return env
+
+    def producer(self) -> KafkaProducer:
+        return KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+
+    def send_raw(self, values: list[tuple[bytes | None, bytes | None]]) -> None:
+        producer = self.producer()
+        for key, value in values:
+            producer.send(self.settings.products_topic, key=key, value=value)
+        producer.flush()
+        producer.close()
+
+    def dead_letters(self, expected: int, timeout: float = 60.0) -> list[DeadLetter]:
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
+        topic = self.settings.dead_letter_topic
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        letters: list[DeadLetter] = []
+        deadline = time.monotonic() + timeout
+        while len(letters) < expected and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                letters += [DeadLetter.model_validate_json(r.value) for r in records]
+        consumer.close()
+        return letters
+
+
+@pytest.fixture(scope="session")
+def running_services(base_settings: Settings) -> Settings:
+    services.up(base_settings)
+    return base_settings
+
+
+@pytest.fixture(scope="session")
+def make_stack(running_services: Settings, model_path: Path) -> Iterator[Callable[..., Stack]]:
+    created: list[Stack] = []
+
+    def make(**extra: str) -> Stack:
+        uid = uuid.uuid4().hex[:8]
+        overrides = {
+            "topic_prefix": f"test-{uid}.",
+            "app_id": f"test-worker-{uid}",
+            "milvus_collection": f"test_{uid}",
+            "pg_database": f"test_{uid}",
+            "metrics_port": str(free_port()),
+            "topic_partitions": "2",
+            "batch_within_s": "0.2",
+            **extra,
+        }
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        PostgresService(settings).ensure_database(settings.pg_database)
+        upgrade(settings.pg_dsn)
+        ensure_topics(settings)
+        stack = Stack(settings, overrides)
+        stack.repo = PostgresRepository.from_dsn(settings.pg_dsn)
+        stack.index = MilvusVectorIndex(
+            settings.milvus_uri, settings.milvus_collection, product_collection(1280)
+        )
+        stack.index.ensure()
+        created.append(stack)
+        return stack
+
+    yield make
+    for stack in created:
+        stack.index.drop()
+        stack.index.close()
+        stack.repo.close()
+        PostgresService(stack.settings).drop_database(stack.settings.pg_database)
+        admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap)
+        admin.delete_topics(list(topic_specs(stack.settings)))
+        admin.close()
+
+
+class Worker:
+    """A real `stylestream worker` process."""
+
+    def __init__(self, stack: Stack, log_dir: Path) -> None:
+        self.stack = stack
+        self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stylestream.cli", "worker", "--loglevel", "warning"],
+                env=stack.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def metrics(self) -> dict[str, float]:
+        url = f"http://127.0.0.1:{self.stack.settings.metrics_port}/metrics"
+        try:
+            text = urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            return {}
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+                out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+        return out
+
+    def metric(self, name: str) -> float:
+        return self.metrics().get(name, 0.0)
+
+    def wait_consumed(self, count: float, timeout: float = 60.0) -> None:
+        wait_for(lambda: self.metric("stylestream_events_consumed_total") >= count, timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Stack], Worker]]:
+    workers: list[Worker] = []
+    log_dir = tmp_path_factory.mktemp("workers")
+
+    def start(stack: Stack) -> Worker:
+        worker = Worker(stack, log_dir)
+        workers.append(worker)
+        # ready once its metrics endpoint answers (after the model and stores are open)
+        wait_for(lambda: worker.proc.poll() is not None or worker.metrics(), timeout=90)
+        assert worker.proc.poll() is None, worker.log()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

@@ -1,0 +1,125 @@
+"""The `stylestream` CLI against the real services."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from kafka import KafkaConsumer, TopicPartition
+
+from processors.products import ProductProcessor, RawEvent
+from schemas.events import encode_event, parse_product_event
+from stores.writer import ProductWriter
+from stylestream.cli import main
+from tests.integration.conftest import Stack
+from tests.integration.events import upsert
+
+pytestmark = pytest.mark.services
+
+
+def run(stack: Stack | None, *args: str) -> tuple[int, str]:
+    env = {f"STYLESTREAM_{k.upper()}": v for k, v in (stack.overrides if stack else {}).items()}
+    result = CliRunner().invoke(main, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def test_dev_status_reports_every_service_healthy(running_services: object) -> None:
+    code, out = run(None, "dev", "status")
+    assert code == 0, out
+    for name in ("kafka", "postgres", "milvus"):
+        assert f"{name}" in out
+    assert "DOWN" not in out
+
+
+def test_produce_sends_valid_lines_and_reports_invalid_ones(
+    make_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    stack = make_stack()
+    good = [json.loads(encode_event(upsert(f"c{i}", 1, i))) for i in range(3)]
+    lines = [
+        json.dumps(good[0]),
+        "{broken",
+        json.dumps({**good[1], "currency": "euro"}),
+        json.dumps(good[1]),
+        json.dumps({**good[2], "schema_version": 7}),
+        json.dumps(good[2]),
+    ]
+    file = tmp_path / "events.jsonl"
+    file.write_text("\n".join(lines) + "\n")
+    code, out = run(stack, "produce", "products", str(file), "--no-progress")
+    assert code == 2
+    assert "sent 3, invalid 3" in out
+    assert "line 2:" in out and "line 3:" in out and "currency" in out and "line 5:" in out
+
+    consumer = KafkaConsumer(bootstrap_servers=stack.settings.kafka_bootstrap)
+    topic = stack.settings.products_topic
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    got = []
+    for _ in range(20):
+        for records in consumer.poll(timeout_ms=300).values():
+            got += [parse_product_event(json.loads(r.value)) for r in records]
+        if len(got) >= 3:
+            break
+    consumer.close()
+    assert sorted(e.product_id for e in got) == ["c0", "c1", "c2"]
+    assert all(e.produced_at is not None for e in got)
+
+
+def test_search_by_image_and_by_product_id(
+    make_stack: Callable[..., Stack], processor: ProductProcessor, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from tests.integration.events import photo
+
+    stack = make_stack(milvus_index="FLAT")
+    result = processor.process([RawEvent(encode_event(upsert(f"s{i}", 1, i))) for i in range(30)])
+    ProductWriter(stack.index, stack.repo).write(result)
+    query = tmp_path / "query.png"
+    Image.fromarray(photo(7)[0]).save(query)
+
+    code, out = run(stack, "search", "--image", str(query), "-k", "3", "--json")
+    assert code == 0, out
+    hits = json.loads(out)
+    assert hits[0]["product_id"] == "s7" and hits[0]["category"] == photo(7)[1]
+    assert len(hits) == 3
+
+    code, out = run(stack, "search", "--product-id", "s7", "-k", "5")
+    assert code == 0, out
+    assert "s7 " not in out and len(out.strip().splitlines()) == 5
+
+    code, out = run(stack, "search", "--product-id", "nope")
+    assert code == 1 and "not in the index" in out and "Traceback" not in out
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    code, out = run(stack, "search", "--image", str(bad))
+    assert code == 1 and "cannot decode" in out
+
+
+def test_catalog_writes_products_with_synthetic_fields_marked(tmp_path: Path) -> None:
+    code, out = run(None, "catalog", "fashion-mnist", "-n", "25", "--out", str(tmp_path))
+    assert code == 0, out
+    events = [
+        parse_product_event(json.loads(line))
+        for line in (tmp_path / "products.jsonl").read_text().splitlines()
+    ]
+    assert len(events) == 25
+    for e in events:
+        assert e.product_id.startswith("fmnist-")
+        assert set(e.synthetic_fields) == {"title", "brand", "price", "currency"}  # type: ignore[union-attr]
+        assert Path(e.image.path).exists()  # type: ignore[union-attr, arg-type]
+        assert "train-" in e.image.path  # type: ignore[union-attr, operator]
+
+
+def test_schemas_export_writes_json_schemas(tmp_path: Path) -> None:
+    code, _ = run(None, "schemas", "export", str(tmp_path))
+    assert code == 0
+    schema = json.loads((tmp_path / "products.v1.schema.json").read_text())
+    assert "ProductUpsert" in json.dumps(schema)
+    assert "error_kind" in (tmp_path / "dead-letter.v1.schema.json").read_text()

@@ -1,0 +1,52 @@
+"""The batch handler without a broker (real stores): failures become dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from processors.products import ProductProcessor, RawEvent
+from schemas.dead_letter import ErrorKind
+from schemas.events import encode_event
+from stores.postgres import PostgresRepository
+from stores.writer import ProductWriter
+from streams.handler import BatchHandler
+from streams.metrics import WorkerMetrics
+from tests.integration.conftest import Stack, free_port
+from tests.integration.events import upsert
+
+pytestmark = pytest.mark.services
+
+
+def test_handler_indexes_a_batch_and_dead_letters_bad_records(
+    make_stack: Callable[..., Stack], processor: ProductProcessor
+) -> None:
+    stack = make_stack()
+    metrics = WorkerMetrics()
+    handler = BatchHandler(processor, ProductWriter(stack.index, stack.repo), metrics)
+    raws = [RawEvent(encode_event(upsert("h1", 1, 0)), "t", 0, 0), RawEvent(b"nope", "t", 0, 1)]
+    handled = handler.handle(raws)
+    assert handled.outcome is not None and handled.outcome.indexed == ["h1"]
+    assert [d.error_kind for d in handled.dead_letters] == [ErrorKind.NOT_JSON]
+    assert handled.dead_letters[0].offset == 1
+    assert metrics.indexed._value.get() == 1
+
+
+def test_an_unreachable_store_dead_letters_the_batch_after_retries(
+    make_stack: Callable[..., Stack], processor: ProductProcessor
+) -> None:
+    stack = make_stack()
+    down = PostgresRepository.from_dsn(
+        f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nowhere?connect_timeout=1"
+    )
+    handler = BatchHandler(
+        processor, ProductWriter(stack.index, down), WorkerMetrics(), retries=2, backoff_s=0.01
+    )
+    raws = [RawEvent(encode_event(upsert(f"s{i}", 1, i)), "t", 0, i) for i in range(3)]
+    handled = handler.handle(raws)
+    assert handled.outcome is None
+    assert sorted(d.product_id or "" for d in handled.dead_letters) == ["s0", "s1", "s2"]
+    assert {d.error_kind for d in handled.dead_letters} == {ErrorKind.STORE_ERROR}
+    assert "after 2 attempts" in handled.dead_letters[0].error_message
+    assert handled.dead_letters[0].original() == raws[0].value

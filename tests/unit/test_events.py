@@ -1,0 +1,94 @@
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from schemas.dead_letter import DeadLetter, ErrorKind
+from schemas.events import (
+    ProductDelete,
+    ProductUpsert,
+    UnknownSchemaVersion,
+    encode_event,
+    parse_product_event,
+    product_event_json_schema,
+)
+from schemas.topics import ALL
+
+UPSERT = {
+    "schema_version": 1,
+    "type": "product.upsert",
+    "product_id": "sku-1",
+    "version": 3,
+    "title": "Red dress",
+    "category": "dress",
+    "price": "19.99",
+    "currency": "EUR",
+    "image": {"path": "/tmp/x.png"},
+}
+
+
+def test_upsert_round_trips_through_json() -> None:
+    event = parse_product_event(UPSERT)
+    assert isinstance(event, ProductUpsert)
+    again = parse_product_event(json.loads(encode_event(event)))
+    assert again == event
+
+
+def test_delete_is_discriminated_by_type() -> None:
+    event = parse_product_event(
+        {"schema_version": 1, "type": "product.delete", "product_id": "sku-1", "version": 4}
+    )
+    assert isinstance(event, ProductDelete)
+
+
+@pytest.mark.parametrize("version", [2, 0, None, "1"])
+def test_unknown_schema_version_is_refused(version: object) -> None:
+    with pytest.raises(UnknownSchemaVersion, match="schema_version"):
+        parse_product_event({**UPSERT, "schema_version": version})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"price": "-1"},
+        {"currency": "euro"},
+        {"product_id": "has space"},
+        {"version": -1},
+        {"image": {}},
+        {"image": {"path": "/a.png", "url": "https://x/a.png"}},
+        {"image": {"url": "ftp://x/a.png"}},
+        {"unexpected": 1},
+    ],
+)
+def test_schema_violations_are_refused(change: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        parse_product_event({**UPSERT, **change})
+
+
+def test_missing_field_is_refused() -> None:
+    payload = dict(UPSERT)
+    del payload["title"]
+    with pytest.raises(ValidationError, match="title"):
+        parse_product_event(payload)
+
+
+def test_json_schema_exports_both_event_types() -> None:
+    schema = product_event_json_schema()
+    text = json.dumps(schema)
+    assert "ProductUpsert" in text and "ProductDelete" in text
+    assert "schema_version" in text
+
+
+def test_topic_names_are_versioned() -> None:
+    assert all(name.endswith(".v1") for name in ALL)
+
+
+def test_dead_letter_keeps_original_bytes() -> None:
+    raw = b"\x00\xffnot json"
+    dl = DeadLetter.wrap(
+        raw, topic="t", partition=2, offset=7, kind=ErrorKind.NOT_JSON, message="bad"
+    )
+    back = DeadLetter.model_validate_json(dl.model_dump_json())
+    assert back.original() == raw
+    assert back.error_kind is ErrorKind.NOT_JSON
+    assert (back.topic, back.partition, back.offset) == ("t", 2, 7)

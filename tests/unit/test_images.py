@@ -1,0 +1,141 @@
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from processors.errors import ImageError
+from processors.images import ImageLimits, decode_image, load_image, read_image_bytes
+from schemas.dead_letter import ErrorKind
+from schemas.events import ImageRef
+from tests.synthetic import encode, synthetic_garment
+
+
+def test_decodes_png_to_rgb() -> None:
+    rgb = synthetic_garment()
+    out = decode_image(encode(rgb), ImageLimits())
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert np.array_equal(out, rgb)
+
+
+def test_grey_and_alpha_images_become_rgb_on_white() -> None:
+    rgba = np.zeros((10, 10, 4), dtype=np.uint8)  # fully transparent
+    out = decode_image(encode(rgba), ImageLimits())
+    assert out.shape == (10, 10, 3)
+    assert (out == 255).all()
+    grey = np.full((5, 6), 77, dtype=np.uint8)
+    assert decode_image(encode(grey), ImageLimits()).shape == (5, 6, 3)
+
+
+def test_exif_orientation_is_applied() -> None:
+    rgb = synthetic_garment(size=(40, 20), box=(0, 0, 10, 20))
+    img = Image.fromarray(rgb)
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif.tobytes())
+    out = decode_image(buf.getvalue(), ImageLimits())
+    assert out.shape[:2] == (40, 20)  # width and height swapped
+
+
+def test_garbage_bytes_are_undecodable() -> None:
+    with pytest.raises(ImageError) as err:
+        decode_image(b"definitely not an image", ImageLimits())
+    assert err.value.kind is ErrorKind.UNDECODABLE_IMAGE
+
+
+def test_truncated_png_is_undecodable() -> None:
+    data = encode(synthetic_garment())
+    with pytest.raises(ImageError) as err:
+        decode_image(data[: len(data) // 2], ImageLimits())
+    assert err.value.kind is ErrorKind.UNDECODABLE_IMAGE
+
+
+def test_oversized_bytes_are_refused() -> None:
+    data = encode(synthetic_garment())
+    with pytest.raises(ImageError) as err:
+        decode_image(data, ImageLimits(max_bytes=len(data) - 1))
+    assert err.value.kind is ErrorKind.IMAGE_TOO_LARGE
+
+
+def test_decompression_bomb_is_refused_from_the_header() -> None:
+    # 6000x6000 single-colour PNG: tiny on disk, 36M pixels when decoded.
+    bomb = encode(np.zeros((6000, 6000), dtype=np.uint8))
+    assert len(bomb) < 200_000
+    with pytest.raises(ImageError) as err:
+        decode_image(bomb, ImageLimits(max_pixels=1_000_000))
+    assert err.value.kind is ErrorKind.IMAGE_TOO_LARGE
+    assert "pixels" in str(err.value)
+
+
+def test_unaccepted_format_is_refused() -> None:
+    data = encode(synthetic_garment(), fmt="BMP")
+    with pytest.raises(ImageError) as err:
+        decode_image(data, ImageLimits(formats=frozenset({"PNG"})))
+    assert err.value.kind is ErrorKind.UNSUPPORTED_IMAGE_FORMAT
+
+
+def test_sources_path_url_and_base64(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    data = encode(synthetic_garment())
+    file = tmp_path / "a.png"
+    file.write_bytes(data)
+    limits = ImageLimits()
+    assert read_image_bytes(ImageRef(path=str(file)), limits) == data
+    assert read_image_bytes(ImageRef(url=file.as_uri()), limits) == data
+    b64 = base64.b64encode(data).decode()
+    assert read_image_bytes(ImageRef(data_base64=b64), limits) == data
+
+
+def test_missing_file_and_invalid_base64(tmp_path: object) -> None:
+    with pytest.raises(ImageError) as err:
+        load_image(ImageRef(path="/nonexistent/x.png"), ImageLimits())
+    assert err.value.kind is ErrorKind.IMAGE_UNAVAILABLE
+    with pytest.raises(ImageError) as err:
+        load_image(ImageRef(data_base64="!!!not-base64!!!"), ImageLimits())
+    assert err.value.kind is ErrorKind.UNDECODABLE_IMAGE
+
+
+def test_paths_outside_allowed_roots_are_refused(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    (tmp_path / "ok").mkdir()
+    inside = tmp_path / "ok" / "a.png"
+    inside.write_bytes(encode(synthetic_garment()))
+    limits = ImageLimits(allowed_roots=(tmp_path / "ok",))
+    assert load_image(ImageRef(path=str(inside)), limits).shape[2] == 3
+    with pytest.raises(ImageError, match="outside the allowed"):
+        load_image(ImageRef(path=str(tmp_path / "ok" / ".." / "x.png")), limits)
+
+
+def test_http_urls_are_fetched_with_a_byte_limit() -> None:
+    import http.server
+    import threading
+
+    data = encode(synthetic_garment())
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/a.png"
+        assert load_image(ImageRef(url=url), ImageLimits()).shape == (160, 120, 3)
+        with pytest.raises(ImageError) as err:
+            read_image_bytes(ImageRef(url=url), ImageLimits(max_bytes=100))
+        assert err.value.kind is ErrorKind.IMAGE_TOO_LARGE
+    finally:
+        server.shutdown()
