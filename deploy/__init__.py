@@ -1,0 +1,1 @@
+"""Production shape: compose and Kubernetes manifests, validated statically by deploy.validate."""

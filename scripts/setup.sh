@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent setup on a fresh machine: system packages, the virtualenv, the ONNX model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || missing+=(dataset-fashion-mnist)
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "setup: apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3.11}
+command -v "$python" >/dev/null || python=python3
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+
+# Reinstall only when pyproject.toml changes (torch is a multi-GB wheel: pip's cache is reused).
+stamp=.venv/.stylestream-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing Python dependencies into .venv (first time: a few minutes)"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[train,dev]"
+  echo "$want" > "$stamp"
+fi
+
+# The pretrained EfficientNet-Lite0 exported to ONNX once (served without torch).
+.venv/bin/stylestream model export >/dev/null
+echo "setup: ready (.venv, model in ${STYLESTREAM_DATA_DIR:-.stylestream}/models)"

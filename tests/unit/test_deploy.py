@@ -1,0 +1,68 @@
+"""deploy/ manifests validate, and the validator catches the mistakes it claims to."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from deploy.validate import DEPLOY, check_compose, check_k8s
+
+
+def test_shipped_manifests_are_valid() -> None:
+    assert check_compose() == []
+    assert check_k8s() == []
+
+
+@pytest.fixture
+def k8s_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "k8s"
+    shutil.copytree(DEPLOY / "k8s", target)
+    return target
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_unknown_field_fails_the_schema(k8s_copy: Path) -> None:
+    _edit(k8s_copy / "worker.yaml", "terminationGracePeriodSeconds", "terminationGraceSeconds")
+    assert any("worker.yaml" in e for e in check_k8s(k8s_copy))
+
+
+def test_selector_mismatch_is_caught(k8s_copy: Path) -> None:
+    _edit(k8s_copy / "worker.yaml", "labels: {app: stylestream-worker}", "labels: {app: other}")
+    assert any("selector" in e for e in check_k8s(k8s_copy))
+
+
+def test_misspelt_setting_is_caught(k8s_copy: Path) -> None:
+    _edit(k8s_copy / "config.yaml", "STYLESTREAM_MILVUS_URI", "STYLESTREAM_MILVUS_URL")
+    assert any("STYLESTREAM_MILVUS_URL is not a setting" in e for e in check_k8s(k8s_copy))
+
+
+def test_missing_config_map_and_unlisted_file_are_caught(k8s_copy: Path) -> None:
+    _edit(
+        k8s_copy / "worker.yaml",
+        "configMapRef: {name: stylestream-config}",
+        "configMapRef: {name: nope}",
+    )
+    (k8s_copy / "extra.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n")
+    errors = check_k8s(k8s_copy)
+    assert any("ConfigMap nope is not defined" in e for e in errors)
+    assert any("does not list extra.yaml" in e for e in errors)
+
+
+def test_compose_checks(tmp_path: Path) -> None:
+    compose = tmp_path / "compose.yaml"
+    shutil.copy(DEPLOY / "compose.yaml", compose)
+    (tmp_path / "prometheus").mkdir()
+    shutil.copy(DEPLOY / "prometheus" / "prometheus.yml", tmp_path / "prometheus")
+    assert check_compose(compose) == []
+    _edit(compose, "milvus: {condition: service_healthy}", "milvuz: {condition: service_healthy}")
+    _edit(compose, "STYLESTREAM_TOPIC_PARTITIONS:", "STYLESTREAM_TOPIC_PARTITION:")
+    errors = check_compose(compose)
+    assert any("unknown service milvuz" in e for e in errors)
+    assert any("STYLESTREAM_TOPIC_PARTITION is not a setting" in e for e in errors)
