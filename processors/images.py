@@ -32,6 +32,7 @@ class ImageLimits:
     formats: frozenset[str] = DEFAULT_FORMATS
     fetch_timeout_s: float = 5.0
     allowed_roots: tuple[Path, ...] = field(default_factory=tuple)
+    allowed_hosts: frozenset[str] = frozenset()  # empty = any host (trusted producers only)
 
 
 def _too_large(message: str) -> ImageError:
@@ -53,6 +54,11 @@ def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
     parsed = urllib.parse.urlparse(ref.url)
     if parsed.scheme == "file":
         return _read_path(Path(urllib.parse.unquote(parsed.path)), limits)
+    if limits.allowed_hosts and parsed.hostname not in limits.allowed_hosts:
+        raise ImageError(
+            f"image host {parsed.hostname!r} is not in the allowed hosts",
+            ErrorKind.IMAGE_UNAVAILABLE,
+        )
     try:
         with urllib.request.urlopen(ref.url, timeout=limits.fetch_timeout_s) as resp:
             data: bytes = resp.read(limits.max_bytes + 1)

@@ -21,6 +21,7 @@ def image_limits(settings: Settings) -> ImageLimits:
         max_pixels=settings.max_image_pixels,
         fetch_timeout_s=settings.image_fetch_timeout_s,
         allowed_roots=tuple(settings.allowed_image_roots),
+        allowed_hosts=frozenset(settings.allowed_image_hosts),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -102,14 +103,18 @@ def _freshness_ms(repo: PostgresRepository, version: int) -> np.ndarray:
         )
 
 
-def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(log_path: Path) -> subprocess.Popen[bytes]:
+    """The worker inherits the demo's environment, so it sees the same settings."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:  # a free metrics port: a long-running worker may hold 9108
+        s.bind(("127.0.0.1", 0))
+        metrics_port = str(s.getsockname()[1])
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "stylestream.cli", "worker"],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ},
+            env={**os.environ, "STYLESTREAM_METRICS_PORT": metrics_port},
         )
 
 
@@ -140,7 +145,7 @@ def run_demo(
     queries = held_out_queries(out, n_queries)
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     dlq = DeadLetterCounter(settings)
-    worker = start_worker(settings, out / "worker.log")
+    worker = start_worker(out / "worker.log")
     try:
         say(f"[3/6] producing {n} events to {settings.products_topic}")
         produce_started = time.monotonic()

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = 40_000_000
     image_fetch_timeout_s: float = 5.0
     allowed_image_roots: list[Path] = Field(default_factory=list)  # empty = any local path
+    allowed_image_hosts: list[str] = Field(default_factory=list)  # empty = any URL host
 
     # Worker
     batch_max: int = 64

@@ -7,6 +7,7 @@ the classifier, which transfer to retrieval better than the logits.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,16 +46,18 @@ def export_base_model(models_dir: Path, image_size: int, *, force: bool = False)
     model = Features().eval()
     example = torch.randn(2, 3, image_size, image_size)
     tmp = out.with_suffix(".onnx.tmp")
-    torch.onnx.export(
-        model,
-        (example,),
-        str(tmp),
-        input_names=["image"],
-        output_names=["features"],
-        dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():  # constant-folding notes from the TorchScript exporter
+        warnings.simplefilter("ignore", UserWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(tmp),
+            input_names=["image"],
+            output_names=["features"],
+            dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     _check_parity(model, tmp, example)
     tmp.replace(out)
     ModelCard(

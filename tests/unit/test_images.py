@@ -137,5 +137,8 @@ def test_http_urls_are_fetched_with_a_byte_limit() -> None:
         with pytest.raises(ImageError) as err:
             read_image_bytes(ImageRef(url=url), ImageLimits(max_bytes=100))
         assert err.value.kind is ErrorKind.IMAGE_TOO_LARGE
+        only_cdn = ImageLimits(allowed_hosts=frozenset({"cdn.example"}))
+        with pytest.raises(ImageError, match="not in the allowed hosts"):
+            read_image_bytes(ImageRef(url=url), only_cdn)
     finally:
         server.shutdown()
