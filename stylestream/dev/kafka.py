@@ -9,7 +9,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from stylestream.dev.process import ManagedProcess, port_open, wait_until
+from stylestream.dev.process import ManagedProcess
 from stylestream.settings import Settings
 
 POM = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"
@@ -51,6 +51,7 @@ class KafkaService:
                 "mvn",
                 "-q",
                 "-B",
+                "-Dstyle.color=never",
                 "-f",
                 str(POM),
                 "dependency:copy-dependencies",
@@ -121,14 +122,7 @@ class KafkaService:
                 check=True,
                 capture_output=True,
             )
-        proc = self.process()
-        if proc.pid() is None and port_open(self.host, self.port):
-            raise RuntimeError(f"port {self.port} is taken by a process this project did not start")
-        proc.start()
-        try:
-            wait_until(self.healthy, timeout, "Kafka")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n--- kafka.log ---\n{proc.tail(30)}") from exc
+        self.process().start_healthy(self.host, self.port, self.healthy, timeout)
 
     def healthy(self) -> bool:
         from kafka import KafkaAdminClient

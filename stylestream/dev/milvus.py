@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pymilvus import MilvusClient
 
-from stylestream.dev.process import ManagedProcess, port_open, wait_until
+from stylestream.dev.process import ManagedProcess, port_open
 from stylestream.settings import Settings
 
 
@@ -43,14 +43,7 @@ class MilvusLiteService:
         )
 
     def up(self, timeout: float = 60.0) -> None:
-        proc = self.process()
-        if proc.pid() is None and port_open("127.0.0.1", self.port):
-            raise RuntimeError(f"port {self.port} is taken by a process this project did not start")
-        proc.start()
-        try:
-            wait_until(self.healthy, timeout, "Milvus Lite")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n--- milvus.log ---\n{proc.tail(30)}") from exc
+        self.process().start_healthy("127.0.0.1", self.port, self.healthy, timeout)
 
     def healthy(self) -> bool:
         if not port_open("127.0.0.1", self.port):

@@ -90,6 +90,18 @@ class ManagedProcess:
         self.pid_file.write_text(str(proc.pid))
         return proc.pid
 
+    def start_healthy(
+        self, host: str, port: int, healthy: Callable[[], bool], timeout: float
+    ) -> None:
+        """Start unless running (refusing a port held by a stranger), then wait for health."""
+        if self.pid() is None and port_open(host, port):
+            raise RuntimeError(f"port {port} is taken by a process this project did not start")
+        self.start()
+        try:
+            wait_until(healthy, timeout, self.name)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc}\n--- {self.log_file} ---\n{self.tail(30)}") from exc
+
     def stop(self, timeout: float = 20.0) -> bool:
         pid = self.pid()
         if pid is None:

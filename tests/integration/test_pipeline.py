@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from schemas.dead_letter import ErrorKind
-from schemas.events import encode_event
+from schemas.events import ImageRef, encode_event
 from stylestream.fashion_mnist import to_rgb
 from stylestream.producer import ProductProducer
 from tests.integration.conftest import Stack, Worker, wait_for
@@ -139,7 +139,7 @@ def test_bad_inputs_go_to_the_dead_letter_topic_and_good_ones_are_indexed(
             b"bad-path",
             encode_event(
                 upsert("bad-path", 1, 0).model_copy(
-                    update={"image": {"path": "/nonexistent/x.png"}}
+                    update={"image": ImageRef(path="/nonexistent/x.png")}
                 )
             ),
         ),
