@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-BASE_MODEL_NAME = "efficientnet-lite0-imagenet"
+BASE_MODEL_NAME = "efficientnet-lite0-imagenet-gem3"
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,10 @@ def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
     if ref.path is not None:
         return _read_path(Path(ref.path), limits)
     assert ref.url is not None
-    parsed = urllib.parse.urlparse(ref.url)
+    try:
+        parsed = urllib.parse.urlparse(ref.url)
+    except ValueError as exc:
+        raise ImageError(f"malformed image url: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
     if parsed.scheme == "file":
         return _read_path(Path(urllib.parse.unquote(parsed.path)), limits)
     if limits.allowed_hosts and parsed.hostname not in limits.allowed_hosts:
@@ -121,3 +124,15 @@ def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
 
 def load_image(ref: ImageRef, limits: ImageLimits) -> np.ndarray:
     return decode_image(read_image_bytes(ref, limits), limits)
+
+
+def thumbnail(rgb: np.ndarray, max_side: int = 128) -> bytes:
+    """A small WebP of the whole photo (aspect kept)."""
+    img = Image.fromarray(rgb)
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    if min(img.size) < 64:  # tiny sources (28 px Fashion-MNIST) are scaled up to be visible
+        scale = 64 / min(img.size)
+        img = img.resize((round(img.width * scale), round(img.height * scale)))
+    buf = io.BytesIO()
+    img.save(buf, format="WEBP", quality=80)
+    return buf.getvalue()

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from processors.colour import ColourFeatures, colour_features
 from processors.errors import ProcessingError
-from processors.images import ImageLimits, load_image
+from processors.images import ImageLimits, load_image, thumbnail
 from processors.roi import Box, foreground_region, square_crop
 from schemas.dead_letter import ErrorKind
 from schemas.events import (
@@ -68,6 +68,7 @@ class IndexedProduct:
     image_height: int
     colour: ColourFeatures
     model_version: str
+    thumbnail: bytes  # a small WebP for result grids, so pages never hotlink product images
 
     @property
     def product_id(self) -> str:
@@ -108,6 +109,7 @@ class IndexedProduct:
             "colour_fractions": self.colour.fractions,
             "colour_vector": self.colour.vector,
             "model_version": self.model_version,
+            "thumbnail": self.thumbnail,
             "event_time": e.event_time,
             "produced_at": e.produced_at,
             "indexed_at": indexed_at,
@@ -165,7 +167,7 @@ class ProductProcessor:
                 latest[event.product_id] = (raw, event)
             result.superseded += seen is not None
         crops: list[np.ndarray] = []
-        pending: list[tuple[ProductUpsert, Box, tuple[int, int], ColourFeatures]] = []
+        pending: list[tuple[ProductUpsert, np.ndarray, Box, ColourFeatures]] = []
         for raw, event in latest.values():
             if isinstance(event, ProductDelete):
                 result.deletes.append(event)
@@ -178,15 +180,33 @@ class ProductProcessor:
             except ProcessingError as exc:
                 result.failures.append(Failure(raw, exc.kind, str(exc), event.product_id))
                 continue
-            pending.append((event, region.box, (rgb.shape[1], rgb.shape[0]), colour))
+            pending.append((event, rgb, region.box, colour))
         if crops:
             vectors = self.embedder.embed(crops)
-            for (event, box, (w, h), colour), vec in zip(pending, vectors, strict=True):
+            for (event, rgb, box, colour), vec in zip(pending, vectors, strict=True):
                 result.upserts.append(
-                    IndexedProduct(event, vec, box, w, h, colour, self.embedder.model_version)
+                    IndexedProduct(
+                        event,
+                        vec,
+                        box,
+                        rgb.shape[1],
+                        rgb.shape[0],
+                        colour,
+                        self.embedder.model_version,
+                        thumbnail(rgb),
+                    )
                 )
         return result
 
-    def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """The path a product image takes (ROI crop, then the embedder), for query images."""
-        return self.embedder.embed([square_crop(rgb, foreground_region(rgb)) for rgb in images])
+    def describe_queries(
+        self, images: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, list[dict[str, float]]]:
+        """The path a product image takes, for query images: embeddings and colour shares."""
+        regions = [foreground_region(rgb) for rgb in images]
+        vectors = self.embedder.embed(
+            [square_crop(rgb, r) for rgb, r in zip(images, regions, strict=True)]
+        )
+        colours = [
+            colour_features(rgb, r).fractions for rgb, r in zip(images, regions, strict=True)
+        ]
+        return vectors, colours

@@ -105,6 +105,26 @@ class PostgresRepository:
         with self.engine.connect() as conn:
             return {r.product_id: dict(r._mapping) for r in conn.execute(query)}
 
+    def get_summaries(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """What a result list shows, without the heavy columns (thumbnail, vectors)."""
+        if not product_ids:
+            return {}
+        cols = [products.c[n] for n in ("product_id", "title", "category", "price", "currency")]
+        query = select(*cols).where(products.c.product_id.in_(list(product_ids)))
+        with self.engine.connect() as conn:
+            return {r.product_id: dict(r._mapping) for r in conn.execute(query)}
+
+    def get_thumbnail(self, product_id: str) -> bytes | None:
+        query = select(products.c.thumbnail).where(products.c.product_id == product_id)
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar_one_or_none()
+        return bytes(value) if value is not None else None
+
+    def categories(self) -> list[str]:
+        query = select(products.c.category).distinct().order_by(products.c.category)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
     def count_products(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(products)).scalar_one())

@@ -179,17 +179,11 @@ def search(
     from processors.errors import ProcessingError
     from processors.images import decode_image
     from stylestream import components
-    from stylestream.search import Filters, SearchService, UnknownProduct
+    from stylestream.search import Filters, UnknownProduct
 
     if (image is None) == (product_id is None):
         raise click.UsageError("give exactly one of --image or --product-id")
-    embedder = components.open_embedder(settings)
-    from processors.products import ProductProcessor
-
-    service = SearchService(
-        ProductProcessor(embedder, components.image_limits(settings)),
-        components.open_index(settings, embedder.dim),
-    )
+    service = components.open_search(settings)
     filters = Filters(category=category, colour=colour)
     try:
         if image is not None:
@@ -234,6 +228,25 @@ def demo(settings: Settings, products: int, queries: int, timeout: float, as_jso
         click.echo(json.dumps(report))
     if report["indexed"] != report["produced"]:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--host", default=None, help="Default: STYLESTREAM_API_HOST (127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Default: STYLESTREAM_API_PORT (8000).")
+@click.pass_obj
+def api(settings: Settings, host: str | None, port: int | None) -> None:
+    """Serve the search API and the web page (uvicorn)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="info",
+        access_log=False,
+    )
 
 
 @main.group()

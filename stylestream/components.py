@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from processors.embedding import OnnxEmbedder, base_model_path
 from processors.images import ImageLimits
 from processors.products import ProductProcessor
+from processors.ranking import Weights
 from schemas.milvus import product_collection
 from stores.milvus import MilvusVectorIndex
 from stores.postgres import PostgresRepository
 from stores.writer import ProductWriter
+from stylestream.search import SearchService
 from stylestream.settings import Settings
 
 
@@ -43,6 +45,17 @@ def open_index(settings: Settings, dim: int) -> MilvusVectorIndex:
     )
     index.ensure()
     return index
+
+
+def open_search(settings: Settings) -> SearchService:
+    """The two-stage search as served: the API, the CLI and the demo all use this one."""
+    embedder = open_embedder(settings)
+    return SearchService(
+        ProductProcessor(embedder, image_limits(settings)),
+        open_index(settings, embedder.dim),
+        Weights(settings.rank_weight_visual, settings.rank_weight_colour),
+        settings.rerank_candidates,
+    )
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Visual search over the index: by image or by product id. Shared by the CLI and the API."""
+"""Visual search over the index, by image or by product id, in two stages: approximate top-N
+from Milvus, then a rerank on the full features (processors/ranking.py). Shared by the CLI,
+the demo and the API."""
 
 from __future__ import annotations
 
@@ -8,8 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from processors.products import ProductProcessor
+from processors.ranking import Ranked, Weights, rerank
 from stores.base import Hit, VectorIndex
 from stores.milvus import quote
+
+MAX_CANDIDATES = 1000
 
 
 class UnknownProduct(LookupError):
@@ -40,22 +45,52 @@ class Filters:
         return " and ".join(parts)
 
 
+def _candidates(hits: Sequence[Hit]) -> list[tuple[str, float, dict[str, object]]]:
+    return [(h.product_id, h.score, dict(h.fields)) for h in hits]
+
+
 class SearchService:
-    def __init__(self, processor: ProductProcessor, index: VectorIndex) -> None:
+    def __init__(
+        self,
+        processor: ProductProcessor,
+        index: VectorIndex,
+        weights: Weights | None = None,
+        candidates: int = 100,
+    ) -> None:
         self.processor = processor
         self.index = index
+        self.weights = weights or Weights()
+        self.candidates = candidates
+
+    def _pool(self, k: int, offset: int) -> int:
+        return min(MAX_CANDIDATES, max(self.candidates, k + offset))
 
     def by_images(
-        self, images: Sequence[np.ndarray], k: int = 10, filters: Filters | None = None
-    ) -> list[list[Hit]]:
+        self,
+        images: Sequence[np.ndarray],
+        k: int = 10,
+        filters: Filters | None = None,
+        offset: int = 0,
+    ) -> list[list[Ranked]]:
         """Batched: one Milvus call for all queries (far cheaper than one call each)."""
-        vectors = self.processor.embed_images(images)
-        return self.index.search(vectors, k, (filters or Filters()).expression())
+        vectors, colours = self.processor.describe_queries(images)
+        hits = self.index.search(
+            vectors, self._pool(k, offset), (filters or Filters()).expression()
+        )
+        return [
+            rerank(_candidates(h), colour, self.weights)[offset : offset + k]
+            for h, colour in zip(hits, colours, strict=True)
+        ]
 
-    def by_product(self, product_id: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+    def by_product(
+        self, product_id: str, k: int = 10, filters: Filters | None = None, offset: int = 0
+    ) -> list[Ranked]:
         row = self.index.get([product_id], with_vectors=True).get(product_id)
         if row is None:
             raise UnknownProduct(f"product {product_id!r} is not in the index")
         vector = np.asarray([row["embedding"]], dtype=np.float32)
-        hits = self.index.search(vector, k + 1, (filters or Filters()).expression())[0]
-        return [h for h in hits if h.product_id != product_id][:k]
+        pool = self._pool(k, offset) + 1
+        hits = self.index.search(vector, pool, (filters or Filters()).expression())[0]
+        others = [h for h in hits if h.product_id != product_id]
+        colours = (row.get("colour") or {}).get("fractions", {})
+        return rerank(_candidates(others), colours, self.weights)[offset : offset + k]

@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     embed_batch_size: int = 64
     onnx_threads: int = 0  # 0 = onnxruntime's default
 
+    # Search (two-stage: Milvus top-N, then rerank; see processors/ranking.py)
+    rerank_candidates: int = 100
+    rank_weight_visual: float = 0.9
+    rank_weight_colour: float = 0.1
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Hosts the API may fetch image URLs from; empty = any public address (never private,
+    # loopback or link-local ones unless listed here).
+    api_image_hosts: list[str] = Field(default_factory=list)
+
     # Image limits (bad images are dead-lettered, never crash the worker)
     max_image_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000

@@ -1,7 +1,9 @@
 """Export the pretrained EfficientNet-Lite0 (ImageNet) feature extractor to ONNX, once.
 
-The served graph is ``extract_features(x).mean((2, 3))``: the 1280-d pooled features before
-the classifier, which transfer to retrieval better than the logits.
+The served graph is the last feature map's generalised-mean (GeM, p=3) pooling: 1280-d
+features before the classifier, which transfer to retrieval better than the logits. GeM
+weights strong activations (the garment) over weak ones (the backdrop); measured on the demo's
+split it beat average pooling (recall@10 0.726 vs 0.721, see NOTES.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from processors.embedding import BASE_MODEL_NAME, ModelCard, base_model_path, ca
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FEATURE_DIM = 1280
+GEM_P = 3.0
 
 
 def export_base_model(models_dir: Path, image_size: int, *, force: bool = False) -> Path:
@@ -40,7 +43,8 @@ def export_base_model(models_dir: Path, image_size: int, *, force: bool = False)
             self.net = net
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            features: torch.Tensor = self.net.extract_features(x).mean((2, 3))
+            fmap = self.net.extract_features(x).clamp(min=1e-6)
+            features: torch.Tensor = fmap.pow(GEM_P).mean((2, 3)).pow(1.0 / GEM_P)
             return features
 
     model = Features().eval()

@@ -142,3 +142,10 @@ def test_http_urls_are_fetched_with_a_byte_limit() -> None:
             read_image_bytes(ImageRef(url=url), only_cdn)
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("url", ["http://[", "http://\ufff9/x.png", "http:///x.png"])
+def test_malformed_urls_are_image_errors(url: str) -> None:
+    with pytest.raises(ImageError) as err:
+        read_image_bytes(ImageRef(url=url), ImageLimits(fetch_timeout_s=1))
+    assert err.value.kind is ErrorKind.IMAGE_UNAVAILABLE

@@ -1,0 +1,1 @@
+"""The search API and web page for frontends (FastAPI, served by uvicorn)."""

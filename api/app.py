@@ -1,0 +1,73 @@
+"""The API's app factory: settings in, a FastAPI app out; stores open in its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import errors, routes
+from api.metrics import ApiMetrics
+from api.models import Health
+from api.state import ApiState, State
+from stores.milvus import MilvusVectorIndex
+from stores.postgres import PostgresRepository
+from stylestream import components
+from stylestream.settings import Settings
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def open_state(settings: Settings) -> ApiState:
+    search = components.open_search(settings)
+    assert isinstance(search.index, MilvusVectorIndex)
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    return ApiState(settings, search, search.index, repo, components.image_limits(settings))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.api = open_state(settings)
+        try:
+            yield
+        finally:
+            app.state.api.close()
+
+    app = FastAPI(
+        title="StyleStream search API",
+        version="1.0.0",
+        description="Visual fashion search over the products the StyleStream workers index.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    ApiMetrics().install(app)
+    app.include_router(routes.router)
+
+    @app.get("/healthz", summary="The process is alive")
+    def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/readyz", summary="Milvus and Postgres are reachable", responses={503: {}})
+    def readyz(state: State) -> JSONResponse:
+        checks = {}
+        for name, ping in (("milvus", state.index.ping), ("postgres", state.repo.ping)):
+            try:
+                ping()
+                checks[name] = "ok"
+            except Exception as exc:  # readiness reports, it does not raise
+                checks[name] = f"unreachable: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        body = Health(status="ready" if ok else "not ready", checks=checks)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

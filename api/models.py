@@ -1,0 +1,131 @@
+"""Request and response bodies of the API (the OpenAPI document is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from processors.colour import PALETTE_NAMES
+
+Colour = Literal[PALETTE_NAMES]  # type: ignore[valid-type]
+MAX_K = 100
+MAX_OFFSET = 900
+
+
+class SearchFilters(BaseModel):
+    """AND-ed together. Values are matched exactly; they are never spliced into expressions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str | None = Field(default=None, min_length=1, max_length=64)
+    colour: Colour | None = Field(default=None, description="Primary colour of the item")
+    min_price: float | None = Field(default=None, ge=0, le=1e9)
+    max_price: float | None = Field(default=None, ge=0, le=1e9)
+
+    @model_validator(mode="after")
+    def _price_range(self) -> SearchFilters:
+        if (
+            self.min_price is not None
+            and self.max_price is not None
+            and self.min_price > self.max_price
+        ):
+            raise ValueError("min_price must not exceed max_price")
+        return self
+
+
+class Paging(BaseModel):
+    k: int = Field(default=10, ge=1, le=MAX_K)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    explain: bool = Field(default=False, description="Return each result's score components")
+
+
+class SimilarQuery(SearchFilters, Paging):
+    """Query parameters of more-like-this."""
+
+
+class ImageSearchRequest(Paging):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["image_url"]}, {"required": ["image_base64"]}]},
+    )
+
+    image_url: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://", description="http(s) only"
+    )
+    image_base64: str | None = Field(default=None, description="The encoded image, base64")
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+
+    @model_validator(mode="after")
+    def _one_image(self) -> ImageSearchRequest:
+        if (self.image_url is None) == (self.image_base64 is None):
+            raise ValueError("give exactly one of image_url or image_base64")
+        return self
+
+
+class ScoreComponents(BaseModel):
+    visual: float = Field(description="Cosine similarity of the image embeddings")
+    colour: float = Field(description="Histogram intersection of the colour shares in the ROI")
+    weight_visual: float
+    weight_colour: float
+
+
+class ResultItem(BaseModel):
+    product_id: str
+    score: float
+    category: str | None = None
+    title: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    primary_colour: str | None = None
+    thumbnail_url: str
+    components: ScoreComponents | None = None
+
+
+class SearchResponse(BaseModel):
+    results: list[ResultItem]
+    k: int
+    offset: int
+    model_version: str
+    took_ms: float
+
+
+class Product(BaseModel):
+    product_id: str
+    version: int
+    title: str
+    brand: str | None
+    category: str
+    price: float
+    currency: str
+    primary_colour: str
+    colour_fractions: dict[str, float]
+    roi_box: list[int]
+    image_width: int
+    image_height: int
+    synthetic_fields: list[str]
+    model_version: str
+    event_time: datetime
+    indexed_at: datetime
+    thumbnail_url: str
+
+
+class Facets(BaseModel):
+    categories: list[str]
+    colours: list[str]
+    products: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,193 @@
+"""/v1 endpoints. Handlers are sync: FastAPI runs them in its thread pool, so blocking store
+and ONNX calls never stall the event loop."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
+
+from api import images
+from api.errors import ApiError
+from api.models import (
+    MAX_K,
+    MAX_OFFSET,
+    Colour,
+    ErrorBody,
+    Facets,
+    ImageSearchRequest,
+    Product,
+    ResultItem,
+    ScoreComponents,
+    SearchFilters,
+    SearchResponse,
+    SimilarQuery,
+)
+from api.state import ApiState, State
+from processors.colour import PALETTE_NAMES
+from processors.ranking import Ranked
+from stylestream.search import Filters, UnknownProduct
+
+ProductIdPath = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (404, 413, 415, 422)
+}
+
+router = APIRouter(prefix="/v1", responses=ERRORS)
+
+
+def require_content_type(expected: str) -> Any:
+    def check(request: Request) -> None:
+        got = request.headers.get("content-type", "")
+        if not got.startswith(expected):
+            raise ApiError(
+                415, "unsupported_media_type", f"expected {expected}, got {got or 'nothing'}"
+            )
+
+    return Depends(check)
+
+
+def _filters(f: SearchFilters) -> Filters:
+    return Filters(
+        category=f.category, colour=f.colour, min_price=f.min_price, max_price=f.max_price
+    )
+
+
+def _items(state: ApiState, ranked: list[Ranked], explain: bool) -> list[ResultItem]:
+    summaries = state.repo.get_summaries([r.product_id for r in ranked])
+    weights = state.search.weights
+    out = []
+    for r in ranked:
+        meta = summaries.get(r.product_id, {})
+        price = meta.get("price", r.fields.get("price"))
+        out.append(
+            ResultItem(
+                product_id=r.product_id,
+                score=round(r.score, 6),
+                category=r.fields.get("category"),
+                title=meta.get("title"),
+                price=float(price) if price is not None else None,
+                currency=meta.get("currency"),
+                primary_colour=r.fields.get("primary_colour"),
+                thumbnail_url=f"/v1/products/{r.product_id}/thumbnail",
+                components=ScoreComponents(
+                    visual=round(r.visual, 6),
+                    colour=round(r.colour, 6),
+                    weight_visual=weights.visual,
+                    weight_colour=weights.colour,
+                )
+                if explain
+                else None,
+            )
+        )
+    return out
+
+
+def _search_image(
+    state: ApiState, rgb: np.ndarray, filters: SearchFilters, k: int, offset: int, explain: bool
+) -> SearchResponse:
+    started = time.perf_counter()
+    ranked = state.search.by_images([rgb], k, _filters(filters), offset)[0]
+    return SearchResponse(
+        results=_items(state, ranked, explain),
+        k=k,
+        offset=offset,
+        model_version=state.model_version,
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+@router.post(
+    "/search",
+    dependencies=[require_content_type("application/json")],
+    summary="Search by image (JSON: image_url or image_base64)",
+)
+def search_json(state: State, body: ImageSearchRequest) -> SearchResponse:
+    if body.image_url is not None:
+        rgb = images.from_url(body.image_url, state.limits, state.settings.api_image_hosts)
+    else:
+        assert body.image_base64 is not None
+        rgb = images.from_base64(body.image_base64, state.limits)
+    return _search_image(state, rgb, body.filters, body.k, body.offset, body.explain)
+
+
+@router.post(
+    "/search/upload",
+    dependencies=[require_content_type("multipart/form-data")],
+    summary="Search by image (multipart upload)",
+)
+def search_upload(
+    state: State,
+    image: Annotated[UploadFile, File(description="The query image")],
+    category: Annotated[str | None, Form(min_length=1, max_length=64)] = None,
+    colour: Annotated[Colour | None, Form()] = None,
+    min_price: Annotated[float | None, Form(ge=0, le=1e9)] = None,
+    max_price: Annotated[float | None, Form(ge=0, le=1e9)] = None,
+    k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
+    offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
+    explain: Annotated[bool, Form()] = False,
+) -> SearchResponse:
+    try:
+        filters = SearchFilters(
+            category=category, colour=colour, min_price=min_price, max_price=max_price
+        )
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from exc
+    raw = image.file.read(state.limits.max_bytes + 1)
+    if len(raw) > state.limits.max_bytes:
+        raise ApiError(413, "image_too_large", f"image exceeds {state.limits.max_bytes} bytes")
+    rgb = images.from_bytes(raw, state.limits)
+    return _search_image(state, rgb, filters, k, offset, explain)
+
+
+@router.get("/products/{product_id}/similar", summary="More like this product")
+def similar(
+    state: State, product_id: ProductIdPath, query: Annotated[SimilarQuery, Query()]
+) -> SearchResponse:
+    started = time.perf_counter()
+    try:
+        ranked = state.search.by_product(product_id, query.k, _filters(query), query.offset)
+    except UnknownProduct as exc:
+        raise ApiError(404, "unknown_product", str(exc)) from exc
+    return SearchResponse(
+        results=_items(state, ranked, query.explain),
+        k=query.k,
+        offset=query.offset,
+        model_version=state.model_version,
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+@router.get("/products/{product_id}", summary="Product metadata")
+def product(state: State, product_id: ProductIdPath) -> Product:
+    row = state.repo.get_product(product_id)
+    if row is None:
+        raise ApiError(404, "unknown_product", f"product {product_id!r} does not exist")
+    row["price"] = float(row["price"])
+    return Product(**row, thumbnail_url=f"/v1/products/{product_id}/thumbnail")
+
+
+@router.get(
+    "/products/{product_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/webp": {}}}},
+    summary="Product thumbnail (WebP)",
+)
+def thumbnail(state: State, product_id: ProductIdPath) -> Response:
+    data = state.repo.get_thumbnail(product_id)
+    if data is None:
+        raise ApiError(404, "unknown_product", f"no thumbnail for {product_id!r}")
+    return Response(data, media_type="image/webp", headers={"Cache-Control": "max-age=300"})
+
+
+@router.get("/facets", summary="Filter values for the page")
+def facets(state: State) -> Facets:
+    return Facets(
+        categories=state.repo.categories(),
+        colours=list(PALETTE_NAMES),
+        products=state.repo.count_products(),
+    )

@@ -1,0 +1,39 @@
+"""What the API holds open for its lifetime, and the dependency that hands it to routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from processors.images import ImageLimits
+from stores.milvus import MilvusVectorIndex
+from stores.postgres import PostgresRepository
+from stylestream.search import SearchService
+from stylestream.settings import Settings
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    search: SearchService
+    index: MilvusVectorIndex
+    repo: PostgresRepository
+    limits: ImageLimits
+
+    @property
+    def model_version(self) -> str:
+        return self.search.processor.embedder.model_version
+
+    def close(self) -> None:
+        self.index.close()
+        self.repo.close()
+
+
+def get_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state
+
+
+State = Annotated[ApiState, Depends(get_state)]

@@ -1,0 +1,136 @@
+// StyleStream search page: plain JavaScript, no build step.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const form = $("#filters");
+let lastQuery = null; // {kind: "image", file} | {kind: "product", id}
+
+function filterParams() {
+  const data = new FormData(form);
+  const out = {};
+  for (const [key, value] of data.entries()) {
+    if (value === "" || value === null) continue;
+    out[key] = key === "explain" ? "true" : value;
+  }
+  return out;
+}
+
+function showError(message) {
+  const el = $("#error");
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+async function call(url, options) {
+  const response = await fetch(url, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = body.error ? body.error.message : `HTTP ${response.status}`;
+    throw new Error(message);
+  }
+  return body;
+}
+
+function money(price, currency) {
+  if (price === null || price === undefined) return "";
+  return `${Number(price).toFixed(2)} ${currency || ""}`.trim();
+}
+
+function render(body, label) {
+  const grid = $("#results");
+  grid.replaceChildren();
+  for (const item of body.results) {
+    const card = document.createElement("article");
+    card.className = "card";
+    card.dataset.testid = "result";
+    card.dataset.productId = item.product_id;
+    card.dataset.category = item.category || "";
+    card.title = item.title || item.product_id;
+    const img = document.createElement("img");
+    img.src = item.thumbnail_url;
+    img.alt = item.title || item.product_id;
+    img.loading = "lazy";
+    const category = document.createElement("div");
+    category.className = "category";
+    category.textContent = item.category || "—";
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    const price = document.createElement("span");
+    price.textContent = money(item.price, item.currency);
+    const score = document.createElement("span");
+    score.textContent = `score ${item.score.toFixed(3)}`;
+    meta.append(price, score);
+    card.append(img, category, meta);
+    if (item.components) {
+      const why = document.createElement("div");
+      why.className = "why";
+      why.textContent = `visual ${item.components.visual.toFixed(3)} · colour ${item.components.colour.toFixed(3)}`;
+      card.append(why);
+    }
+    card.addEventListener("click", () => search({ kind: "product", id: item.product_id }));
+    grid.append(card);
+  }
+  $("#status").textContent =
+    `${body.results.length} results ${label} in ${body.took_ms.toFixed(0)} ms (model ${body.model_version})`;
+}
+
+async function search(query) {
+  lastQuery = query;
+  showError("");
+  $("#status").textContent = "Searching…";
+  const params = filterParams();
+  try {
+    let body;
+    let label;
+    if (query.kind === "image") {
+      const data = new FormData();
+      data.append("image", query.file);
+      for (const [key, value] of Object.entries(params)) data.append(key, value);
+      body = await call("/v1/search/upload", { method: "POST", body: data });
+      label = `for ${query.file.name}`;
+    } else {
+      const qs = new URLSearchParams(params).toString();
+      body = await call(`/v1/products/${encodeURIComponent(query.id)}/similar?${qs}`);
+      label = `like ${query.id}`;
+    }
+    render(body, label);
+  } catch (err) {
+    $("#status").textContent = "";
+    $("#results").replaceChildren();
+    showError(err.message);
+  }
+}
+
+function useFile(file) {
+  if (!file) return;
+  const preview = $("#preview");
+  preview.src = URL.createObjectURL(file);
+  preview.hidden = false;
+  search({ kind: "image", file });
+}
+
+async function loadFacets() {
+  try {
+    const facets = await call("/v1/facets");
+    const categories = form.elements.category;
+    for (const c of facets.categories) categories.append(new Option(c, c));
+    const colours = form.elements.colour;
+    for (const c of facets.colours) colours.append(new Option(c, c));
+    $("#status").textContent = `${facets.products} products indexed`;
+  } catch (err) {
+    showError(`Cannot load filters: ${err.message}`);
+  }
+}
+
+const drop = $("#drop");
+$("#file").addEventListener("change", (e) => useFile(e.target.files[0]));
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  useFile(e.dataTransfer.files[0]);
+});
+form.addEventListener("change", () => { if (lastQuery) search(lastQuery); });
+form.addEventListener("submit", (e) => e.preventDefault());
+loadFacets();

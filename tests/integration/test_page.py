@@ -1,0 +1,128 @@
+"""The web page in a real headless browser (Debian's Chromium driven by Playwright) against a
+real `stylestream api` process: upload an image, results appear, a filter narrows them."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect, sync_playwright
+
+from processors.products import ProductProcessor, RawEvent
+from schemas.events import encode_event
+from stores.writer import ProductWriter
+from tests.integration.conftest import Stack, free_port, wait_for
+from tests.integration.events import photo, upsert
+
+pytestmark = pytest.mark.services
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def api_url(
+    make_stack: Callable[..., Stack],
+    processor: ProductProcessor,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    port = free_port()
+    stack = make_stack(milvus_index="FLAT", api_port=str(port))
+    events = [upsert(f"w{i:03d}", 1, i) for i in range(80)]
+    ProductWriter(stack.index, stack.repo).write(
+        processor.process([RawEvent(encode_event(e)) for e in events])
+    )
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stylestream.cli", "api"],
+            env=stack.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text()
+        try:
+            status: int = urllib.request.urlopen(f"{url}/readyz", timeout=2).status
+            return status == 200
+        except OSError:
+            return False
+
+    wait_for(ready, timeout=60)
+    yield url
+    proc.terminate()
+    proc.wait(20)
+
+
+@pytest.fixture
+def page(api_url: str) -> Iterator[Page]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        page.goto(api_url)
+        yield page
+        browser.close()
+
+
+def query_file(tmp_path: Path, i: int) -> Path:
+    path = tmp_path / f"query-{i}.png"
+    buf = io.BytesIO()
+    Image.fromarray(photo(i)[0]).save(buf, format="PNG")
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_upload_shows_results_and_a_filter_narrows_them(page: Page, tmp_path: Path) -> None:
+    expect(page.locator("select[name=category] option[value=bag]")).to_have_count(1)
+    page.set_input_files("[data-testid=file]", str(query_file(tmp_path, 3)))
+    cards = page.locator("[data-testid=result]")
+    expect(cards.first).to_be_visible()
+    assert cards.count() == 24
+    first = cards.first
+    assert first.get_attribute("data-product-id") == "w003"  # the query's own photo
+    expect(first.locator("img")).to_have_js_property("complete", True)
+    assert first.locator("img").evaluate("img => img.naturalWidth") >= 64  # thumbnail loaded
+
+    categories_before = {cards.nth(i).get_attribute("data-category") for i in range(cards.count())}
+    assert len(categories_before) > 1
+    page.select_option("[data-testid=category]", "bag")
+    expect(page.locator("[data-testid=status]")).to_contain_text("results for query-3.png")
+    expect(cards.first).to_have_attribute("data-category", "bag")
+    narrowed = {cards.nth(i).get_attribute("data-category") for i in range(cards.count())}
+    assert narrowed == {"bag"}
+    assert 0 < cards.count() < 24
+
+
+def test_clicking_a_result_shows_more_like_it(page: Page, tmp_path: Path) -> None:
+    page.set_input_files("[data-testid=file]", str(query_file(tmp_path, 8)))
+    cards = page.locator("[data-testid=result]")
+    expect(cards.first).to_be_visible()
+    target = cards.nth(1).get_attribute("data-product-id")
+    cards.nth(1).click()
+    expect(page.locator("[data-testid=status]")).to_contain_text(f"like {target}")
+    ids = [cards.nth(i).get_attribute("data-product-id") for i in range(cards.count())]
+    assert target not in ids and len(ids) > 0
+
+
+def test_a_bad_file_shows_the_api_error(page: Page, tmp_path: Path) -> None:
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"this is not an image")
+    page.set_input_files("[data-testid=file]", str(bad))
+    error = page.locator("[data-testid=error]")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("cannot decode image")
