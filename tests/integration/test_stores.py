@@ -21,9 +21,10 @@ from schemas.tables import metadata
 from stores.migrate import downgrade, upgrade
 from stores.milvus import MilvusVectorIndex
 from stores.writer import ProductWriter
+from stylestream.dev.milvus_server import milvus_standalone
 from stylestream.search import Filters
 from stylestream.settings import Settings
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, free_port
 from tests.integration.events import upsert
 from tests.synthetic import encode, synthetic_garment
 
@@ -49,13 +50,23 @@ def rows(n: int, seed: int = 0) -> list[dict[str, object]]:
     ]
 
 
-@pytest.fixture(params=["lite-file", "lite-server"])
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Milvus 2.3.5 standalone server, for the same adapter tests as Milvus Lite."""
+    with milvus_standalone(tmp_path_factory.mktemp("milvus-server"), free_port()) as (uri, _):
+        yield uri
+
+
+@pytest.fixture(params=["lite-file", "lite-server", "milvus-standalone"])
 def index(
     request: pytest.FixtureRequest, tmp_path: Path, running_services: Settings
 ) -> Iterator[MilvusVectorIndex]:
-    uri = (
-        str(tmp_path / "milvus.db") if request.param == "lite-file" else running_services.milvus_uri
-    )
+    if request.param == "lite-file":
+        uri = str(tmp_path / "milvus.db")
+    elif request.param == "lite-server":
+        uri = running_services.milvus_uri
+    else:
+        uri = request.getfixturevalue("milvus_server")
     idx = MilvusVectorIndex(
         uri, f"store_test_{request.param.replace('-', '_')}", product_collection(DIM)
     )
