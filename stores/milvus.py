@@ -47,6 +47,7 @@ class MilvusVectorIndex:
         token: str = "",
         index_type: str = "HNSW",
         batch_size: int = 500,
+        search_consistency: str = "Strong",
     ) -> None:
         if index_type not in _INDEX_PARAMS:
             raise ValueError(f"unsupported index type {index_type}: use {sorted(_INDEX_PARAMS)}")
@@ -55,6 +56,9 @@ class MilvusVectorIndex:
         self.spec = spec
         self.index_type = index_type
         self.batch_size = batch_size
+        # Strong: read-your-writes, but a Milvus server then waits up to a time tick (~200 ms)
+        # per search; Bounded trades seconds of staleness for that latency.
+        self.search_consistency = search_consistency
         self._pk = next(f.name for f in spec.fields if f.primary)
 
     def ensure(self) -> None:
@@ -113,6 +117,7 @@ class MilvusVectorIndex:
             output_fields=self.spec.scalar_fields,
             search_params=self._search_params(k + offset),
             anns_field=self.spec.vector_field,
+            consistency_level=self.search_consistency,
             **kwargs,
         )
         return [
@@ -145,6 +150,11 @@ class MilvusVectorIndex:
     def drop(self) -> None:
         if self.client.has_collection(self.collection):
             self.client.drop_collection(self.collection)
+
+    def flush(self) -> None:
+        """Seal what was written into indexed segments. Milvus Lite searches unflushed rows by
+        brute force in Python (measured: 230-400 ms vs 40-80 ms flushed at 2000 rows)."""
+        self.client.flush(self.collection)
 
     def ping(self) -> None:
         self.client.list_collections()

@@ -29,9 +29,21 @@ def _fresh_delete(entry: LedgerEntry | None, version: int) -> bool:
 
 
 class ProductWriter:
-    def __init__(self, index: VectorIndex, repo: MetadataRepository) -> None:
+    def __init__(
+        self, index: VectorIndex, repo: MetadataRepository, flush_rows: int = 5000
+    ) -> None:
         self.index = index
         self.repo = repo
+        self.flush_rows = flush_rows
+        self.unflushed = 0  # rows written to the index since its last flush
+
+    def flush(self) -> bool:
+        """Seal the index's recent writes, if any. Returns whether it flushed."""
+        if not self.unflushed:
+            return False
+        self.index.flush()
+        self.unflushed = 0
+        return True
 
     def write(self, batch: BatchResult) -> WriteOutcome:
         ids = [u.product_id for u in batch.upserts] + [d.product_id for d in batch.deletes]
@@ -52,4 +64,7 @@ class ProductWriter:
             [(d.product_id, d.version) for d in deletes],
         )
         stale = len(batch.upserts) + len(batch.deletes) - len(upserts) - len(deletes)
+        self.unflushed += len(upserts) + len(deletes)
+        if self.unflushed >= self.flush_rows:
+            self.flush()
         return WriteOutcome(indexed=indexed, deleted=deleted, stale=stale)

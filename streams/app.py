@@ -71,4 +71,12 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
             yield len(raws)
 
     app.agent(products, name="products")(product_agent)
+
+    if settings.milvus_flush_interval_s > 0:
+
+        async def flush_index() -> None:
+            await asyncio.get_running_loop().run_in_executor(executor, handler.flush)
+
+        app.timer(interval=settings.milvus_flush_interval_s)(flush_index)
+
     return app

@@ -56,6 +56,14 @@ class BatchHandler:
         self.retries = retries
         self.backoff_s = backoff_s
 
+    def flush(self) -> bool:
+        """Seal recent index writes (called on a timer and at shutdown); never raises."""
+        try:
+            return self.writer.flush()
+        except Exception as exc:  # the next timer tick retries; searches still see the rows
+            log.warning("index flush failed: %s", exc)
+            return False
+
     def handle(self, raws: Sequence[RawEvent]) -> HandledBatch:
         """Never raises: whatever cannot be applied comes back as dead letters."""
         started = time.perf_counter()

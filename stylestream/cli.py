@@ -250,6 +250,49 @@ def api(settings: Settings, host: str | None, port: int | None) -> None:
 
 
 @main.group()
+def bench() -> None:
+    """Benchmarks (JSON out; baselines in the same run)."""
+
+
+@bench.command("search")
+@click.option("--sizes", default="100000,1000000", show_default=True, help="Index sizes.")
+@click.option("--dim", default=128, show_default=True, help="Synthetic vector dimension.")
+@click.option("--queries", default=200, show_default=True)
+@click.option("--backends", default="milvus-lite,milvus-standalone", show_default=True)
+@click.option("--api-seconds", default=60.0, show_default=True, help="0 skips the API load.")
+@click.option("--concurrency", default=16, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def bench_search(
+    settings: Settings,
+    sizes: str,
+    dim: int,
+    queries: int,
+    backends: str,
+    api_seconds: float,
+    concurrency: int,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """Milvus top-10 latency/recall at each size on Lite and a server, and the API under load."""
+    from bench.search import run_search_bench
+
+    report = run_search_bench(
+        settings,
+        [int(s) for s in sizes.split(",")],
+        dim,
+        queries,
+        backends.split(","),
+        api_seconds,
+        concurrency,
+        out,
+        log=lambda m: click.echo(m, err=True),
+    )
+    click.echo(json.dumps(report, indent=None if as_json else 2))
+
+
+@main.group()
 def schemas() -> None:
     """Contracts."""
 

@@ -42,6 +42,7 @@ def open_index(settings: Settings, dim: int) -> MilvusVectorIndex:
         product_collection(dim),
         token=settings.milvus_token,
         index_type=settings.milvus_index,
+        search_consistency=settings.milvus_search_consistency,
     )
     index.ensure()
     return index
@@ -78,5 +79,5 @@ def build(settings: Settings) -> Components:
         processor=ProductProcessor(embedder, image_limits(settings)),
         index=index,
         repo=repo,
-        writer=ProductWriter(index, repo),
+        writer=ProductWriter(index, repo, settings.milvus_flush_rows),
     )

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     milvus_collection: str = "products_v1"
     milvus_index: str = "HNSW"  # HNSW | FLAT | IVF_FLAT
     milvus_lite_port: int = 19540
+    milvus_search_consistency: str = "Strong"  # Bounded on servers when ~200 ms matters
+    milvus_flush_rows: int = 5000  # flush the index after this many written rows ...
+    milvus_flush_interval_s: float = 10.0  # ... or this long after the last write
 
     # Model
     model_dir: Path | None = None  # default: <data_dir>/models

@@ -27,4 +27,5 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     try:
         faust.Worker(app, loglevel=loglevel).execute_from_commandline()
     finally:
+        handler.flush()  # what the last timer tick did not seal
         built.close()

@@ -50,3 +50,19 @@ def test_an_unreachable_store_dead_letters_the_batch_after_retries(
     assert {d.error_kind for d in handled.dead_letters} == {ErrorKind.STORE_ERROR}
     assert "after 2 attempts" in handled.dead_letters[0].error_message
     assert handled.dead_letters[0].original() == raws[0].value
+
+
+def test_index_writes_are_flushed_on_demand_and_after_enough_rows(
+    make_stack: Callable[..., Stack], processor: ProductProcessor
+) -> None:
+    stack = make_stack()
+    writer = ProductWriter(stack.index, stack.repo, flush_rows=3)
+    handler = BatchHandler(processor, writer, WorkerMetrics())
+    handler.handle([RawEvent(encode_event(upsert("f0", 1, 0)))])
+    assert writer.unflushed == 1
+    assert handler.flush() is True and writer.unflushed == 0
+    assert handler.flush() is False  # nothing new to seal
+    handler.handle([RawEvent(encode_event(upsert(f"f{i}", 1, i))) for i in range(1, 4)])
+    assert writer.unflushed == 0  # three rows reached flush_rows: flushed in the write
+    assert stack.index.count() == 4
+    assert stack.index.get(["f3"])["f3"]["version"] == 1

@@ -1,0 +1,2 @@
+"""Benchmarks. Speed goals live here (JSON output, baselines measured in the same run), never in
+timed tests."""

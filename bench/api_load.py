@@ -1,0 +1,100 @@
+"""End-to-end HTTP load on the search API: N client threads for T seconds, each sending image
+uploads over a kept-alive connection. Bounded in time and count; loopback only."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_REQUESTS = 200_000
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    concurrency: int
+    seconds: float
+    requests: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    qps: float
+    error_examples: list[str]
+
+
+def _multipart(image: bytes, k: int) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="k"\r\n\r\n{k}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="q.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + image
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def run_load(
+    host: str,
+    port: int,
+    images: list[bytes],
+    concurrency: int = 16,
+    seconds: float = 60.0,
+    k: int = 10,
+) -> LoadResult:
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError("load tests target loopback only")
+    bodies = [_multipart(img, k) for img in images]
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client(worker: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        i = worker
+        while time.monotonic() < stop_at and len(latencies) + len(errors) < MAX_REQUESTS:
+            body, ctype = bodies[i % len(bodies)]
+            i += concurrency
+            started = time.perf_counter()
+            try:
+                conn.request(
+                    "POST", "/v1/search/upload", body=body, headers={"Content-Type": ctype}
+                )
+                resp = conn.getresponse()
+                resp.read()
+                ok = resp.status == 200
+                detail = f"HTTP {resp.status}"
+            except (OSError, http.client.HTTPException) as exc:
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=30)
+            elapsed = time.perf_counter() - started
+            with lock:
+                (latencies.append(elapsed) if ok else errors.append(detail))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(concurrency)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - started
+    lat = np.array(latencies) * 1000 if latencies else np.array([0.0])
+    return LoadResult(
+        concurrency=concurrency,
+        seconds=round(wall, 1),
+        requests=len(latencies) + len(errors),
+        errors=len(errors),
+        p50_ms=round(float(np.percentile(lat, 50)), 1),
+        p99_ms=round(float(np.percentile(lat, 99)), 1),
+        qps=round(len(latencies) / wall, 1),
+        error_examples=sorted(set(errors))[:5],
+    )
