@@ -27,23 +27,15 @@ from bench.api_load import run_load
 from bench.milvus_bench import build_and_measure
 from bench.vectors import clustered
 from stylestream.dev.milvus_server import milvus_standalone
-from stylestream.dev.process import wait_until
+from stylestream.dev.process import free_port, wait_until
 from stylestream.settings import Settings
 
 BACKENDS = ("milvus-lite", "milvus-standalone")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def milvus_lite_server(data_dir: Path) -> Iterator[tuple[str, int]]:
-    port = _free_port()
+    port = free_port()
     exe = Path(sys.executable).parent / "milvus-lite"
     proc = subprocess.Popen(
         [
@@ -76,7 +68,7 @@ def milvus_lite_server(data_dir: Path) -> Iterator[tuple[str, int]]:
 def _backend(name: str, data_dir: Path) -> Any:
     if name == "milvus-lite":
         return milvus_lite_server(data_dir)
-    return milvus_standalone(data_dir, _free_port())
+    return milvus_standalone(data_dir, free_port())
 
 
 def _versions() -> dict[str, str]:
@@ -136,7 +128,7 @@ def bench_api(
     from stylestream.catalog import held_out_queries
 
     products = _ensure_indexed(settings, log)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "STYLESTREAM_API_PORT": str(port)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "stylestream.cli", "api"],

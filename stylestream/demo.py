@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from streams.topics import ensure_topics
 from stylestream import components
 from stylestream.catalog import fashion_mnist_catalogue, held_out_queries
 from stylestream.dev import services
+from stylestream.dev.process import free_port
 from stylestream.fashion_mnist import CLASSES, to_rgb
 from stylestream.producer import ProductProducer
 from stylestream.search import Filters, SearchService
@@ -124,9 +124,7 @@ def _freshness_ms(repo: PostgresRepository, version: int) -> np.ndarray:
 def start_worker(log_path: Path) -> subprocess.Popen[bytes]:
     """The worker inherits the demo's environment, so it sees the same settings."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with socket.socket() as s:  # a free metrics port: a long-running worker may hold 9108
-        s.bind(("127.0.0.1", 0))
-        metrics_port = str(s.getsockname()[1])
+    metrics_port = str(free_port())  # a long-running worker may hold the default 9108
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "stylestream.cli", "worker"],

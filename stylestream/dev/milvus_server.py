@@ -9,10 +9,11 @@ Its embedded etcd's peer port is fixed at 2380, so one such server runs per mach
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from stylestream.dev.process import free_port
 
 COMPONENTS = (
     "proxy",
@@ -26,12 +27,6 @@ COMPONENTS = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def milvus_standalone(
     data_dir: Path, port: int, timeout_s: float = 120
@@ -42,7 +37,7 @@ def milvus_standalone(
     server = MilvusServer(wait_for_started=False)
     server.set_base_dir(str(data_dir))
     server.listen_port = port
-    server.config.set("etcd_port", _free_port())
+    server.config.set("etcd_port", free_port())
     for component in COMPONENTS:
         server.config.set(f"{component}.ip", "127.0.0.1")
     server.start()

@@ -20,6 +20,13 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (for child servers started by tests and benches)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

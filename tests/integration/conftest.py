@@ -5,7 +5,6 @@ database and collection, so tests never see each other's data."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,15 +27,10 @@ from stores.postgres import PostgresRepository
 from streams.topics import ensure_topics, topic_specs
 from stylestream.dev import services
 from stylestream.dev.postgres import PostgresService
+from stylestream.dev.process import free_port
 from stylestream.settings import Settings
 
 pytestmark = pytest.mark.services
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.25) -> Any:

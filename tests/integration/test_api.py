@@ -19,7 +19,8 @@ from api.app import create_app
 from processors.products import ProductProcessor, RawEvent
 from schemas.events import ImageRef, encode_event
 from stores.writer import ProductWriter
-from tests.integration.conftest import Stack, free_port
+from stylestream.dev.process import free_port
+from tests.integration.conftest import Stack
 from tests.integration.events import photo, upsert
 from tests.synthetic import encode, synthetic_garment
 

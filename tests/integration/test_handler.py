@@ -13,7 +13,8 @@ from stores.postgres import PostgresRepository
 from stores.writer import ProductWriter
 from streams.handler import BatchHandler
 from streams.metrics import WorkerMetrics
-from tests.integration.conftest import Stack, free_port
+from stylestream.dev.process import free_port
+from tests.integration.conftest import Stack
 from tests.integration.events import upsert
 
 pytestmark = pytest.mark.services

@@ -18,7 +18,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 from processors.products import ProductProcessor, RawEvent
 from schemas.events import encode_event
 from stores.writer import ProductWriter
-from tests.integration.conftest import Stack, free_port, wait_for
+from stylestream.dev.process import free_port
+from tests.integration.conftest import Stack, wait_for
 from tests.integration.events import photo, upsert
 
 pytestmark = pytest.mark.services

@@ -22,9 +22,10 @@ from stores.migrate import downgrade, upgrade
 from stores.milvus import MilvusVectorIndex
 from stores.writer import ProductWriter
 from stylestream.dev.milvus_server import milvus_standalone
+from stylestream.dev.process import free_port
 from stylestream.search import Filters
 from stylestream.settings import Settings
-from tests.integration.conftest import Stack, free_port
+from tests.integration.conftest import Stack
 from tests.integration.events import upsert
 from tests.synthetic import encode, synthetic_garment
 
