@@ -6,7 +6,6 @@ As root, the server runs as the system user ``embedded_postgres`` (postgres refu
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import subprocess
 import warnings
@@ -146,7 +145,3 @@ class PostgresService:
 
     def pid(self) -> int | None:
         return self._pid()
-
-
-def current_user_is(name: str) -> bool:
-    return pwd.getpwuid(os.geteuid()).pw_name == name
