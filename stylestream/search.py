@@ -73,14 +73,19 @@ class SearchService:
         offset: int = 0,
     ) -> list[list[Ranked]]:
         """Batched: one Milvus call for all queries (far cheaper than one call each)."""
-        vectors, colours = self.processor.describe_queries(images)
-        hits = self.index.search(
-            vectors, self._pool(k, offset), (filters or Filters()).expression()
-        )
         return [
-            rerank(_candidates(h), colour, self.weights)[offset : offset + k]
-            for h, colour in zip(hits, colours, strict=True)
+            rerank(hits, colours, self.weights)[offset : offset + k]
+            for hits, colours in self.stage_one(images, self._pool(k, offset), filters)
         ]
+
+    def stage_one(
+        self, images: Sequence[np.ndarray], pool: int, filters: Filters | None = None
+    ) -> list[tuple[list[tuple[str, float, dict[str, object]]], dict[str, float]]]:
+        """Stage one for each image: Milvus's top ``pool`` and the query's colour shares, ready
+        for ``rerank`` (callers comparing weightings rerank these without searching again)."""
+        vectors, colours = self.processor.describe_queries(images)
+        hits = self.index.search(vectors, pool, (filters or Filters()).expression())
+        return [(_candidates(h), c) for h, c in zip(hits, colours, strict=True)]
 
     def by_product(
         self, product_id: str, k: int = 10, filters: Filters | None = None, offset: int = 0
