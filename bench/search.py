@@ -26,43 +26,25 @@ from PIL import Image
 from bench.api_load import run_load
 from bench.milvus_bench import build_and_measure
 from bench.vectors import clustered
+from stylestream.dev.milvus import MilvusLiteService
 from stylestream.dev.milvus_server import milvus_standalone
 from stylestream.dev.process import free_port, wait_until
 from stylestream.settings import Settings
 
-BACKENDS = ("milvus-lite", "milvus-standalone")
-
 
 @contextmanager
 def milvus_lite_server(data_dir: Path) -> Iterator[tuple[str, int]]:
+    """A throwaway Milvus Lite server: the dev service, on its own folder and a free port."""
     port = free_port()
-    exe = Path(sys.executable).parent / "milvus-lite"
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "server",
-            "--data-dir",
-            str(data_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    uri = f"http://127.0.0.1:{port}"
+    service = MilvusLiteService(Settings(data_dir=data_dir, milvus_lite_port=port, milvus_uri=uri))
+    service.up()
     try:
-        from pymilvus import MilvusClient
-
-        def up() -> bool:
-            MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=2).list_collections()
-            return True
-
-        wait_until(up, 60, "milvus-lite server")
-        yield f"http://127.0.0.1:{port}", proc.pid
+        pid = service.process().pid()
+        assert pid is not None
+        yield uri, pid
     finally:
-        proc.terminate()
-        proc.wait(30)
+        service.down()
 
 
 def _backend(name: str, data_dir: Path) -> Any:
