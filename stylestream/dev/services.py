@@ -47,7 +47,7 @@ def status(settings: Settings) -> list[ServiceStatus]:
         pid = service.pid() if isinstance(service, PostgresService) else service.process().pid()
         try:
             healthy = service.healthy()
-            detail = "ok"
+            detail = "ok" if healthy else "not answering"
         except Exception as exc:  # status reports, it does not fail
             healthy, detail = False, str(exc).splitlines()[0][:120]
         out.append(ServiceStatus(service.name, pid is not None, healthy, f"pid={pid} {detail}"))
