@@ -8,8 +8,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from processors.colour import PALETTE_NAMES
+from schemas.attributes import BY_KEY
 
 Colour = Literal[PALETTE_NAMES]  # type: ignore[valid-type]
+AttributeKey = Literal[tuple(BY_KEY)]  # type: ignore[valid-type]
+MAX_ATTRIBUTE_FILTERS = 32
 MAX_K = 100
 MAX_OFFSET = 900
 
@@ -23,6 +26,12 @@ class SearchFilters(BaseModel):
     colour: Colour | None = Field(default=None, description="Primary colour of the item")
     min_price: float | None = Field(default=None, ge=0, le=1e9)
     max_price: float | None = Field(default=None, ge=0, le=1e9)
+    attributes: list[AttributeKey] = Field(  # type: ignore[valid-type]
+        default_factory=list,
+        max_length=MAX_ATTRIBUTE_FILTERS,
+        description="Taxonomy keys (see /v1/attributes): a product needs at least one of the "
+        "keys given in each group, and every group given",
+    )
 
     @model_validator(mode="after")
     def _price_range(self) -> SearchFilters:
@@ -67,8 +76,10 @@ class ImageSearchRequest(Paging):
 class ScoreComponents(BaseModel):
     visual: float = Field(description="Cosine similarity of the image embeddings")
     colour: float = Field(description="Histogram intersection of the colour shares in the ROI")
+    attributes: float = Field(description="Weighted overlap of the predicted attributes")
     weight_visual: float
     weight_colour: float
+    weight_attributes: float
 
 
 class ResultItem(BaseModel):
@@ -79,6 +90,8 @@ class ResultItem(BaseModel):
     price: float | None = None
     currency: str | None = None
     primary_colour: str | None = None
+    predicted_category: str | None = None
+    attributes: list[str] = Field(default_factory=list)
     thumbnail_url: str
     components: ScoreComponents | None = None
 
@@ -89,6 +102,13 @@ class SearchResponse(BaseModel):
     offset: int
     model_version: str
     took_ms: float
+
+
+class ProductAttribute(BaseModel):
+    attribute_key: str
+    confidence: float
+    source: str
+    model_version: str | None = None
 
 
 class Product(BaseModel):
@@ -106,9 +126,36 @@ class Product(BaseModel):
     image_height: int
     synthetic_fields: list[str]
     model_version: str
+    predicted_category: str | None = None
+    category_confidence: float | None = None
+    tagger_version: str | None = None
+    attributes: list[ProductAttribute] = Field(default_factory=list)
     event_time: datetime
     indexed_at: datetime
     thumbnail_url: str
+
+
+class AttributeInfo(BaseModel):
+    key: str
+    name: str
+    description: str
+    source: str = Field(description="model (predicted), derived, or catalogue (from events)")
+    parent: str | None = None
+    products: int = Field(description="Products carrying it")
+
+
+class AttributeGroupInfo(BaseModel):
+    key: str
+    name: str
+    description: str
+    exclusive: bool
+    attributes: list[AttributeInfo]
+
+
+class Taxonomy(BaseModel):
+    taxonomy_version: int
+    attributes: int
+    groups: list[AttributeGroupInfo]
 
 
 class Facets(BaseModel):

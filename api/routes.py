@@ -12,22 +12,29 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Respon
 from api import images
 from api.errors import ApiError
 from api.models import (
+    MAX_ATTRIBUTE_FILTERS,
     MAX_K,
     MAX_OFFSET,
+    AttributeGroupInfo,
+    AttributeInfo,
+    AttributeKey,
     Colour,
     ErrorBody,
     Facets,
     ImageSearchRequest,
     Product,
+    ProductAttribute,
     ResultItem,
     ScoreComponents,
     SearchFilters,
     SearchResponse,
     SimilarQuery,
+    Taxonomy,
 )
 from api.state import ApiState, State
 from processors.colour import PALETTE_NAMES
 from processors.ranking import Ranked
+from schemas.attributes import GROUPS
 from stylestream.search import Filters, UnknownProduct
 
 ProductIdPath = Annotated[
@@ -53,7 +60,11 @@ def require_content_type(expected: str) -> Any:
 
 def _filters(f: SearchFilters) -> Filters:
     return Filters(
-        category=f.category, colour=f.colour, min_price=f.min_price, max_price=f.max_price
+        category=f.category,
+        colour=f.colour,
+        min_price=f.min_price,
+        max_price=f.max_price,
+        attributes=tuple(f.attributes),
     )
 
 
@@ -73,12 +84,16 @@ def _items(state: ApiState, ranked: list[Ranked], explain: bool) -> list[ResultI
                 price=float(price) if price is not None else None,
                 currency=meta.get("currency"),
                 primary_colour=r.fields.get("primary_colour"),
+                predicted_category=r.fields.get("predicted_category") or None,
+                attributes=list(r.fields.get("attributes") or []),
                 thumbnail_url=f"/v1/products/{r.product_id}/thumbnail",
                 components=ScoreComponents(
                     visual=round(r.visual, 6),
                     colour=round(r.colour, 6),
+                    attributes=round(r.attributes, 6),
                     weight_visual=weights.visual,
                     weight_colour=weights.colour,
+                    weight_attributes=weights.attributes,
                 )
                 if explain
                 else None,
@@ -127,13 +142,21 @@ def search_upload(
     colour: Annotated[Colour | None, Form()] = None,
     min_price: Annotated[float | None, Form(ge=0, le=1e9)] = None,
     max_price: Annotated[float | None, Form(ge=0, le=1e9)] = None,
+    attributes: Annotated[
+        list[AttributeKey] | None,  # type: ignore[valid-type]
+        Form(max_length=MAX_ATTRIBUTE_FILTERS),
+    ] = None,
     k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
     offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
     explain: Annotated[bool, Form()] = False,
 ) -> SearchResponse:
     try:
         filters = SearchFilters(
-            category=category, colour=colour, min_price=min_price, max_price=max_price
+            category=category,
+            colour=colour,
+            min_price=min_price,
+            max_price=max_price,
+            attributes=attributes or [],
         )
     except ValueError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from exc
@@ -168,7 +191,12 @@ def product(state: State, product_id: ProductIdPath) -> Product:
     if row is None:
         raise ApiError(404, "unknown_product", f"product {product_id!r} does not exist")
     row["price"] = float(row["price"])
-    return Product(**row, thumbnail_url=f"/v1/products/{product_id}/thumbnail")
+    attributes = [
+        ProductAttribute(**a) for a in state.repo.get_attributes([product_id]).get(product_id, [])
+    ]
+    return Product(
+        **row, attributes=attributes, thumbnail_url=f"/v1/products/{product_id}/thumbnail"
+    )
 
 
 @router.get(
@@ -182,6 +210,37 @@ def thumbnail(state: State, product_id: ProductIdPath) -> Response:
     if data is None:
         raise ApiError(404, "unknown_product", f"no thumbnail for {product_id!r}")
     return Response(data, media_type="image/webp", headers={"Cache-Control": "max-age=300"})
+
+
+@router.get("/attributes", summary="The attribute taxonomy, with product counts")
+def attributes(state: State) -> Taxonomy:
+    rows = state.repo.taxonomy()
+    groups = []
+    for group in GROUPS:
+        members = [
+            AttributeInfo(
+                key=r["key"],
+                name=r["name"],
+                description=r["description"],
+                source=r["source"],
+                parent=r["parent"],
+                products=r["products"],
+            )
+            for r in rows
+            if r["group_key"] == group.key
+        ]
+        if members:
+            groups.append(
+                AttributeGroupInfo(
+                    key=group.key,
+                    name=group.name,
+                    description=group.description,
+                    exclusive=group.exclusive,
+                    attributes=members,
+                )
+            )
+    version = max((r["taxonomy_version"] for r in rows), default=0)
+    return Taxonomy(taxonomy_version=version, attributes=len(rows), groups=groups)
 
 
 @router.get("/facets", summary="Filter values for the page")

@@ -15,10 +15,13 @@ from typing import Protocol
 import numpy as np
 from pydantic import ValidationError
 
-from processors.colour import ColourFeatures, colour_features
+from processors.colour import COLOUR_VECTOR_DIM, ColourFeatures, colour_features
+from processors.detector import RegionFinder
 from processors.errors import ProcessingError
 from processors.images import ImageLimits, load_image, thumbnail
-from processors.roi import Box, foreground_region, square_crop
+from processors.roi import Box, Region, square_crop
+from processors.tagger import AttributeTag, NeighbourLookup, OnnxTagger, knn_vote
+from schemas.attributes import Source
 from schemas.dead_letter import ErrorKind
 from schemas.events import (
     ProductDelete,
@@ -58,6 +61,18 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class ProductTags:
+    category: str | None  # the fused category's taxonomy key
+    confidence: float | None
+    attributes: list[AttributeTag]
+    model_version: str | None  # the tagger's
+
+    @classmethod
+    def catalogue_only(cls, keys: Sequence[str]) -> ProductTags:
+        return cls(None, None, [AttributeTag(k, 1.0, Source.CATALOGUE) for k in keys], None)
+
+
+@dataclass(frozen=True)
 class IndexedProduct:
     """Everything the stores keep about one product version."""
 
@@ -69,6 +84,7 @@ class IndexedProduct:
     colour: ColourFeatures
     model_version: str
     thumbnail: bytes  # a small WebP for result grids, so pages never hotlink product images
+    tags: ProductTags
 
     @property
     def product_id(self) -> str:
@@ -87,6 +103,9 @@ class IndexedProduct:
             "primary_colour": self.colour.primary,
             "model_version": self.model_version,
             "colour": {"fractions": self.colour.fractions, "vector": self.colour.vector},
+            "predicted_category": self.tags.category or "",
+            "attributes": [t.key for t in self.tags.attributes],
+            "attribute_scores": {t.key: round(t.confidence, 4) for t in self.tags.attributes},
             "embedding": self.embedding.astype(np.float32).tolist(),
         }
 
@@ -110,6 +129,20 @@ class IndexedProduct:
             "colour_vector": self.colour.vector,
             "model_version": self.model_version,
             "thumbnail": self.thumbnail,
+            "predicted_category": self.tags.category,
+            "category_confidence": self.tags.confidence,
+            "tagger_version": self.tags.model_version,
+            "attributes": [
+                {
+                    "attribute_key": t.key,
+                    "confidence": t.confidence,
+                    "source": t.source.value,
+                    "model_version": self.tags.model_version
+                    if t.source is not Source.CATALOGUE
+                    else None,
+                }
+                for t in self.tags.attributes
+            ],
             "event_time": e.event_time,
             "produced_at": e.produced_at,
             "indexed_at": indexed_at,
@@ -147,10 +180,46 @@ def decode_event(raw: RawEvent) -> ProductUpsert | ProductDelete:
         raise ProcessingError(f"schema violation: {details}", ErrorKind.SCHEMA_VIOLATION) from exc
 
 
+@dataclass(frozen=True)
+class Described:
+    """What the image path yields for a batch of images: regions, embeddings and colours."""
+
+    regions: list[Region]
+    vectors: np.ndarray
+    colours: list[ColourFeatures]
+
+    @property
+    def colour_matrix(self) -> np.ndarray:
+        return np.asarray([c.vector for c in self.colours], dtype=np.float32).reshape(
+            len(self.colours), COLOUR_VECTOR_DIM
+        )
+
+
+def describe_images(
+    images: Sequence[np.ndarray], embedder: Embedder, finder: RegionFinder
+) -> Described:
+    """The one image path, shared by indexing, queries, training and evaluation."""
+    regions = finder.find(images)
+    colours = [colour_features(rgb, r) for rgb, r in zip(images, regions, strict=True)]
+    crops = [square_crop(rgb, r) for rgb, r in zip(images, regions, strict=True)]
+    vectors = embedder.embed(crops) if crops else np.empty((0, embedder.dim), np.float32)
+    return Described(regions, vectors, colours)
+
+
 class ProductProcessor:
-    def __init__(self, embedder: Embedder, limits: ImageLimits) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        limits: ImageLimits,
+        finder: RegionFinder | None = None,
+        tagger: OnnxTagger | None = None,
+        neighbours: NeighbourLookup | None = None,
+    ) -> None:
         self.embedder = embedder
         self.limits = limits
+        self.finder = finder or RegionFinder()
+        self.tagger = tagger
+        self.neighbours = neighbours
 
     def process(self, raws: Sequence[RawEvent]) -> BatchResult:
         result = BatchResult()
@@ -166,47 +235,63 @@ class ProductProcessor:
             if seen is None or event.version > seen[1].version:
                 latest[event.product_id] = (raw, event)
             result.superseded += seen is not None
-        crops: list[np.ndarray] = []
-        pending: list[tuple[ProductUpsert, np.ndarray, Box, ColourFeatures]] = []
+        pending: list[tuple[ProductUpsert, np.ndarray]] = []
         for raw, event in latest.values():
             if isinstance(event, ProductDelete):
                 result.deletes.append(event)
                 continue
             try:
-                rgb = load_image(event.image, self.limits)
-                region = foreground_region(rgb)
-                colour = colour_features(rgb, region)
-                crops.append(square_crop(rgb, region))
+                pending.append((event, load_image(event.image, self.limits)))
             except ProcessingError as exc:
                 result.failures.append(Failure(raw, exc.kind, str(exc), event.product_id))
-                continue
-            pending.append((event, rgb, region.box, colour))
-        if crops:
-            vectors = self.embedder.embed(crops)
-            for (event, rgb, box, colour), vec in zip(pending, vectors, strict=True):
-                result.upserts.append(
-                    IndexedProduct(
-                        event,
-                        vec,
-                        box,
-                        rgb.shape[1],
-                        rgb.shape[0],
-                        colour,
-                        self.embedder.model_version,
-                        thumbnail(rgb),
-                    )
+        if not pending:
+            return result
+        images = [rgb for _, rgb in pending]
+        described = describe_images(images, self.embedder, self.finder)
+        tags = self._tag(described, [event for event, _ in pending])
+        for i, (event, rgb) in enumerate(pending):
+            result.upserts.append(
+                IndexedProduct(
+                    event,
+                    described.vectors[i],
+                    described.regions[i].box,
+                    rgb.shape[1],
+                    rgb.shape[0],
+                    described.colours[i],
+                    self.embedder.model_version,
+                    thumbnail(rgb),
+                    tags[i],
                 )
+            )
         return result
+
+    def _tag(self, described: Described, events: Sequence[ProductUpsert]) -> list[ProductTags]:
+        if self.tagger is None:
+            return [ProductTags.catalogue_only(e.attributes) for e in events]
+        predictions = self.tagger.predict(described.vectors, described.colour_matrix)
+        votes: list[np.ndarray | None] = [None] * len(events)
+        if self.neighbours is not None:
+            found = self.neighbours.neighbours(
+                described.vectors, self.tagger.card.fusion_k, [e.product_id for e in events]
+            )
+            votes = [knn_vote(n, self.tagger.card.category_keys) for n in found]
+        out = []
+        for event, prediction, vote in zip(events, predictions, votes, strict=True):
+            category, confidence, attributes = self.tagger.tags(prediction, vote, event.attributes)
+            out.append(ProductTags(category, confidence, attributes, self.tagger.model_version))
+        return out
 
     def describe_queries(
         self, images: Sequence[np.ndarray]
-    ) -> tuple[np.ndarray, list[dict[str, float]]]:
-        """The path a product image takes, for query images: embeddings and colour shares."""
-        regions = [foreground_region(rgb) for rgb in images]
-        vectors = self.embedder.embed(
-            [square_crop(rgb, r) for rgb, r in zip(images, regions, strict=True)]
-        )
-        colours = [
-            colour_features(rgb, r).fractions for rgb, r in zip(images, regions, strict=True)
+    ) -> tuple[np.ndarray, list[dict[str, float]], list[dict[str, float]]]:
+        """The path a product image takes, for query images: embeddings, colour shares and
+        predicted attributes (key -> confidence; the category from the model alone)."""
+        described = describe_images(images, self.embedder, self.finder)
+        colours = [c.fractions for c in described.colours]
+        if self.tagger is None:
+            return described.vectors, colours, [{} for _ in images]
+        predictions = self.tagger.predict(described.vectors, described.colour_matrix)
+        attributes = [
+            {t.key: t.confidence for t in self.tagger.tags(p, None)[2]} for p in predictions
         ]
-        return vectors, colours
+        return described.vectors, colours, attributes

@@ -51,7 +51,7 @@ class Region:
     background: np.ndarray  # uint8 (3,): the estimated backdrop colour
 
 
-def _otsu(values: np.ndarray) -> float:
+def otsu(values: np.ndarray) -> float:
     hist = np.bincount(values.ravel(), minlength=256).astype(np.float64)
     total = hist.sum()
     if total == 0:
@@ -81,7 +81,7 @@ def foreground_region(
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).reshape(-1, 3)
     background = np.median(border, axis=0).astype(np.uint8)
     dist = np.abs(rgb.astype(np.int16) - background.astype(np.int16)).max(axis=2).astype(np.uint8)
-    threshold = max(float(min_threshold), _otsu(dist))
+    threshold = max(float(min_threshold), otsu(dist))
     mask = dist > threshold
     full = Box(0, 0, w, h)
     if mask.mean() < min_foreground_fraction:

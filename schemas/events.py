@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from schemas.attributes import BY_KEY
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
@@ -76,6 +78,20 @@ class ProductUpsert(_EventBase):
         default_factory=list,
         description="Fields whose values were invented (e.g. a demo catalogue's titles/prices).",
     )
+    attributes: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Attributes the catalogue knows (taxonomy keys such as 'material.denim'); "
+        "stored beside the ones the tagger predicts from the image.",
+    )
+
+    @field_validator("attributes")
+    @classmethod
+    def _known_attributes(cls, keys: list[str]) -> list[str]:
+        unknown = sorted({k for k in keys if k not in BY_KEY})
+        if unknown:
+            raise ValueError(f"unknown attribute keys {unknown[:5]} (see /v1/attributes)")
+        return list(dict.fromkeys(keys))
 
 
 class ProductDelete(_EventBase):

@@ -1,7 +1,8 @@
 """The Milvus collection, as data. The store adapter turns it into a pymilvus schema.
 
 Kept to what every Milvus we run supports (Lite 3.x, the 2.3 standalone server, 2.5+ clusters):
-one float vector field, scalar fields for filters, a JSON field for the colour features.
+one float vector field, scalar fields for filters, JSON fields for colour features and attribute
+confidences, and an ARRAY of attribute keys (the attribute filter: array_contains_any).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ class FieldKind(StrEnum):
     INT64 = "INT64"
     FLOAT = "FLOAT"
     JSON = "JSON"
+    ARRAY = "ARRAY"  # of VARCHAR (attribute keys), filtered with array_contains_any
     FLOAT_VECTOR = "FLOAT_VECTOR"
 
 
@@ -25,6 +27,7 @@ class FieldSpec:
     max_length: int | None = None
     dim: int | None = None
     primary: bool = False
+    max_capacity: int | None = None  # ARRAY only
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ def product_collection(dim: int) -> CollectionSpec:
             FieldSpec("primary_colour", FieldKind.VARCHAR, max_length=32),
             FieldSpec("model_version", FieldKind.VARCHAR, max_length=128),
             FieldSpec("colour", FieldKind.JSON),
+            FieldSpec("predicted_category", FieldKind.VARCHAR, max_length=64),
+            FieldSpec("attributes", FieldKind.ARRAY, max_length=64, max_capacity=128),
+            FieldSpec("attribute_scores", FieldKind.JSON),
             FieldSpec("embedding", FieldKind.FLOAT_VECTOR, dim=dim),
         ),
         vector_field="embedding",

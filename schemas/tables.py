@@ -42,9 +42,37 @@ products = Table(
     Column("colour_vector", ARRAY(REAL), nullable=False),
     Column("model_version", String(128), nullable=False),
     Column("thumbnail", LargeBinary, comment="WebP, at most 128 px a side"),
+    Column("predicted_category", String(64), index=True, comment="model + search fusion"),
+    Column("category_confidence", REAL),
+    Column("tagger_version", String(128)),
     Column("event_time", DateTime(timezone=True), nullable=False),
     Column("produced_at", DateTime(timezone=True)),
     Column("indexed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The attribute vocabulary (schemas/attributes.py), seeded by migrations, one row per key.
+attribute_taxonomy = Table(
+    "attribute_taxonomy",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("group_key", String(32), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("source", String(16), nullable=False, comment="model, derived or catalogue"),
+    Column("parent", String(64)),
+    Column("position", Integer, nullable=False),
+    Column("taxonomy_version", Integer, nullable=False),
+)
+
+# Each product's attributes: the inverted index (attribute -> products) is the key index.
+product_attributes = Table(
+    "product_attributes",
+    metadata,
+    Column("product_id", String(128), primary_key=True),
+    Column("attribute_key", String(64), primary_key=True, index=True),
+    Column("confidence", REAL, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("model_version", String(128)),
 )
 
 # One row per product ever seen, deleted or not: the idempotency ledger. A redelivered or stale

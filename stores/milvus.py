@@ -18,6 +18,7 @@ _TYPES = {
     FieldKind.INT64: DataType.INT64,
     FieldKind.FLOAT: DataType.FLOAT,
     FieldKind.JSON: DataType.JSON,
+    FieldKind.ARRAY: DataType.ARRAY,
     FieldKind.FLOAT_VECTOR: DataType.FLOAT_VECTOR,
 }
 
@@ -71,6 +72,8 @@ class MilvusVectorIndex:
                     kwargs["max_length"] = f.max_length
                 if f.dim is not None:
                     kwargs["dim"] = f.dim
+                if f.kind is FieldKind.ARRAY:
+                    kwargs.update(element_type=DataType.VARCHAR, max_capacity=f.max_capacity)
                 schema.add_field(f.name, _TYPES[f.kind], is_primary=f.primary, **kwargs)
             index = self.client.prepare_index_params()
             index.add_index(
@@ -82,7 +85,21 @@ class MilvusVectorIndex:
             self.client.create_collection(
                 self.collection, schema=schema, index_params=index, consistency_level="Strong"
             )
+        else:
+            self._check_fields()
         self.client.load_collection(self.collection)
+
+    def _check_fields(self) -> None:
+        """An existing collection from an older schema cannot take this code's rows: say so
+        instead of failing on the first write."""
+        described = self.client.describe_collection(self.collection)
+        have = {f["name"] for f in described.get("fields", [])}
+        missing = [f.name for f in self.spec.fields if f.name not in have]
+        if missing:
+            raise RuntimeError(
+                f"Milvus collection {self.collection!r} predates fields {missing}: re-index into "
+                "a new collection (STYLESTREAM_MILVUS_COLLECTION) or drop it and replay products"
+            )
 
     def upsert(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for start in range(0, len(rows), self.batch_size):

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from schemas.tables import product_ledger, products
+from schemas.tables import attribute_taxonomy, product_attributes, product_ledger, products
 from stores.base import LedgerEntry
 
 
@@ -61,7 +61,12 @@ class PostgresRepository:
                     where=product_ledger.c.version < ins.excluded.version,
                 ).returning(product_ledger.c.product_id)
                 upserted = [r[0] for r in conn.execute(newer)]
-                rows = [dict(r) for r in upserts if r["product_id"] in set(upserted)]
+                fresh = set(upserted)
+                rows = [
+                    {k: v for k, v in r.items() if k != "attributes"}
+                    for r in upserts
+                    if r["product_id"] in fresh
+                ]
                 if rows:
                     pstmt = insert(products).values(rows)
                     pstmt = pstmt.on_conflict_do_update(
@@ -73,6 +78,7 @@ class PostgresRepository:
                         },
                     )
                     conn.execute(pstmt)
+                    self._replace_attributes(conn, upserts, fresh)
             if deletes:
                 dins = insert(product_ledger).values(
                     [{"product_id": pid, "version": v, "deleted": True} for pid, v in deletes]
@@ -93,7 +99,72 @@ class PostgresRepository:
                 deleted = [r[0] for r in conn.execute(tombstones)]
                 if deleted:
                     conn.execute(products.delete().where(products.c.product_id.in_(deleted)))
+                    conn.execute(
+                        product_attributes.delete().where(
+                            product_attributes.c.product_id.in_(deleted)
+                        )
+                    )
         return upserted, deleted
+
+    @staticmethod
+    def _replace_attributes(
+        conn: Connection, upserts: Sequence[Mapping[str, Any]], fresh: set[str]
+    ) -> None:
+        """A product's attributes are replaced whole with each newer version."""
+        conn.execute(
+            product_attributes.delete().where(product_attributes.c.product_id.in_(sorted(fresh)))
+        )
+        rows = [
+            {"product_id": r["product_id"], **a}
+            for r in upserts
+            if r["product_id"] in fresh
+            for a in r.get("attributes", ())
+        ]
+        if rows:
+            conn.execute(insert(product_attributes).values(rows))
+
+    def get_attributes(self, product_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        if not product_ids:
+            return {}
+        t = product_attributes
+        query = (
+            select(t.c.product_id, t.c.attribute_key, t.c.confidence, t.c.source, t.c.model_version)
+            .where(t.c.product_id.in_(list(product_ids)))
+            .order_by(t.c.product_id, t.c.attribute_key)
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(query):
+                row = dict(r._mapping)
+                out.setdefault(row.pop("product_id"), []).append(row)
+        return out
+
+    def taxonomy(self) -> list[dict[str, Any]]:
+        """The attribute vocabulary as migrated, with how many products carry each attribute
+        (the attribute inverted index's posting-list lengths)."""
+        counts = (
+            select(product_attributes.c.attribute_key, func.count().label("products"))
+            .group_by(product_attributes.c.attribute_key)
+            .subquery()
+        )
+        t = attribute_taxonomy
+        query = (
+            select(t, func.coalesce(counts.c.products, 0).label("products"))
+            .outerjoin(counts, counts.c.attribute_key == t.c.key)
+            .order_by(t.c.position)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def products_with(self, attribute_key: str, limit: int = 100) -> list[str]:
+        query = (
+            select(product_attributes.c.product_id)
+            .where(product_attributes.c.attribute_key == attribute_key)
+            .order_by(product_attributes.c.product_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
 
     def get_product(self, product_id: str) -> dict[str, Any] | None:
         return self.get_products([product_id]).get(product_id)

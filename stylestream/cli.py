@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from stylestream.cli_models import evaluate, train
 from stylestream.settings import Settings
 
 
@@ -309,6 +310,9 @@ def schemas_export(out: Path) -> None:
     (out / "dead-letter.v1.schema.json").write_text(dumps_schema(DeadLetter.model_json_schema()))
     click.echo(f"schemas written to {out}")
 
+
+main.add_command(train)
+main.add_command(evaluate)
 
 if __name__ == "__main__":
     main()

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from processors.detector import RegionFinder, detector_path
 from processors.embedding import OnnxEmbedder, base_model_path
 from processors.images import ImageLimits
 from processors.products import ProductProcessor
 from processors.ranking import Weights
+from processors.tagger import OnnxTagger, tagger_path
 from schemas.milvus import product_collection
 from stores.milvus import MilvusVectorIndex
 from stores.postgres import PostgresRepository
 from stores.writer import ProductWriter
-from stylestream.search import SearchService
+from stylestream.search import IndexNeighbours, SearchService
 from stylestream.settings import Settings
 
 
@@ -35,6 +37,14 @@ def open_embedder(settings: Settings) -> OnnxEmbedder:
     )
 
 
+def open_finder(settings: Settings) -> RegionFinder:
+    return RegionFinder(detector_path(settings.models_path), threads=settings.onnx_threads)
+
+
+def open_tagger(settings: Settings) -> OnnxTagger:
+    return OnnxTagger(tagger_path(settings.models_path), threads=settings.onnx_threads)
+
+
 def open_index(settings: Settings, dim: int) -> MilvusVectorIndex:
     index = MilvusVectorIndex(
         settings.milvus_uri,
@@ -52,9 +62,15 @@ def open_search(settings: Settings) -> SearchService:
     """The two-stage search as served: the API, the CLI and the demo all use this one."""
     embedder = open_embedder(settings)
     return SearchService(
-        ProductProcessor(embedder, image_limits(settings)),
+        ProductProcessor(
+            embedder, image_limits(settings), open_finder(settings), open_tagger(settings)
+        ),
         open_index(settings, embedder.dim),
-        Weights(settings.rank_weight_visual, settings.rank_weight_colour),
+        Weights(
+            settings.rank_weight_visual,
+            settings.rank_weight_colour,
+            settings.rank_weight_attributes,
+        ),
         settings.rerank_candidates,
     )
 
@@ -76,7 +92,13 @@ def build(settings: Settings) -> Components:
     index = open_index(settings, embedder.dim)
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     return Components(
-        processor=ProductProcessor(embedder, image_limits(settings)),
+        processor=ProductProcessor(
+            embedder,
+            image_limits(settings),
+            open_finder(settings),
+            open_tagger(settings),
+            IndexNeighbours(index),
+        ),
         index=index,
         repo=repo,
         writer=ProductWriter(index, repo, settings.milvus_flush_rows),

@@ -95,13 +95,14 @@ def _search_recalls(
 ) -> tuple[float, float]:
     """recall@10 of the served two-stage search and of its visual stage alone, from one
     embedding and one Milvus search per batch of 100 queries."""
-    weightings = (service.weights, Weights(1.0, 0.0))
+    weightings = (service.weights, Weights(1.0, 0.0, 0.0))
     top: tuple[list[list[int]], list[list[int]]] = ([], [])
     for start in range(0, len(images), 100):
         batch = images[start : start + 100]
-        for hits, colours in service.stage_one(batch, service.candidates, Filters(version=version)):
+        for stage in service.stage_one(batch, service.candidates, Filters(version=version)):
             for weights, out in zip(weightings, top, strict=True):
-                found = [category_of[r.product_id] for r in rerank(hits, colours, weights)[:10]]
+                ranked = rerank(stage.candidates, stage.colours, weights, stage.attributes)
+                found = [category_of[r.product_id] for r in ranked[:10]]
                 out.append(found + [-1] * (10 - len(found)))
     served, visual = (recall_at_k(np.array(t), labels) for t in top)
     return served, visual

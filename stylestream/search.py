@@ -28,6 +28,7 @@ class Filters:
     min_price: float | None = None
     max_price: float | None = None
     version: int | None = None
+    attributes: tuple[str, ...] = ()  # taxonomy keys: any of them within a group, all groups
 
     def expression(self) -> str:
         """A Milvus boolean expression; every value is quoted or a number, never spliced raw."""
@@ -42,11 +43,40 @@ class Filters:
             parts.append(f"price <= {float(self.max_price)!r}")
         if self.version is not None:
             parts.append(f"version == {int(self.version)}")
+        by_group: dict[str, list[str]] = {}
+        for key in dict.fromkeys(self.attributes):
+            by_group.setdefault(key.split(".", 1)[0], []).append(key)
+        for keys in by_group.values():
+            parts.append(f"array_contains_any(attributes, [{', '.join(quote(k) for k in keys)}])")
         return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class StageOne:
+    candidates: list[tuple[str, float, dict[str, object]]]
+    colours: dict[str, float]
+    attributes: dict[str, float]
 
 
 def _candidates(hits: Sequence[Hit]) -> list[tuple[str, float, dict[str, object]]]:
     return [(h.product_id, h.score, dict(h.fields)) for h in hits]
+
+
+class IndexNeighbours:
+    """The category vote's neighbours, from the index: the worker's half of model + search
+    fusion (processors/tagger.py)."""
+
+    def __init__(self, index: VectorIndex) -> None:
+        self.index = index
+
+    def neighbours(
+        self, vectors: np.ndarray, k: int, own_ids: Sequence[str]
+    ) -> list[list[tuple[str, float]]]:
+        out = []
+        for own, hits in zip(own_ids, self.index.search(vectors, k + 1), strict=True):
+            found = [(str(h.fields.get("category", "")), h.score) for h in hits]
+            out.append([f for f, h in zip(found, hits, strict=True) if h.product_id != own][:k])
+        return out
 
 
 class SearchService:
@@ -74,18 +104,24 @@ class SearchService:
     ) -> list[list[Ranked]]:
         """Batched: one Milvus call for all queries (far cheaper than one call each)."""
         return [
-            rerank(hits, colours, self.weights)[offset : offset + k]
-            for hits, colours in self.stage_one(images, self._pool(k, offset), filters)
+            rerank(stage.candidates, stage.colours, self.weights, stage.attributes)[
+                offset : offset + k
+            ]
+            for stage in self.stage_one(images, self._pool(k, offset), filters)
         ]
 
     def stage_one(
         self, images: Sequence[np.ndarray], pool: int, filters: Filters | None = None
-    ) -> list[tuple[list[tuple[str, float, dict[str, object]]], dict[str, float]]]:
-        """Stage one for each image: Milvus's top ``pool`` and the query's colour shares, ready
-        for ``rerank`` (callers comparing weightings rerank these without searching again)."""
-        vectors, colours = self.processor.describe_queries(images)
+    ) -> list[StageOne]:
+        """Stage one for each image: Milvus's top ``pool`` and the query's colour shares and
+        attributes, ready for ``rerank`` (callers comparing weightings rerank these without
+        searching again)."""
+        vectors, colours, attributes = self.processor.describe_queries(images)
         hits = self.index.search(vectors, pool, (filters or Filters()).expression())
-        return [(_candidates(h), c) for h, c in zip(hits, colours, strict=True)]
+        return [
+            StageOne(_candidates(h), c, a)
+            for h, c, a in zip(hits, colours, attributes, strict=True)
+        ]
 
     def by_product(
         self, product_id: str, k: int = 10, filters: Filters | None = None, offset: int = 0
@@ -98,4 +134,5 @@ class SearchService:
         hits = self.index.search(vector, pool, (filters or Filters()).expression())[0]
         others = [h for h in hits if h.product_id != product_id]
         colours = (row.get("colour") or {}).get("fractions", {})
-        return rerank(_candidates(others), colours, self.weights)[offset : offset + k]
+        attributes = row.get("attribute_scores") or {}
+        return rerank(_candidates(others), colours, self.weights, attributes)[offset : offset + k]

@@ -51,8 +51,9 @@ class Settings(BaseSettings):
 
     # Search (two-stage: Milvus top-N, then rerank; see processors/ranking.py)
     rerank_candidates: int = 100
-    rank_weight_visual: float = 0.9
+    rank_weight_visual: float = 0.8
     rank_weight_colour: float = 0.1
+    rank_weight_attributes: float = 0.1
 
     # API
     api_host: str = "127.0.0.1"

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from processors.detector import RegionFinder, detector_path
 from processors.embedding import OnnxEmbedder, base_model_path
 from processors.images import ImageLimits
 from processors.products import ProductProcessor
+from processors.tagger import OnnxTagger, tagger_path
 from stylestream.settings import Settings
 
 
@@ -34,5 +36,30 @@ def embedder(model_path: Path) -> OnnxEmbedder:
 
 
 @pytest.fixture(scope="session")
-def processor(embedder: OnnxEmbedder) -> ProductProcessor:
-    return ProductProcessor(embedder, ImageLimits(max_bytes=2_000_000, max_pixels=4_000_000))
+def attribute_models(base_settings: Settings, embedder: OnnxEmbedder) -> tuple[Path, Path]:
+    """The trained box regressor and tagger; trained here once if this machine has none yet
+    (`scripts/setup.sh` trains them: `stylestream train attributes`)."""
+    models = base_settings.models_path
+    if not (detector_path(models).exists() and tagger_path(models).exists()):
+        from training.attributes import train_attributes
+
+        train_attributes(models, embedder)
+    return detector_path(models), tagger_path(models)
+
+
+@pytest.fixture(scope="session")
+def finder(attribute_models: tuple[Path, Path]) -> RegionFinder:
+    return RegionFinder(attribute_models[0])
+
+
+@pytest.fixture(scope="session")
+def tagger(attribute_models: tuple[Path, Path]) -> OnnxTagger:
+    return OnnxTagger(attribute_models[1])
+
+
+@pytest.fixture(scope="session")
+def processor(embedder: OnnxEmbedder, finder: RegionFinder, tagger: OnnxTagger) -> ProductProcessor:
+    """The served image path (learned boxes, attributes); category fusion needs an index, so
+    stores-backed tests add it (``IndexNeighbours``)."""
+    limits = ImageLimits(max_bytes=2_000_000, max_pixels=4_000_000)
+    return ProductProcessor(embedder, limits, finder, tagger)

@@ -6,11 +6,11 @@ const form = $("#filters");
 let lastQuery = null; // {kind: "image", file} | {kind: "product", id}
 
 function filterParams() {
-  const data = new FormData(form);
-  const out = {};
-  for (const [key, value] of data.entries()) {
+  // [key, value] pairs: attribute checkboxes repeat the "attributes" key.
+  const out = [];
+  for (const [key, value] of new FormData(form).entries()) {
     if (value === "" || value === null) continue;
-    out[key] = key === "explain" ? "true" : value;
+    out.push([key, key === "explain" ? "true" : value]);
   }
   return out;
 }
@@ -60,11 +60,20 @@ function render(body, label) {
     const score = document.createElement("span");
     score.textContent = `score ${item.score.toFixed(3)}`;
     meta.append(price, score);
-    card.append(img, category, meta);
+    const tags = document.createElement("div");
+    tags.className = "tags";
+    tags.dataset.testid = "tags";
+    const shown = (item.attributes || []).filter(
+      (k) => !k.startsWith("category.") && !k.startsWith("department."));
+    tags.textContent = shown.map((k) => k.split(".")[1]).join(" · ");
+    card.dataset.attributes = (item.attributes || []).join(" ");
+    card.append(img, category, meta, tags);
     if (item.components) {
+      const c = item.components;
       const why = document.createElement("div");
       why.className = "why";
-      why.textContent = `visual ${item.components.visual.toFixed(3)} · colour ${item.components.colour.toFixed(3)}`;
+      why.dataset.testid = "why";
+      why.textContent = `visual ${c.visual.toFixed(3)} · colour ${c.colour.toFixed(3)} · attributes ${c.attributes.toFixed(3)}`;
       card.append(why);
     }
     card.addEventListener("click", () => search({ kind: "product", id: item.product_id }));
@@ -85,11 +94,11 @@ async function search(query) {
     if (query.kind === "image") {
       const data = new FormData();
       data.append("image", query.file);
-      for (const [key, value] of Object.entries(params)) data.append(key, value);
+      for (const [key, value] of params) data.append(key, value);
       body = await call("/v1/search/upload", { method: "POST", body: data });
       label = `for ${query.file.name}`;
     } else {
-      const qs = new URLSearchParams(params).toString();
+      const qs = new URLSearchParams(params).toString();  // repeats "attributes"
       body = await call(`/v1/products/${encodeURIComponent(query.id)}/similar?${qs}`);
       label = `like ${query.id}`;
     }
@@ -122,6 +131,37 @@ async function loadFacets() {
   }
 }
 
+async function loadAttributes() {
+  // One fieldset per group that any product carries: any-of within a group, all groups.
+  try {
+    const taxonomy = await call("/v1/attributes");
+    const panel = $("#attributes");
+    for (const group of taxonomy.groups) {
+      const used = group.attributes.filter((a) => a.products > 0);
+      if (!used.length || group.key === "category") continue;
+      const set = document.createElement("fieldset");
+      set.dataset.group = group.key;
+      const legend = document.createElement("legend");
+      legend.textContent = group.name;
+      set.append(legend);
+      for (const a of used) {
+        const label = document.createElement("label");
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.name = "attributes";
+        box.value = a.key;
+        box.dataset.testid = `attr-${a.key}`;
+        label.title = a.description;
+        label.append(box, ` ${a.name} (${a.products})`);
+        set.append(label);
+      }
+      panel.append(set);
+    }
+  } catch (err) {
+    showError(`Cannot load attributes: ${err.message}`);
+  }
+}
+
 const drop = $("#drop");
 $("#file").addEventListener("change", (e) => useFile(e.target.files[0]));
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -134,3 +174,4 @@ drop.addEventListener("drop", (e) => {
 form.addEventListener("change", () => { if (lastQuery) search(lastQuery); });
 form.addEventListener("submit", (e) => e.preventDefault());
 loadFacets();
+loadAttributes();

@@ -88,7 +88,9 @@ def running_services(base_settings: Settings) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def make_stack(running_services: Settings, model_path: Path) -> Iterator[Callable[..., Stack]]:
+def make_stack(
+    running_services: Settings, model_path: Path, attribute_models: tuple[Path, Path]
+) -> Iterator[Callable[..., Stack]]:
     created: list[Stack] = []
 
     def make(**extra: str) -> Stack:

@@ -97,8 +97,12 @@ def test_upload_finds_the_product_first_with_explained_scores(client: TestClient
     assert top["score"] == pytest.approx(1.0, abs=1e-3)
     c = top["components"]
     assert c["visual"] == pytest.approx(1.0, abs=1e-3) and c["colour"] == pytest.approx(1.0)
+    assert c["attributes"] == pytest.approx(1.0, abs=1e-3)  # same image, same predictions
     assert top["score"] == pytest.approx(
-        c["weight_visual"] * c["visual"] + c["weight_colour"] * c["colour"], abs=1e-5
+        c["weight_visual"] * c["visual"]
+        + c["weight_colour"] * c["colour"]
+        + c["weight_attributes"] * c["attributes"],
+        abs=1e-5,
     )
     assert top["title"].startswith("Synthetic title") and top["currency"] == "EUR"
     assert len(body["results"]) == 5 and body["model_version"]

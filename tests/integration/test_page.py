@@ -127,3 +127,25 @@ def test_a_bad_file_shows_the_api_error(page: Page, tmp_path: Path) -> None:
     error = page.locator("[data-testid=error]")
     expect(error).to_be_visible()
     expect(error).to_contain_text("cannot decode image")
+
+
+def test_attribute_checkboxes_narrow_results_any_of_within_a_group(
+    page: Page, tmp_path: Path
+) -> None:
+    footwear = page.locator("[data-testid='attr-department.footwear']")
+    expect(footwear).to_have_count(1)
+    page.set_input_files("[data-testid=file]", str(query_file(tmp_path, 3)))
+    cards = page.locator("[data-testid=result]")
+    expect(cards).to_have_count(24)
+    other = "[data-testid=result]:not([data-attributes~='department.{}'])"
+    assert page.locator(other.format("footwear")).count() > 0
+    footwear.check()
+    expect(page.locator(other.format("footwear"))).to_have_count(0)
+    only_footwear = cards.count()
+    assert only_footwear > 0
+    page.locator("[data-testid='attr-department.bags']").check()  # same group: any of
+    bags = page.locator("[data-testid=result][data-attributes~='department.bags']")
+    expect(bags.first).to_be_visible()
+    tags = [cards.nth(i).get_attribute("data-attributes") or "" for i in range(cards.count())]
+    assert all({"department.footwear", "department.bags"} & set(t.split()) for t in tags)
+    assert len(tags) >= only_footwear

@@ -9,10 +9,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from processors.products import ProductProcessor
+from schemas.attributes import CATEGORY_KEYS
 from schemas.dead_letter import ErrorKind
 from schemas.events import ImageRef, encode_event
 from stylestream.fashion_mnist import to_rgb
 from stylestream.producer import ProductProducer
+from stylestream.search import SearchService
 from tests.integration.conftest import Stack, Worker, wait_for
 from tests.integration.events import delete, photo, record, upsert
 from tests.synthetic import encode
@@ -55,16 +58,29 @@ def test_every_product_is_indexed_in_both_stores(stack: Stack, indexed: list[str
         assert len(pg[pid]["roi_box"]) == 4 and pg[pid]["primary_colour"]
 
 
-def test_indexed_products_are_searchable_by_their_photo(
-    stack: Stack, indexed: list[str], embedder: object
+def test_every_streamed_product_gets_attributes_in_both_stores(
+    stack: Stack, indexed: list[str]
 ) -> None:
-    from processors.embedding import OnnxEmbedder
-    from processors.images import ImageLimits
-    from processors.products import ProductProcessor
-    from stylestream.search import SearchService
+    pg = stack.repo.get_products(indexed)
+    attributes = stack.repo.get_attributes(indexed)
+    rows = stack.index.get(indexed)
+    correct = 0
+    for i, pid in enumerate(indexed):
+        category = pg[pid]["predicted_category"]
+        assert category in CATEGORY_KEYS and pg[pid]["tagger_version"].startswith("attribute-")
+        keys = [a["attribute_key"] for a in attributes[pid]]
+        assert category in keys and any(k.startswith("department.") for k in keys)
+        assert rows[pid]["predicted_category"] == category
+        assert sorted(rows[pid]["attributes"]) == sorted(keys)
+        assert set(rows[pid]["attribute_scores"]) == set(keys)
+        correct += category == f"category.{photo(i)[1]}"
+    assert correct / len(indexed) > 0.75  # Fashion-MNIST train photos: ~0.9 measured
 
-    assert isinstance(embedder, OnnxEmbedder)
-    service = SearchService(ProductProcessor(embedder, ImageLimits()), stack.index)
+
+def test_indexed_products_are_searchable_by_their_photo(
+    stack: Stack, indexed: list[str], processor: ProductProcessor
+) -> None:
+    service = SearchService(processor, stack.index)
     queries = [to_rgb(photo(i)[0]) for i in range(5)]
     results = service.by_images(queries, k=3)
     for i, hits in enumerate(results):

@@ -15,11 +15,13 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from processors.products import BatchResult, ProductProcessor, RawEvent
+from schemas.attributes import TAXONOMY_V1
 from schemas.events import ImageRef, ProductDelete, encode_event
 from schemas.milvus import product_collection
 from schemas.tables import metadata
 from stores.migrate import downgrade, upgrade
 from stores.milvus import MilvusVectorIndex
+from stores.postgres import PostgresRepository
 from stores.writer import ProductWriter
 from stylestream.dev.milvus_server import milvus_standalone
 from stylestream.dev.process import free_port
@@ -45,10 +47,21 @@ def rows(n: int, seed: int = 0) -> list[dict[str, object]]:
             "primary_colour": ["red", "blue", "black"][i % 3],
             "model_version": "m1",
             "colour": {"fractions": {"red": 1.0}},
+            "predicted_category": "category." + ["dress", "bag"][i % 2],
+            "attributes": ATTRIBUTE_SETS[i % len(ATTRIBUTE_SETS)],
+            "attribute_scores": dict.fromkeys(ATTRIBUTE_SETS[i % len(ATTRIBUTE_SETS)], 0.9),
             "embedding": v.tolist(),
         }
         for i, v in enumerate(vecs)
     ]
+
+
+ATTRIBUTE_SETS = [
+    ["colour.red", "pattern.striped"],
+    ["colour.blue", "pattern.solid"],
+    ["colour.red", "colour.blue", "pattern.dotted"],
+    [],
+]
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +116,35 @@ def test_search_filters_and_paging(index: MilvusVectorIndex) -> None:
     assert [h.product_id for h in index.search(query, 10)[0]][5:] == [h.product_id for h in page2]
 
 
+def test_attribute_filters_on_every_backend(index: MilvusVectorIndex) -> None:
+    data = rows(40)
+    index.upsert(data)
+    query = np.array([data[0]["embedding"]], dtype=np.float32)
+
+    def found(*keys: str) -> set[str]:
+        hits = index.search(query, 40, Filters(attributes=keys).expression())[0]
+        return {h.product_id for h in hits}
+
+    def expected(*groups: set[str]) -> set[str]:
+        return {
+            f"p{i}"
+            for i in range(40)
+            if all(g & set(ATTRIBUTE_SETS[i % len(ATTRIBUTE_SETS)]) for g in groups)
+        }
+
+    assert found("colour.red") == expected({"colour.red"}) and found("colour.red")
+    assert found("colour.red", "colour.blue") == expected({"colour.red", "colour.blue"})
+    both = found("colour.red", "pattern.striped")
+    assert (
+        both == expected({"colour.red"}, {"pattern.striped"}) == {f"p{i}" for i in range(0, 40, 4)}
+    )
+    assert found("material.denim") == set()
+    row = index.get(["p2"])["p2"]
+    assert (
+        row["attributes"] == ATTRIBUTE_SETS[2] and row["attribute_scores"]["pattern.dotted"] == 0.9
+    )
+
+
 def test_filter_values_cannot_inject(index: MilvusVectorIndex) -> None:
     index.upsert(rows(20))
     query = np.zeros((1, DIM), dtype=np.float32)
@@ -126,9 +168,11 @@ def test_migrations_match_the_table_definitions(make_stack: Callable[..., Stack]
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     downgrade(stack.settings.pg_dsn, "base")
+    assert "attribute_taxonomy" not in inspect(engine).get_table_names()
     assert "products" not in inspect(engine).get_table_names()
     upgrade(stack.settings.pg_dsn)
     assert {"products", "product_ledger"} <= set(inspect(engine).get_table_names())
+    assert len(PostgresRepository(engine).taxonomy()) == len(TAXONOMY_V1)  # seeded again
     engine.dispose()
 
 
