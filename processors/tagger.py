@@ -4,7 +4,8 @@ and the category by model + search fusion.
 - The tagger (trained by training/tagger.py, served by ONNX Runtime) gives category
   probabilities (softmax over the taxonomy's categories) and a probability per attribute
   (sigmoid); an attribute is kept when it clears its own threshold, calibrated for F1 on a
-  validation split.
+  validation split; groups that do not describe the category's department are dropped (no
+  sleeves on a sneaker), and an exclusive group (sleeve length, pattern) keeps its likeliest.
 - Fusion: ``p ~ p_model^alpha * (p_search + 0.001)^(1 - alpha)``, where ``p_search`` is the
   similarity-weighted vote of the nearest indexed products' catalogue categories; ``alpha``
   and the neighbour count were chosen on the validation split and live in the card. (Measured
@@ -25,7 +26,7 @@ from typing import Protocol
 import numpy as np
 import onnxruntime as ort
 
-from schemas.attributes import Source, category_key, department_of
+from schemas.attributes import GROUP_BY_KEY, Source, applies, category_key, department_of
 
 TAGGER_NAME = "attribute-tagger"
 VOTE_FLOOR = 1e-3
@@ -145,9 +146,20 @@ class OnnxTagger:
         if department is not None:
             out[department] = AttributeTag(department, confidence, Source.DERIVED)
         keep = prediction.attribute_probs >= self._thresholds
+        best_in_group: dict[str, tuple[float, str]] = {}
         for i in np.flatnonzero(keep):
             key = self.card.attribute_keys[int(i)]
-            out[key] = AttributeTag(key, float(prediction.attribute_probs[i]), Source.MODEL)
+            group = key.split(".", 1)[0]
+            if not applies(group, department):
+                continue
+            p = float(prediction.attribute_probs[i])
+            if GROUP_BY_KEY[group].exclusive:  # one sleeve length, the likeliest
+                if p > best_in_group.get(group, (-1.0, ""))[0]:
+                    best_in_group[group] = (p, key)
+                continue
+            out[key] = AttributeTag(key, p, Source.MODEL)
+        for p, key in best_in_group.values():
+            out[key] = AttributeTag(key, p, Source.MODEL)
         for key in catalogue:
             out[key] = AttributeTag(key, 1.0, Source.CATALOGUE)
         return category, confidence, sorted(out.values(), key=lambda t: t.key)

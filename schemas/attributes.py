@@ -44,6 +44,7 @@ class Group:
     name: str
     description: str
     exclusive: bool  # at most one value per product (a category) or several (colours)
+    applies_to: tuple[str, ...] = ()  # departments it describes; empty: every department
 
 
 GROUPS: tuple[Group, ...] = (
@@ -51,9 +52,27 @@ GROUPS: tuple[Group, ...] = (
     Group("department", "Department", "The shop section a category belongs to", True),
     Group("colour", "Colour", "Named colours covering a visible share of the item", False),
     Group("pattern", "Pattern", "The surface pattern of the item", True),
-    Group("neckline", "Neckline", "The shape of the neck opening", True),
-    Group("sleeve", "Sleeve length", "How far the sleeves reach", True),
-    Group("length", "Garment length", "Where the garment ends on the body", True),
+    Group(
+        "neckline",
+        "Neckline",
+        "The shape of the neck opening",
+        True,
+        ("department.tops", "department.dresses"),
+    ),
+    Group(
+        "sleeve",
+        "Sleeve length",
+        "How far the sleeves reach",
+        True,
+        ("department.tops", "department.dresses", "department.outerwear"),
+    ),
+    Group(
+        "length",
+        "Garment length",
+        "Where the garment ends on the body",
+        True,
+        ("department.dresses", "department.bottoms"),
+    ),
     Group("material", "Material", "The main fabric", False),
     Group("fit", "Fit", "How the garment sits on the body", True),
     Group("closure", "Closure", "How the garment fastens", False),
@@ -212,3 +231,9 @@ def category_key(label: str) -> str | None:
 def department_of(category: str) -> str | None:
     attr = BY_KEY.get(category)
     return attr.parent if attr is not None else None
+
+
+def applies(group: str, department: str | None) -> bool:
+    """Whether a group describes items of a department (a sneaker has no sleeves)."""
+    g = GROUP_BY_KEY[group]
+    return not g.applies_to or department in g.applies_to

@@ -26,7 +26,12 @@ class VectorIndex(Protocol):
     def delete(self, product_ids: Sequence[str]) -> None: ...
 
     def search(
-        self, vectors: np.ndarray, k: int, filter_expr: str = "", offset: int = 0
+        self,
+        vectors: np.ndarray,
+        k: int,
+        filter_expr: str = "",
+        offset: int = 0,
+        fields: Sequence[str] | None = None,
     ) -> list[list[Hit]]: ...
 
     def get(

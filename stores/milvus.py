@@ -119,8 +119,14 @@ class MilvusVectorIndex:
         return {"metric_type": self.spec.metric, "params": {}}
 
     def search(
-        self, vectors: np.ndarray, k: int, filter_expr: str = "", offset: int = 0
+        self,
+        vectors: np.ndarray,
+        k: int,
+        filter_expr: str = "",
+        offset: int = 0,
+        fields: Sequence[str] | None = None,
     ) -> list[list[Hit]]:
+        """``fields``: the scalar fields to return (default: all of them)."""
         if len(vectors) == 0:
             return []
         kwargs: dict[str, Any] = {}
@@ -131,7 +137,7 @@ class MilvusVectorIndex:
             data=np.asarray(vectors, dtype=np.float32).tolist(),
             limit=k,
             filter=filter_expr,
-            output_fields=self.spec.scalar_fields,
+            output_fields=list(fields) if fields is not None else self.spec.scalar_fields,
             search_params=self._search_params(k + offset),
             anns_field=self.spec.vector_field,
             consistency_level=self.search_consistency,

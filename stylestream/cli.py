@@ -165,6 +165,12 @@ def catalog_fashion_mnist(
 @click.option("-k", default=10, show_default=True)
 @click.option("--category")
 @click.option("--colour")
+@click.option(
+    "--attribute",
+    "attributes",
+    multiple=True,
+    help="Taxonomy key, repeatable: any of them within a group, every group (colour.red).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def search(
@@ -174,18 +180,23 @@ def search(
     k: int,
     category: str | None,
     colour: str | None,
+    attributes: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Visually similar products for an image file or an indexed product."""
     from processors.errors import ProcessingError
     from processors.images import decode_image
+    from schemas.attributes import BY_KEY
     from stylestream import components
     from stylestream.search import Filters, UnknownProduct
 
     if (image is None) == (product_id is None):
         raise click.UsageError("give exactly one of --image or --product-id")
+    unknown = [a for a in attributes if a not in BY_KEY]
+    if unknown:
+        raise click.UsageError(f"unknown attribute keys {unknown} (see GET /v1/attributes)")
     service = components.open_search(settings)
-    filters = Filters(category=category, colour=colour)
+    filters = Filters(category=category, colour=colour, attributes=attributes)
     try:
         if image is not None:
             rgb = decode_image(image.read_bytes(), components.image_limits(settings))
@@ -201,6 +212,10 @@ def search(
             "category": h.fields.get("category"),
             "colour": h.fields.get("primary_colour"),
             "score": round(h.score, 4),
+            "visual": round(h.visual, 4),
+            "attribute_overlap": round(h.attributes, 4),
+            "predicted_category": h.fields.get("predicted_category"),
+            "attributes": h.fields.get("attributes", []),
         }
         for h in hits
     ]
@@ -210,7 +225,7 @@ def search(
     for rank, r in enumerate(rows, 1):
         click.echo(
             f"{rank:2}. {r['product_id']:24} {r['category']!s:14} {r['colour']!s:8} "
-            f"{r['score']:.4f}"
+            f"{r['score']:.4f}  {' '.join(r['attributes'])}"
         )
 
 

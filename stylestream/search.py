@@ -73,7 +73,8 @@ class IndexNeighbours:
         self, vectors: np.ndarray, k: int, own_ids: Sequence[str]
     ) -> list[list[tuple[str, float]]]:
         out = []
-        for own, hits in zip(own_ids, self.index.search(vectors, k + 1), strict=True):
+        found_hits = self.index.search(vectors, k + 1, fields=["category"])
+        for own, hits in zip(own_ids, found_hits, strict=True):
             found = [(str(h.fields.get("category", "")), h.score) for h in hits]
             out.append([f for f, h in zip(found, hits, strict=True) if h.product_id != own][:k])
         return out

@@ -59,9 +59,13 @@ class Examples:
         return [self.source] * len(self.images)
 
 
-def fashion_mnist_examples(split: str, n: int, seed: int) -> Examples:
+def fashion_mnist_examples(split: str, n: int, seed: int, *, from_end: bool = False) -> Examples:
+    """``n`` photos of a seeded permutation: its first ``n``, or with ``from_end`` its last
+    ``n`` (training takes those, so the demo catalogue, the same permutation's first
+    photos, is never trained on)."""
     images, labels = load_split(split)
-    picked = np.sort(np.random.default_rng(seed).permutation(len(images))[:n])
+    order = np.random.default_rng(seed).permutation(len(images))
+    picked = np.sort(order[-n:] if from_end else order[:n])
     return Examples(
         [to_rgb(images[i]) for i in picked],
         [[f"category.{CLASSES[int(labels[i])]}"] for i in picked],
@@ -113,7 +117,7 @@ def train_attributes(
     """Train and export the box regressor and the tagger; returns their paths."""
     log(f"detector: {sizes.detector_scenes} synthetic scenes + Fashion-MNIST photos")
     scenes = synthetic_examples(sizes.detector_scenes, SEED_DETECTOR) + fashion_mnist_examples(
-        "train", sizes.detector_fashion_mnist, seed + 100
+        "train", sizes.detector_fashion_mnist, seed, from_end=True
     )
     detector = train_detector(
         [BoxSample(img, box) for img, box in zip(scenes.images, scenes.boxes, strict=True)],
@@ -123,7 +127,7 @@ def train_attributes(
         log=log,
     )
     finder = RegionFinder(detector)
-    fmnist = fashion_mnist_examples("train", sizes.fashion_mnist, seed)
+    fmnist = fashion_mnist_examples("train", sizes.fashion_mnist, seed, from_end=True)
     synthetic = synthetic_examples(sizes.synthetic, SEED_TRAIN)
     data = fmnist + synthetic
     log(f"tagger: featurising {len(data.images)} images through the served path")

@@ -4,7 +4,9 @@
   set from a seed never used in training.
 - Search-alone category: the vote of the nearest products in a labelled gallery (Fashion-MNIST
   train photos + other synthetic garments), the same vote the worker takes over Milvus.
-- Per-attribute precision/recall/F1 on the synthetic test set (category: on both sets), macro-F1
+- Per-attribute precision/recall/F1 of the attributes as served (thresholds, one value per
+  exclusive group, groups gated by department) on the synthetic test set (category: the fused
+  category on both sets), macro-F1
   per group, category accuracy of the model, the search and their fusion, and the mean IoU of
   the learned box against the foreground-box rule.
 """
@@ -94,7 +96,7 @@ def evaluate_attributes(
     }
     fused_all, truth_all = [], []
     synthetic_set: LabelledSet | None = None
-    synthetic_probs: np.ndarray | None = None
+    synthetic_keys: np.ndarray | None = None
     for name, examples in tests.items():
         log(f"featurising {name} ({len(examples.images)} images)")
         labelled, boxes = featurise(examples, embedder, finder, [name] * len(examples.images))
@@ -115,18 +117,22 @@ def evaluate_attributes(
         }
         fused_all.append(fused.argmax(1))
         truth_all.append(truth)
-        if name == "synthetic_test":
+        if name == "synthetic_test":  # what is served: thresholds, gating by department
             synthetic_set = labelled
-            synthetic_probs = np.stack([p.attribute_probs for p in predictions])
-    assert synthetic_set is not None and synthetic_probs is not None
+            served = [
+                {t.key for t in tagger.tags(p, v)[2]}
+                for p, v in zip(predictions, votes, strict=True)
+            ]
+            synthetic_keys = np.array(
+                [[key in keys for key in card.attribute_keys] for keys in served], dtype=bool
+            )
+    assert synthetic_set is not None and synthetic_keys is not None
     per_attribute: dict[str, dict[str, float]] = {}
     pred_c, truth_c = np.concatenate(fused_all), np.concatenate(truth_all)
     for i, key in enumerate(CATEGORY_KEYS):
         per_attribute[key] = _prf(pred_c == i, truth_c == i)
-    thresholds = np.asarray(card.thresholds)
-    predicted = synthetic_probs >= thresholds
     for j, key in enumerate(card.attribute_keys):
-        per_attribute[key] = _prf(predicted[:, j], synthetic_set.attributes[:, j] > 0)
+        per_attribute[key] = _prf(synthetic_keys[:, j], synthetic_set.attributes[:, j] > 0)
     groups: dict[str, list[float]] = {}
     for key, m in per_attribute.items():
         if m["support"] > 0:

@@ -101,6 +101,42 @@ def test_search_by_image_and_by_product_id(
     code, out = run(stack, "search", "--image", str(bad))
     assert code == 1 and "cannot decode" in out
 
+    either = ["--attribute", "department.footwear", "--attribute", "department.bags"]
+    code, out = run(stack, "search", "--product-id", "s7", "-k", "30", "--json", *either)
+    hits = json.loads(out)
+    assert code == 0 and hits, out
+    assert all({"department.footwear", "department.bags"} & set(h["attributes"]) for h in hits)
+    code, out = run(stack, "search", "--product-id", "s7", "--attribute", "colour.plaid")
+    assert code == 2 and "unknown attribute keys" in out
+
+
+def test_eval_attributes_writes_json_and_a_chart(tmp_path: Path, attribute_models: object) -> None:
+    code, out = run(
+        None,
+        "eval",
+        "attributes",
+        "--fashion-mnist",
+        "60",
+        "--synthetic",
+        "40",
+        "--gallery",
+        "100",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
+    assert code == 0, out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert json.loads((tmp_path / "attributes.json").read_text()) == report
+    assert (tmp_path / "attributes.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(report["category_accuracy"]) == {"fashion_mnist_test", "synthetic_test"}
+    for scores in report["category_accuracy"].values():
+        assert set(scores) == {"model", "search", "fusion"}
+        assert all(0.0 <= v <= 1.0 for v in scores.values())
+    assert {"colour", "pattern", "sleeve", "category"} <= set(report["group_macro_f1"])
+    assert report["attributes"]["pattern.striped"]["support"] > 0
+    assert set(report["roi_mean_iou"]["synthetic_test"]) == {"learned", "foreground"}
+
 
 def test_catalog_writes_products_with_synthetic_fields_marked(tmp_path: Path) -> None:
     code, out = run(None, "catalog", "fashion-mnist", "-n", "25", "--out", str(tmp_path))
