@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
-from sqlalchemy import select
+from sqlalchemy import Integer, select
 
 from processors.ranking import Weights, rerank
 from schemas.dead_letter import DeadLetter
-from schemas.tables import products
+from schemas.tables import product_attributes, products
 from stores.migrate import upgrade
 from stores.postgres import PostgresRepository
 from streams.topics import ensure_topics
@@ -116,6 +116,27 @@ def _count_indexed(repo: PostgresRepository, version: int) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+def _attribute_stats(repo: PostgresRepository, version: int) -> tuple[int, float]:
+    """(products of this run carrying attributes, share whose fused category is the
+    catalogue's)."""
+    from sqlalchemy import func
+
+    tagged = (
+        select(func.count(func.distinct(product_attributes.c.product_id)))
+        .join(products, products.c.product_id == product_attributes.c.product_id)
+        .where(products.c.version == version)
+    )
+    agree = select(
+        func.avg(
+            (products.c.predicted_category == func.concat("category.", products.c.category)).cast(
+                Integer
+            )
+        )
+    ).where(products.c.version == version)
+    with repo.engine.connect() as conn:
+        return int(conn.execute(tagged).scalar_one()), float(conn.execute(agree).scalar_one() or 0)
+
+
 def _freshness_ms(repo: PostgresRepository, version: int) -> np.ndarray:
     query = select(products.c.indexed_at, products.c.produced_at).where(
         products.c.version == version, products.c.produced_at.is_not(None)
@@ -198,6 +219,7 @@ def run_demo(
     raw_top = raw_pixel_top_k(cat.images, queries.images, 10)
     raw_recall = recall_at_k(cat.labels[raw_top], queries.labels)
     fresh = _freshness_ms(repo, run_version)
+    with_attributes, category_agreement = _attribute_stats(repo, run_version)
     repo.close()
     service.index.close()
     say("[6/6] done")
@@ -209,6 +231,8 @@ def run_demo(
         "recall_at_10": round(recall, 4),
         "visual_only_recall_at_10": round(visual_recall, 4),
         "raw_pixel_recall_at_10": round(raw_recall, 4),
+        "with_attributes": with_attributes,
+        "fused_category_matches_catalogue": round(category_agreement, 4),
         "freshness_p50_ms": round(float(np.percentile(fresh, 50)), 1) if fresh.size else None,
         "freshness_p99_ms": round(float(np.percentile(fresh, 99)), 1) if fresh.size else None,
         "index_seconds": round(index_seconds, 2),
@@ -222,7 +246,9 @@ def run_demo(
         say("")
         say(
             f"  produced {report['produced']}  indexed {report['indexed']}  "
-            f"dead-lettered {report['dead_lettered']}"
+            f"dead-lettered {report['dead_lettered']}  with attributes "
+            f"{report['with_attributes']} (fused category = catalogue's for "
+            f"{report['fused_category_matches_catalogue']:.1%})"
         )
         say(
             f"  recall@10 (same category in top 10): search {report['recall_at_10']:.3f} "
