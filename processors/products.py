@@ -276,8 +276,11 @@ class ProductProcessor:
             )
             votes = [knn_vote(n, self.tagger.card.category_keys) for n in found]
         out = []
-        for event, prediction, vote in zip(events, predictions, votes, strict=True):
-            category, confidence, attributes = self.tagger.tags(prediction, vote, event.attributes)
+        rows = zip(events, predictions, votes, described.colours, strict=True)
+        for event, prediction, vote, colour in rows:
+            category, confidence, attributes = self.tagger.tags(
+                prediction, vote, event.attributes, colour.fractions
+            )
             out.append(ProductTags(category, confidence, attributes, self.tagger.model_version))
         return out
 
@@ -292,6 +295,7 @@ class ProductProcessor:
             return described.vectors, colours, [{} for _ in images]
         predictions = self.tagger.predict(described.vectors, described.colour_matrix)
         attributes = [
-            {t.key: t.confidence for t in self.tagger.tags(p, None)[2]} for p in predictions
+            {t.key: t.confidence for t in self.tagger.tags(p, None, (), c.fractions)[2]}
+            for p, c in zip(predictions, described.colours, strict=True)
         ]
         return described.vectors, colours, attributes

@@ -18,7 +18,7 @@ and the category by model + search fusion.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -30,6 +30,7 @@ from schemas.attributes import GROUP_BY_KEY, Source, applies, category_key, depa
 
 TAGGER_NAME = "attribute-tagger"
 VOTE_FLOOR = 1e-3
+MIN_COLOUR_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,12 @@ class OnnxTagger:
         prediction: Prediction,
         vote: np.ndarray | None,
         catalogue: Sequence[str] = (),
+        colour_shares: Mapping[str, float] | None = None,
     ) -> tuple[str, float, list[AttributeTag]]:
-        """(fused category key, its probability, every attribute to store for the product)."""
+        """(fused category key, its probability, every attribute to store for the product).
+        With ``colour_shares`` (measured in the item's region), a predicted colour needs at
+        least ``MIN_COLOUR_SHARE`` of the item's pixels: the measurement vetoes colours the
+        model imagines (a grey photo is not navy)."""
         fused = fuse(prediction.category_probs, vote, self.card.fusion_alpha)
         best = int(np.argmax(fused))
         category, confidence = self.card.category_keys[best], float(fused[best])
@@ -151,6 +156,13 @@ class OnnxTagger:
             key = self.card.attribute_keys[int(i)]
             group = key.split(".", 1)[0]
             if not applies(group, department):
+                continue
+            value = key.split(".", 1)[1]
+            if (
+                group == "colour"
+                and colour_shares is not None
+                and colour_shares.get(value, 0.0) < MIN_COLOUR_SHARE
+            ):
                 continue
             p = float(prediction.attribute_probs[i])
             if GROUP_BY_KEY[group].exclusive:  # one sleeve length, the likeliest

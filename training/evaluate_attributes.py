@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from processors.colour import PALETTE_NAMES
 from processors.detector import RegionFinder
 from processors.products import Embedder
 from processors.roi import Box, foreground_region
@@ -119,9 +120,13 @@ def evaluate_attributes(
         truth_all.append(truth)
         if name == "synthetic_test":  # what is served: thresholds, gating by department
             synthetic_set = labelled
+            shares = [
+                dict(zip(PALETTE_NAMES, row[: len(PALETTE_NAMES)].tolist(), strict=True))
+                for row in labelled.colours
+            ]
             served = [
-                {t.key for t in tagger.tags(p, v)[2]}
-                for p, v in zip(predictions, votes, strict=True)
+                {t.key for t in tagger.tags(p, v, (), c)[2]}
+                for p, v, c in zip(predictions, votes, shares, strict=True)
             ]
             synthetic_keys = np.array(
                 [[key in keys for key in card.attribute_keys] for keys in served], dtype=bool

@@ -69,6 +69,15 @@ def test_tags_carry_the_department_and_catalogue_attributes(tagger: OnnxTagger) 
     assert by_key["department.dresses"].source == "derived"
     assert by_key["colour.red"].confidence == pytest.approx(0.99, abs=1e-6)
     assert by_key["material.silk"].source == "catalogue" and by_key["material.silk"].confidence == 1
+    # a colour the region's pixels do not show is vetoed; gated groups are dropped
+    attrs[tagger.card.attribute_keys.index("sleeve.long")] = 0.99
+    _, _, measured = tagger.tags(Prediction(probs, attrs), None, (), {"grey": 0.9, "red": 0.01})
+    assert "colour.red" not in {t.key for t in measured}
+    assert "sleeve.long" in {t.key for t in measured}  # dresses have sleeves
+    probs[CATEGORY_KEYS.index("category.dress")] = 0.0
+    probs[CATEGORY_KEYS.index("category.sneaker")] = 0.9
+    _, _, shoe = tagger.tags(Prediction(probs, attrs), None, (), {"red": 0.5})
+    assert "sleeve.long" not in {t.key for t in shoe} and "colour.red" in {t.key for t in shoe}
 
 
 def test_neighbour_vote_and_fusion() -> None:
