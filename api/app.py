@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, routes
+from api import errors, interactions, routes
+from api.interactions import ImpressionEmitter, KafkaSender
 from api.metrics import ApiMetrics
 from api.models import Health
 from api.state import ApiState, State
@@ -22,17 +23,26 @@ from stylestream.settings import Settings
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def open_state(settings: Settings) -> ApiState:
+def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
     search = components.open_search(settings)
     assert isinstance(search.index, MilvusVectorIndex)
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
-    return ApiState(settings, search, search.index, repo, components.image_limits(settings))
+    sender = KafkaSender(settings.kafka_bootstrap)
+    return ApiState(
+        settings,
+        search,
+        search.index,
+        repo,
+        components.image_limits(settings),
+        sender,
+        ImpressionEmitter(sender, settings.impressions_topic, metrics.impressions),
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.api = open_state(settings)
+        app.state.api = open_state(settings, metrics)
         try:
             yield
         finally:
@@ -45,8 +55,10 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    ApiMetrics().install(app)
+    metrics = ApiMetrics()
+    metrics.install(app)
     app.include_router(routes.router)
+    app.include_router(interactions.router)
 
     @app.get("/healthz", summary="The process is alive")
     def healthz() -> Health:

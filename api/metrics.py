@@ -37,6 +37,12 @@ class ApiMetrics:
             ["route", "status"],
             registry=self.registry,
         )
+        self.impressions = Counter(
+            "stylestream_api_impressions",
+            "Search impressions by outcome (queued, sent, dropped, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def install(self, app: FastAPI) -> None:
         @app.middleware("http")

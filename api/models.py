@@ -102,6 +102,8 @@ class SearchResponse(BaseModel):
     offset: int
     model_version: str
     took_ms: float
+    impression_id: str = Field(description="Report clicks on these results with it")
+    session_id: str = Field(description="X-Session-Id as sent, or a new one to send next time")
 
 
 class ProductAttribute(BaseModel):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Respon
 
 from api import images
 from api.errors import ApiError
+from api.interactions import SessionHeader, UserHeader, image_query, new_id, shown
 from api.models import (
     MAX_ATTRIBUTE_FILTERS,
     MAX_K,
@@ -35,6 +36,8 @@ from api.state import ApiState, State
 from processors.colour import PALETTE_NAMES
 from processors.ranking import Ranked
 from schemas.attributes import GROUPS
+from schemas.interactions import Query as SearchQuery
+from schemas.interactions import SearchImpression
 from stylestream.search import Filters, UnknownProduct
 
 ProductIdPath = Annotated[
@@ -102,18 +105,49 @@ def _items(state: ApiState, ranked: list[Ranked], explain: bool) -> list[ResultI
     return out
 
 
-def _search_image(
-    state: ApiState, rgb: np.ndarray, filters: SearchFilters, k: int, offset: int, explain: bool
+def _respond(
+    state: ApiState,
+    ranked: list[Ranked],
+    query: SearchQuery,
+    page: tuple[int, int, bool],
+    who: tuple[str | None, str | None],
+    started: float,
 ) -> SearchResponse:
-    started = time.perf_counter()
-    ranked = state.search.by_images([rgb], k, _filters(filters), offset)[0]
+    """The response, and its impression on Kafka (queued: never waits for Kafka)."""
+    k, offset, explain = page
+    session_id = who[0] or new_id()
+    impression = SearchImpression(
+        impression_id=new_id(),
+        session_id=session_id,
+        user_id=who[1],
+        query=query,
+        results=shown([r.product_id for r in ranked], offset),
+        model_version=state.model_version,
+    )
+    state.impressions.emit(impression)
     return SearchResponse(
         results=_items(state, ranked, explain),
         k=k,
         offset=offset,
         model_version=state.model_version,
         took_ms=round((time.perf_counter() - started) * 1000, 2),
+        impression_id=impression.impression_id,
+        session_id=session_id,
     )
+
+
+def _search_image(
+    state: ApiState,
+    rgb: np.ndarray,
+    filters: SearchFilters,
+    page: tuple[int, int, bool],
+    who: tuple[str | None, str | None],
+) -> SearchResponse:
+    started = time.perf_counter()
+    k, offset, _ = page
+    ranked, vector = state.search.rank_images([rgb], k, _filters(filters), offset)[0]
+    query = image_query(rgb, vector, filters.model_dump(exclude_defaults=True))
+    return _respond(state, ranked, query, page, who, started)
 
 
 @router.post(
@@ -121,13 +155,19 @@ def _search_image(
     dependencies=[require_content_type("application/json")],
     summary="Search by image (JSON: image_url or image_base64)",
 )
-def search_json(state: State, body: ImageSearchRequest) -> SearchResponse:
+def search_json(
+    state: State,
+    body: ImageSearchRequest,
+    x_session_id: SessionHeader = None,
+    x_user_id: UserHeader = None,
+) -> SearchResponse:
     if body.image_url is not None:
         rgb = images.from_url(body.image_url, state.limits, state.settings.api_image_hosts)
     else:
         assert body.image_base64 is not None
         rgb = images.from_base64(body.image_base64, state.limits)
-    return _search_image(state, rgb, body.filters, body.k, body.offset, body.explain)
+    page = (body.k, body.offset, body.explain)
+    return _search_image(state, rgb, body.filters, page, (x_session_id, x_user_id))
 
 
 @router.post(
@@ -149,6 +189,8 @@ def search_upload(
     k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
     offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
     explain: Annotated[bool, Form()] = False,
+    x_session_id: SessionHeader = None,
+    x_user_id: UserHeader = None,
 ) -> SearchResponse:
     try:
         filters = SearchFilters(
@@ -164,25 +206,31 @@ def search_upload(
     if len(raw) > state.limits.max_bytes:
         raise ApiError(413, "image_too_large", f"image exceeds {state.limits.max_bytes} bytes")
     rgb = images.from_bytes(raw, state.limits)
-    return _search_image(state, rgb, filters, k, offset, explain)
+    return _search_image(state, rgb, filters, (k, offset, explain), (x_session_id, x_user_id))
 
 
 @router.get("/products/{product_id}/similar", summary="More like this product")
 def similar(
-    state: State, product_id: ProductIdPath, query: Annotated[SimilarQuery, Query()]
+    state: State,
+    product_id: ProductIdPath,
+    query: Annotated[SimilarQuery, Query()],
+    x_session_id: SessionHeader = None,
+    x_user_id: UserHeader = None,
 ) -> SearchResponse:
     started = time.perf_counter()
     try:
         ranked = state.search.by_product(product_id, query.k, _filters(query), query.offset)
     except UnknownProduct as exc:
         raise ApiError(404, "unknown_product", str(exc)) from exc
-    return SearchResponse(
-        results=_items(state, ranked, query.explain),
-        k=query.k,
-        offset=query.offset,
-        model_version=state.model_version,
-        took_ms=round((time.perf_counter() - started) * 1000, 2),
+    asked = SearchQuery(
+        kind="product",
+        product_id=product_id,
+        filters=SearchFilters.model_validate(
+            query.model_dump(include=set(SearchFilters.model_fields))
+        ).model_dump(exclude_defaults=True),
     )
+    page = (query.k, query.offset, query.explain)
+    return _respond(state, ranked, asked, page, (x_session_id, x_user_id), started)
 
 
 @router.get("/products/{product_id}", summary="Product metadata")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+
+if TYPE_CHECKING:  # api.interactions depends on this module for its routes
+    from api.interactions import ImpressionEmitter, KafkaSender
 
 from processors.images import ImageLimits
 from stores.milvus import MilvusVectorIndex
@@ -21,12 +24,16 @@ class ApiState:
     index: MilvusVectorIndex
     repo: PostgresRepository
     limits: ImageLimits
+    sender: KafkaSender
+    impressions: ImpressionEmitter
 
     @property
     def model_version(self) -> str:
         return self.search.processor.embedder.model_version
 
     def close(self) -> None:
+        self.impressions.close()
+        self.sender.close()
         self.index.close()
         self.repo.close()
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 PRODUCTS = "products.v1"
 DEAD_LETTER = "dead-letter.v1"
+IMPRESSIONS = "impressions.v1"  # keyed by impression id
+INTERACTIONS = "interactions.v1"  # keyed by impression id: co-partitioned with impressions
 
-ALL = (PRODUCTS, DEAD_LETTER)
+ALL = (PRODUCTS, DEAD_LETTER, IMPRESSIONS, INTERACTIONS)
 
 
 def full_name(prefix: str, name: str) -> str:

@@ -15,6 +15,9 @@ def topic_specs(settings: Settings) -> dict[str, int]:
     return {
         settings.products_topic: settings.topic_partitions,
         settings.dead_letter_topic: max(1, settings.topic_partitions // 2),
+        # the same count for both: the click miner joins them partition by partition
+        settings.impressions_topic: settings.topic_partitions,
+        settings.interactions_topic: settings.topic_partitions,
     }
 
 

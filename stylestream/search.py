@@ -56,6 +56,7 @@ class StageOne:
     candidates: list[tuple[str, float, dict[str, object]]]
     colours: dict[str, float]
     attributes: dict[str, float]
+    vector: np.ndarray  # the query's embedding
 
 
 def _candidates(hits: Sequence[Hit]) -> list[tuple[str, float, dict[str, object]]]:
@@ -104,10 +105,23 @@ class SearchService:
         offset: int = 0,
     ) -> list[list[Ranked]]:
         """Batched: one Milvus call for all queries (far cheaper than one call each)."""
+        return [ranked for ranked, _ in self.rank_images(images, k, filters, offset)]
+
+    def rank_images(
+        self,
+        images: Sequence[np.ndarray],
+        k: int = 10,
+        filters: Filters | None = None,
+        offset: int = 0,
+    ) -> list[tuple[list[Ranked], np.ndarray]]:
+        """``by_images`` plus each query's embedding (search impressions carry it)."""
         return [
-            rerank(stage.candidates, stage.colours, self.weights, stage.attributes)[
-                offset : offset + k
-            ]
+            (
+                rerank(stage.candidates, stage.colours, self.weights, stage.attributes)[
+                    offset : offset + k
+                ],
+                stage.vector,
+            )
             for stage in self.stage_one(images, self._pool(k, offset), filters)
         ]
 
@@ -120,8 +134,8 @@ class SearchService:
         vectors, colours, attributes = self.processor.describe_queries(images)
         hits = self.index.search(vectors, pool, (filters or Filters()).expression())
         return [
-            StageOne(_candidates(h), c, a)
-            for h, c, a in zip(hits, colours, attributes, strict=True)
+            StageOne(_candidates(h), c, a, v)
+            for h, c, a, v in zip(hits, colours, attributes, vectors, strict=True)
         ]
 
     def by_product(

@@ -96,5 +96,13 @@ class Settings(BaseSettings):
         return topics.full_name(self.topic_prefix, topics.DEAD_LETTER)
 
     @property
+    def impressions_topic(self) -> str:
+        return topics.full_name(self.topic_prefix, topics.IMPRESSIONS)
+
+    @property
+    def interactions_topic(self) -> str:
+        return topics.full_name(self.topic_prefix, topics.INTERACTIONS)
+
+    @property
     def kafka_url(self) -> str:
         return f"kafka://{self.kafka_bootstrap}"

@@ -92,3 +92,31 @@ def test_dead_letter_keeps_original_bytes() -> None:
     assert back.original() == raw
     assert back.error_kind is ErrorKind.NOT_JSON
     assert (back.topic, back.partition, back.offset) == ("t", 2, 7)
+
+
+def test_interaction_events_validate_their_shape() -> None:
+    from schemas.interactions import Query, SearchImpression, Shown, parse_interaction_event
+
+    impression = SearchImpression(
+        impression_id="imp-1",
+        session_id="s-1",
+        query=Query(kind="product", product_id="p1"),
+        results=[Shown(product_id="p2", position=1), Shown(product_id="p3", position=2)],
+        model_version="m",
+    )
+    assert parse_interaction_event(json.loads(impression.model_dump_json())) == impression
+    with pytest.raises(ValidationError, match="exactly its own field"):
+        Query(kind="image", product_id="p1")
+    with pytest.raises(ValidationError, match="distinct"):
+        SearchImpression(
+            impression_id="i",
+            session_id="s",
+            query=Query(kind="text", text="red dress"),
+            results=[Shown(product_id="a", position=1), Shown(product_id="b", position=1)],
+            model_version="m",
+        )
+    click = {"type": "interaction.click", "impression_id": "i", "session_id": "s",
+             "product_id": "p", "schema_version": 1}  # fmt: skip
+    assert parse_interaction_event(click).type == "interaction.click"
+    with pytest.raises(UnknownSchemaVersion):
+        parse_interaction_event({**click, "schema_version": 2})

@@ -1,0 +1,115 @@
+"""Versioned search-interaction events: what a user was shown, and what they did with it.
+
+- ``search.impression`` on ``impressions.v1``: one per search the API answers: the query,
+  the ranked product ids with their positions, the model that ranked them.
+- ``interaction.click`` (and ``interaction.add_to_cart`` / ``interaction.purchase``) on
+  ``interactions.v1``: a frontend reports what the user did with a result of an impression.
+Both are keyed by ``impression_id``, so an impression and its interactions land on the same
+partition and one consumer can join them (the click-mining agent).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from schemas.events import SUPPORTED_SCHEMA_VERSIONS, ProductId, UnknownSchemaVersion, utcnow
+
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
+]
+MAX_SHOWN = 1000
+
+
+class Query(BaseModel):
+    """What was searched: an uploaded or linked image (by its SHA-256 and embedding), a product,
+    or text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["image", "product", "text"]
+    image_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the decoded RGB pixels"
+    )
+    embedding_f16: str | None = Field(
+        default=None,
+        max_length=16384,
+        description="The query image's base embedding: little-endian float16, base64 (so ML "
+        "teams can train on image queries without the image)",
+    )
+    product_id: ProductId | None = None
+    text: str | None = Field(default=None, min_length=1, max_length=512)
+    filters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _matches_kind(self) -> Query:
+        given = {
+            "image": self.image_sha256 is not None,
+            "product": self.product_id is not None,
+            "text": self.text is not None,
+        }
+        if not given[self.kind] or sum(given.values()) != 1:
+            raise ValueError(f"a {self.kind} query carries exactly its own field")
+        return self
+
+
+class Shown(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    product_id: ProductId
+    position: int = Field(ge=1, description="1-based rank on the page, offset included")
+
+
+class _InteractionBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    impression_id: Identifier
+    session_id: Identifier
+    user_id: Identifier | None = None
+    event_time: datetime = Field(default_factory=utcnow)
+
+
+class SearchImpression(_InteractionBase):
+    """A ranked result list the API returned."""
+
+    type: Literal["search.impression"] = "search.impression"
+    query: Query
+    results: list[Shown] = Field(max_length=MAX_SHOWN)
+    model_version: str = Field(min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _distinct_positions(self) -> SearchImpression:
+        positions = [r.position for r in self.results]
+        if len(set(positions)) != len(positions):
+            raise ValueError("positions must be distinct")
+        return self
+
+
+class Interaction(_InteractionBase):
+    """What a user did with one result of an impression."""
+
+    type: Literal["interaction.click", "interaction.add_to_cart", "interaction.purchase"]
+    product_id: ProductId
+    position: int | None = Field(default=None, ge=1)
+
+
+InteractionEvent = Annotated[SearchImpression | Interaction, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[SearchImpression | Interaction] = TypeAdapter(InteractionEvent)
+
+
+def parse_interaction_event(payload: dict[str, Any]) -> SearchImpression | Interaction:
+    """Validate a decoded JSON object. Raises UnknownSchemaVersion or pydantic.ValidationError."""
+    version = payload.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise UnknownSchemaVersion(
+            f"schema_version {version!r} is not supported "
+            f"(supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})"
+        )
+    return _ADAPTER.validate_python(payload)
+
+
+def interaction_event_json_schema() -> dict[str, Any]:
+    return _ADAPTER.json_schema()

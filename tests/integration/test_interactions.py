@@ -1,0 +1,175 @@
+"""Search impressions and click reports through the API onto real Kafka topics."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from kafka import KafkaConsumer, TopicPartition
+from PIL import Image
+
+from api.app import create_app
+from processors.products import ProductProcessor, RawEvent
+from schemas.events import encode_event
+from schemas.interactions import Interaction, SearchImpression, parse_interaction_event
+from stores.writer import ProductWriter
+from stylestream.dev.process import free_port
+from stylestream.fashion_mnist import to_rgb
+from tests.integration.conftest import Stack
+from tests.integration.events import photo, upsert
+
+pytestmark = pytest.mark.services
+
+
+def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Callable[[str], list[object]]:
+    """A reader that returns every event on ``topic`` with a given key, polling until found."""
+
+    def find(key: str) -> list[object]:
+        consumer = KafkaConsumer(bootstrap_servers=stack.settings.kafka_bootstrap)
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        found: list[object] = []
+        deadline = time.monotonic() + timeout
+        while not found and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                found += [
+                    parse_interaction_event(json.loads(r.value))
+                    for r in records
+                    if r.key == key.encode()
+                ]
+        consumer.close()
+        return found
+
+    return find
+
+
+@pytest.fixture(scope="module")
+def stack(make_stack: Callable[..., Stack], processor: ProductProcessor) -> Stack:
+    stack = make_stack(milvus_index="FLAT")
+    events = [upsert(f"i{i:03d}", 1, i) for i in range(30)]
+    ProductWriter(stack.index, stack.repo).write(
+        processor.process([RawEvent(encode_event(e)) for e in events])
+    )
+    return stack
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[TestClient]:
+    with TestClient(create_app(stack.settings)) as c:
+        yield c
+
+
+def png(i: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(photo(i)[0]).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_every_image_search_emits_its_impression(
+    client: TestClient, stack: Stack, processor: ProductProcessor
+) -> None:
+    r = client.post(
+        "/v1/search/upload",
+        files={"image": ("q.png", png(4), "image/png")},
+        data={"k": "5", "attributes": ["department.tops", "department.dresses"]},
+        headers={"X-Session-Id": "sess-1", "X-User-Id": "user-9"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["session_id"] == "sess-1" and body["impression_id"]
+    found = read_topic(stack, stack.settings.impressions_topic)(body["impression_id"])
+    assert len(found) == 1
+    impression = found[0]
+    assert isinstance(impression, SearchImpression)
+    assert impression.session_id == "sess-1" and impression.user_id == "user-9"
+    assert [(s.product_id, s.position) for s in impression.results] == [
+        (item["product_id"], n) for n, item in enumerate(body["results"], 1)
+    ]
+    q = impression.query
+    rgb = to_rgb(photo(4)[0])
+    assert q.kind == "image" and q.image_sha256 == hashlib.sha256(rgb.tobytes()).hexdigest()
+    assert q.filters == {"attributes": ["department.tops", "department.dresses"]}
+    assert q.embedding_f16 is not None
+    embedding = np.frombuffer(base64.b64decode(q.embedding_f16), dtype="<f2").astype(np.float32)
+    expected = processor.describe_queries([rgb])[0][0]
+    assert embedding.shape == expected.shape and np.abs(embedding - expected).max() < 2e-3
+    assert impression.model_version == body["model_version"]
+
+
+def test_more_like_this_emits_a_product_impression_with_page_positions(
+    client: TestClient, stack: Stack
+) -> None:
+    body = client.get("/v1/products/i002/similar", params={"k": 4, "offset": 3}).json()
+    assert body["session_id"]  # a new session for a caller that sent none
+    impression = read_topic(stack, stack.settings.impressions_topic)(body["impression_id"])[0]
+    assert isinstance(impression, SearchImpression)
+    assert impression.query.kind == "product" and impression.query.product_id == "i002"
+    assert [s.position for s in impression.results] == [4, 5, 6, 7]
+    assert impression.session_id == body["session_id"]
+
+
+def test_clicks_are_acknowledged_by_kafka_then_accepted(client: TestClient, stack: Stack) -> None:
+    search = client.get("/v1/products/i001/similar", params={"k": 3}).json()
+    clicked = search["results"][1]["product_id"]
+    r = client.post(
+        "/v1/interactions",
+        json={"impression_id": search["impression_id"], "product_id": clicked, "position": 2},
+        headers={"X-Session-Id": search["session_id"]},
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["interaction"]["type"] == "interaction.click"
+    events = read_topic(stack, stack.settings.interactions_topic)(search["impression_id"])
+    assert len(events) == 1
+    click = events[0]
+    assert isinstance(click, Interaction)
+    assert (click.product_id, click.position, click.session_id) == (
+        clicked,
+        2,
+        search["session_id"],
+    )
+    cart = client.post(
+        "/v1/interactions",
+        json={"impression_id": search["impression_id"], "product_id": clicked, "type": "purchase"},
+    )
+    assert cart.status_code == 202 and cart.json()["interaction"]["session_id"] == "anonymous"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ({"impression_id": "x", "product_id": "a", "position": 0}, {}),
+        ({"impression_id": "x", "product_id": "a", "type": "like"}, {}),
+        ({"impression_id": "", "product_id": "a"}, {}),
+        ({"impression_id": "x", "product_id": "a", "extra": 1}, {}),
+        ({"impression_id": "x", "product_id": "a"}, {"X-Session-Id": "no spaces allowed"}),
+    ],
+)
+def test_bad_click_reports_are_a_clear_422(
+    client: TestClient, body: dict[str, object], headers: dict[str, str]
+) -> None:
+    r = client.post("/v1/interactions", json=body, headers=headers)
+    assert r.status_code == 422 and r.json()["error"]["message"]
+
+
+def test_without_kafka_searches_still_answer_and_clicks_say_503(stack: Stack) -> None:
+    down = stack.settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"})
+    with TestClient(create_app(down)) as c:
+        started = time.perf_counter()
+        r = c.get("/v1/products/i001/similar", params={"k": 3})
+        assert r.status_code == 200 and len(r.json()["results"]) == 3
+        assert time.perf_counter() - started < 5  # the impression is queued, not awaited
+        click = c.post(
+            "/v1/interactions",
+            json={"impression_id": r.json()["impression_id"], "product_id": "i0"},
+        )
+        assert click.status_code == 503
+        assert click.json()["error"]["code"] == "events_unavailable"
+        assert "Traceback" not in click.text
