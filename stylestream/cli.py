@@ -319,9 +319,12 @@ def schemas_export(out: Path) -> None:
     """Write the JSON Schemas of the events and the dead-letter envelope into OUT."""
     from schemas.dead_letter import DeadLetter
     from schemas.events import dumps_schema, product_event_json_schema
+    from schemas.interactions import interaction_event_json_schema
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "products.v1.schema.json").write_text(dumps_schema(product_event_json_schema()))
+    interactions = dumps_schema(interaction_event_json_schema())
+    (out / "interactions.v1.schema.json").write_text(interactions)  # both interaction topics
     (out / "dead-letter.v1.schema.json").write_text(dumps_schema(DeadLetter.model_json_schema()))
     click.echo(f"schemas written to {out}")
 

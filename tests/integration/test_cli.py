@@ -159,3 +159,5 @@ def test_schemas_export_writes_json_schemas(tmp_path: Path) -> None:
     schema = json.loads((tmp_path / "products.v1.schema.json").read_text())
     assert "ProductUpsert" in json.dumps(schema)
     assert "error_kind" in (tmp_path / "dead-letter.v1.schema.json").read_text()
+    interactions = (tmp_path / "interactions.v1.schema.json").read_text()
+    assert "search.impression" in interactions and "interaction.click" in interactions
