@@ -113,3 +113,28 @@ def parse_interaction_event(payload: dict[str, Any]) -> SearchImpression | Inter
 
 def interaction_event_json_schema() -> dict[str, Any]:
     return _ADAPTER.json_schema()
+
+
+class TrainingPair(BaseModel):
+    """A click turned into a training example: the query, the clicked product (positive), the
+    results shown above it and skipped (hard negatives) and sampled products (random
+    negatives). ``pair_id`` = ``<impression_id>:<product_id>`` is unique: consumers of
+    ``training-pairs.v1`` deduplicate on it, and Postgres keeps one row per id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    type: Literal["training.pair"] = "training.pair"
+    pair_id: str = Field(min_length=3, max_length=258)
+    impression_id: Identifier
+    session_id: Identifier
+    user_id: Identifier | None = None
+    query: Query
+    positive: ProductId
+    position: int = Field(ge=1)
+    hard_negatives: list[ProductId]
+    random_negatives: list[ProductId]
+    interaction: Literal["interaction.click", "interaction.add_to_cart", "interaction.purchase"]
+    ranker_model_version: str
+    shown_at: datetime
+    clicked_at: datetime

@@ -75,6 +75,28 @@ product_attributes = Table(
     Column("model_version", String(128)),
 )
 
+# Click-mined training pairs (schemas/interactions.py TrainingPair), one row per pair id.
+training_pairs = Table(
+    "training_pairs",
+    metadata,
+    Column("pair_id", String(258), primary_key=True),
+    Column("impression_id", String(128), nullable=False),
+    Column("session_id", String(128), nullable=False),
+    Column("user_id", String(128)),
+    Column("query", JSONB, nullable=False),
+    Column("positive", String(128), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("hard_negatives", ARRAY(Text), nullable=False),
+    Column("random_negatives", ARRAY(Text), nullable=False),
+    Column("interaction", String(32), nullable=False),
+    Column("ranker_model_version", String(128), nullable=False),
+    Column("shown_at", DateTime(timezone=True), nullable=False),
+    Column("clicked_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "mined_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True
+    ),
+)
+
 # One row per product ever seen, deleted or not: the idempotency ledger. A redelivered or stale
 # event (version <= ledger version) changes nothing; a delete leaves a tombstone here.
 product_ledger = Table(

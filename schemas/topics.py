@@ -7,7 +7,9 @@ DEAD_LETTER = "dead-letter.v1"
 IMPRESSIONS = "impressions.v1"  # keyed by impression id
 INTERACTIONS = "interactions.v1"  # keyed by impression id: co-partitioned with impressions
 
-ALL = (PRODUCTS, DEAD_LETTER, IMPRESSIONS, INTERACTIONS)
+TRAINING_PAIRS = "training-pairs.v1"  # keyed by impression id
+
+ALL = (PRODUCTS, DEAD_LETTER, IMPRESSIONS, INTERACTIONS, TRAINING_PAIRS)
 
 
 def full_name(prefix: str, name: str) -> str:

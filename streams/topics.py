@@ -18,6 +18,7 @@ def topic_specs(settings: Settings) -> dict[str, int]:
         # the same count for both: the click miner joins them partition by partition
         settings.impressions_topic: settings.topic_partitions,
         settings.interactions_topic: settings.topic_partitions,
+        settings.training_pairs_topic: settings.topic_partitions,
     }
 
 

@@ -104,5 +104,9 @@ class Settings(BaseSettings):
         return topics.full_name(self.topic_prefix, topics.INTERACTIONS)
 
     @property
+    def training_pairs_topic(self) -> str:
+        return topics.full_name(self.topic_prefix, topics.TRAINING_PAIRS)
+
+    @property
     def kafka_url(self) -> str:
         return f"kafka://{self.kafka_bootstrap}"

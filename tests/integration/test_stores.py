@@ -245,3 +245,34 @@ def test_synthetic_garment_colour_lands_in_both_stores(
         result.upserts[0].embedding[None, :], 1, Filters(colour="red").expression()
     )[0]
     assert hits[0].product_id == "red-1"
+
+
+def test_training_pairs_are_stored_once_per_pair_id(make_stack: Callable[..., Stack]) -> None:
+    from processors.clicks import ClickMiner, ListSampler
+    from schemas.interactions import Interaction, Query, SearchImpression, Shown
+    from stores.pairs import PairRepository
+
+    stack = make_stack()
+    miner = ClickMiner(ListSampler([f"x{i}" for i in range(20)]))
+    shown = SearchImpression(
+        impression_id="imp-9",
+        session_id="s",
+        query=Query(kind="product", product_id="x0"),
+        results=[Shown(product_id=f"x{i}", position=i) for i in range(1, 5)],
+        model_version="m",
+    )
+    state = miner.on_impression(None, shown).state
+    pair = miner.on_click(
+        state,
+        Interaction(
+            type="interaction.click", impression_id="imp-9", session_id="s", product_id="x3"
+        ),  # fmt: skip
+    ).pairs[0]
+    repo = PairRepository(stack.repo.engine)
+    before = datetime.now(UTC)
+    assert repo.write([pair]) == ["imp-9:x3"]
+    assert repo.write([pair]) == []  # a replayed pair changes nothing
+    rows = list(repo.since(before.replace(year=2000)))
+    assert len(rows) == 1 and rows[0]["hard_negatives"] == ["x1", "x2"]
+    assert rows[0]["query"] == {"kind": "product", "product_id": "x0", "filters": {}}
+    assert list(repo.since(datetime.now(UTC))) == []
