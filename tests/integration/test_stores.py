@@ -266,7 +266,7 @@ def test_training_pairs_are_stored_once_per_pair_id(make_stack: Callable[..., St
         state,
         Interaction(
             type="interaction.click", impression_id="imp-9", session_id="s", product_id="x3"
-        ),  # fmt: skip
+        ),
     ).pairs[0]
     repo = PairRepository(stack.repo.engine)
     before = datetime.now(UTC)
