@@ -173,3 +173,29 @@ def test_without_kafka_searches_still_answer_and_clicks_say_503(stack: Stack) ->
         assert click.status_code == 503
         assert click.json()["error"]["code"] == "events_unavailable"
         assert "Traceback" not in click.text
+
+
+def test_simulated_shoppers_search_and_click_through_the_api(
+    client: TestClient, stack: Stack
+) -> None:
+    from stylestream.click_simulator import ShopperModel, SimulatedQuery, simulate
+    from stylestream.fashion_mnist import CLASSES, load_split
+
+    images, labels = load_split("t10k")
+    queries = [SimulatedQuery(images[i], CLASSES[int(labels[i])]) for i in range(40)]
+    logs = simulate(client, queries, sessions=6, queries_per_session=5, seed=3,
+                    model=ShopperModel(k=10, noise=0.05))  # fmt: skip
+    assert all(log.failed_queries == 0 and len(log.impressions) == 5 for log in logs)
+    clicks = [c for log in logs for c in log.clicks]
+    assert len(clicks) >= 10
+    # position bias: most clicks near the top; hidden relevance: mostly relevant results
+    positions = [pos for _, _, pos, _ in clicks]
+    assert sum(p <= 3 for p in positions) > sum(p > 3 for p in positions)
+    assert sum(rel for *_, rel in clicks) / len(clicks) > 0.7
+    # every click reached Kafka under its impression, with its session
+    imp, pid, pos, _ = clicks[0]
+    events = read_topic(stack, stack.settings.interactions_topic)(imp)
+    assert any(
+        isinstance(e, Interaction) and e.product_id == pid and e.position == pos for e in events
+    )
+    assert all(isinstance(e, Interaction) and e.session_id.startswith("sim-3-") for e in events)
