@@ -46,3 +46,39 @@ class WorkerMetrics:
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         if port:
             start_http_server(port, addr=host, registry=self.registry)
+
+
+class MinerMetrics:
+    """The click miner's counters: every event's outcome (paired, duplicate, late, ...)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.outcomes = Counter(
+            "stylestream_mining_events",
+            "Impressions and interactions by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.pairs_written = Counter(
+            "stylestream_training_pairs_written", "New training pairs stored", registry=r
+        )
+        self.orphaned = Counter(
+            "stylestream_mining_orphaned_clicks",
+            "Clicks whose impression never arrived within the window",
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "stylestream_mining_dead_lettered",
+            "Interaction events sent to the dead-letter topic",
+            ["error_kind"],
+            registry=r,
+        )
+
+    def window_closed(self, state: object) -> None:
+        if isinstance(state, dict) and state.get("impression") is None:
+            self.orphaned.inc(len(state.get("pending") or []))
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        if port:
+            start_http_server(port, addr=host, registry=self.registry)

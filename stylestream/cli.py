@@ -113,6 +113,16 @@ def worker(settings: Settings, loglevel: str) -> None:
     run_worker(settings, loglevel)
 
 
+@main.command()
+@click.option("--loglevel", default="info", show_default=True)
+@click.pass_obj
+def mine(settings: Settings, loglevel: str) -> None:
+    """Run the click miner: impressions + clicks -> training pairs (Kafka and Postgres)."""
+    from stylestream.miner import run_miner
+
+    run_miner(settings, loglevel)
+
+
 @main.group()
 def produce() -> None:
     """Send events to Kafka (validated before sending)."""

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     worker_web_port: int = 6066
 
+    # Click miner (stylestream mine)
+    miner_app_id: str = "stylestream-miner"
+    miner_metrics_port: int = 9109  # 0 disables
+    click_window_s: float = 1800.0  # a click pairs with an impression at most this much older
+    random_negatives: int = 4
+
     @property
     def models_path(self) -> Path:
         return self.model_dir if self.model_dir is not None else self.data_dir / "models"

@@ -98,6 +98,7 @@ def make_stack(
         overrides = {
             "topic_prefix": f"test-{uid}.",
             "app_id": f"test-worker-{uid}",
+            "miner_app_id": f"test-miner-{uid}",
             "milvus_collection": f"test_{uid}",
             "pg_database": f"test_{uid}",
             "metrics_port": str(free_port()),
