@@ -5,7 +5,6 @@ Failure carrying its dead-letter kind and reason, and never stops the rest of th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,9 +12,9 @@ from decimal import Decimal
 from typing import Protocol
 
 import numpy as np
-from pydantic import ValidationError
 
 from processors.colour import COLOUR_VECTOR_DIM, ColourFeatures, colour_features
+from processors.decoding import decode_json_event
 from processors.detector import RegionFinder
 from processors.errors import ProcessingError
 from processors.images import ImageLimits, load_image, thumbnail
@@ -26,7 +25,6 @@ from schemas.dead_letter import ErrorKind
 from schemas.events import (
     ProductDelete,
     ProductUpsert,
-    UnknownSchemaVersion,
     parse_product_event,
 )
 
@@ -159,25 +157,7 @@ class BatchResult:
 
 
 def decode_event(raw: RawEvent) -> ProductUpsert | ProductDelete:
-    try:
-        payload = json.loads(raw.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProcessingError(f"value is not JSON: {exc}", ErrorKind.NOT_JSON) from exc
-    if not isinstance(payload, dict):
-        raise ProcessingError(
-            f"event must be a JSON object, got {type(payload).__name__}",
-            ErrorKind.SCHEMA_VIOLATION,
-        )
-    try:
-        return parse_product_event(payload)
-    except UnknownSchemaVersion as exc:
-        raise ProcessingError(str(exc), ErrorKind.UNKNOWN_SCHEMA_VERSION) from exc
-    except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<event>'}: {err['msg']}"
-            for err in exc.errors()[:10]
-        )
-        raise ProcessingError(f"schema violation: {details}", ErrorKind.SCHEMA_VIOLATION) from exc
+    return decode_json_event(raw.value, parse_product_event)
 
 
 @dataclass(frozen=True)

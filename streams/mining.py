@@ -16,7 +16,6 @@ negatives), never lose one. Undecodable or invalid events are dead-lettered.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,62 +23,25 @@ from datetime import timedelta
 from typing import Any
 
 import faust
-from pydantic import ValidationError
 
 from processors.clicks import ClickMiner, Step
-from schemas.dead_letter import DeadLetter, ErrorKind
-from schemas.events import UnknownSchemaVersion
-from schemas.interactions import Interaction, SearchImpression, parse_interaction_event
+from processors.decoding import decode_json_event
+from processors.errors import ProcessingError
+from schemas.dead_letter import DeadLetter
+from schemas.interactions import SearchImpression, parse_interaction_event
 from stores.pairs import PairRepository
+from streams.app import faust_app
 from streams.metrics import MinerMetrics
 from stylestream.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def _decode(value: bytes) -> SearchImpression | Interaction:
-    try:
-        payload = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Bad(ErrorKind.NOT_JSON, f"value is not JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise _Bad(ErrorKind.SCHEMA_VIOLATION, "event must be a JSON object")
-    try:
-        return parse_interaction_event(payload)
-    except UnknownSchemaVersion as exc:
-        raise _Bad(ErrorKind.UNKNOWN_SCHEMA_VERSION, str(exc)) from exc
-    except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<event>'}: {e['msg']}"
-            for e in exc.errors()[:10]
-        )
-        raise _Bad(ErrorKind.SCHEMA_VIOLATION, f"schema violation: {details}") from exc
-
-
-class _Bad(Exception):
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
 def create_miner_app(
     settings: Settings, miner: ClickMiner, pairs: PairRepository, metrics: MinerMetrics
 ) -> faust.App:
-    app = faust.App(
-        settings.miner_app_id,
-        broker=settings.kafka_url,
-        store="memory://",
-        key_serializer="json",  # the join table's keys and values; topics below are raw
-        value_serializer="json",
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.kafka_session_timeout_s,
-        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
-        broker_commit_interval=1.0,
-        web_enabled=False,
-        producer_acks=-1,
-    )
+    # json: the join table's keys and values; the topics below are raw
+    app = faust_app(settings, settings.miner_app_id, serializer="json")
     window_s = settings.click_window_s
     joins = app.Table(
         "click-joins",
@@ -118,8 +80,8 @@ def create_miner_app(
         async for event in stream.events():
             msg = event.message
             try:
-                decoded = _decode(msg.value or b"")
-            except _Bad as bad:
+                decoded = decode_json_event(msg.value or b"", parse_interaction_event)
+            except ProcessingError as bad:
                 letter = DeadLetter.wrap(
                     msg.value or b"",
                     topic=msg.topic,
