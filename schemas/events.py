@@ -108,14 +108,19 @@ class UnknownSchemaVersion(ValueError):
     """The event declares a ``schema_version`` this code does not understand."""
 
 
-def parse_product_event(payload: dict[str, Any]) -> ProductUpsert | ProductDelete:
-    """Validate a decoded JSON object. Raises UnknownSchemaVersion or pydantic.ValidationError."""
+def check_schema_version(payload: dict[str, Any]) -> None:
+    """Consumers refuse versions they do not know rather than guess (any versioned event)."""
     version = payload.get("schema_version")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise UnknownSchemaVersion(
             f"schema_version {version!r} is not supported "
             f"(supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})"
         )
+
+
+def parse_product_event(payload: dict[str, Any]) -> ProductUpsert | ProductDelete:
+    """Validate a decoded JSON object. Raises UnknownSchemaVersion or pydantic.ValidationError."""
+    check_schema_version(payload)
     return _EVENT_ADAPTER.validate_python(payload)
 
 

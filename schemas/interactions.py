@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from schemas.events import SUPPORTED_SCHEMA_VERSIONS, ProductId, UnknownSchemaVersion, utcnow
+from schemas.events import ProductId, check_schema_version, utcnow
 
 Identifier = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
@@ -102,12 +102,7 @@ _ADAPTER: TypeAdapter[SearchImpression | Interaction] = TypeAdapter(InteractionE
 
 def parse_interaction_event(payload: dict[str, Any]) -> SearchImpression | Interaction:
     """Validate a decoded JSON object. Raises UnknownSchemaVersion or pydantic.ValidationError."""
-    version = payload.get("schema_version")
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise UnknownSchemaVersion(
-            f"schema_version {version!r} is not supported "
-            f"(supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})"
-        )
+    check_schema_version(payload)
     return _ADAPTER.validate_python(payload)
 
 
