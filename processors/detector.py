@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from processors.embedding import onnx_session
 from processors.roi import Box, Region, foreground_region, otsu
 
 DETECTOR_NAME = "roi-box-regressor"
@@ -100,12 +101,7 @@ class RegionFinder:
                     f"{model_path} is missing: run `stylestream train attributes` first"
                 )
             self.card = DetectorCard.read(model_path.with_suffix(".json"))
-            options = ort.SessionOptions()
-            if threads:
-                options.intra_op_num_threads = threads
-            self._session = ort.InferenceSession(
-                str(model_path), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = onnx_session(model_path, threads)
 
     @property
     def model_version(self) -> str:

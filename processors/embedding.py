@@ -64,6 +64,14 @@ def preprocess(images: Sequence[np.ndarray], card: ModelCard) -> np.ndarray:
     return batch
 
 
+def onnx_session(model_path: Path, threads: int = 0) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session (``threads`` 0: the runtime's default)."""
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxEmbedder:
     """L2-normalised embeddings, computed in batches of ``batch_size``."""
 
@@ -73,12 +81,7 @@ class OnnxEmbedder:
                 f"{model_path} is missing: run `stylestream model export` first"
             )
         self.card = ModelCard.read(card_path(model_path))
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = onnx_session(model_path, threads)
         self._input = self._session.get_inputs()[0].name
         self.batch_size = batch_size
 

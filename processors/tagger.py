@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import onnxruntime as ort
 
+from processors.embedding import onnx_session
 from schemas.attributes import GROUP_BY_KEY, Source, applies, category_key, department_of
 
 TAGGER_NAME = "attribute-tagger"
@@ -113,12 +113,7 @@ class OnnxTagger:
                 f"{model_path} is missing: run `stylestream train attributes` first"
             )
         self.card = TaggerCard.read(model_path.with_suffix(".json"))
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = onnx_session(model_path, threads)
         self._thresholds = np.asarray(self.card.thresholds, dtype=np.float32)
 
     @property
