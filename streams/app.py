@@ -22,13 +22,15 @@ from stylestream.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
-    app = faust.App(
-        settings.app_id,
+def faust_app(settings: Settings, app_id: str, serializer: str = "raw") -> faust.App:
+    """A Faust app (one consumer group) with the project's broker and delivery settings;
+    ``serializer`` is the default for its topics and tables."""
+    return faust.App(
+        app_id,
         broker=settings.kafka_url,
         store="memory://",
-        key_serializer="raw",
-        value_serializer="raw",
+        key_serializer=serializer,
+        value_serializer=serializer,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         consumer_auto_offset_reset="earliest",
@@ -39,6 +41,10 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
         web_port=settings.worker_web_port,
         producer_acks=-1,
     )
+
+
+def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
+    app = faust_app(settings, settings.app_id)
     products = app.topic(settings.products_topic, key_type=bytes, value_type=bytes, partitions=None)
     dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylestream-batch")
