@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,14 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from processors.products import ProductProcessor, RawEvent
 from schemas.dead_letter import DeadLetter
+from schemas.events import ProductUpsert, encode_event
 from schemas.milvus import product_collection
 from stores.migrate import upgrade
 from stores.milvus import MilvusVectorIndex
 from stores.postgres import PostgresRepository
+from stores.writer import ProductWriter
 from streams.topics import ensure_topics, topic_specs
 from stylestream.dev import services
 from stylestream.dev.postgres import PostgresService
@@ -55,6 +58,12 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STYLESTREAM_")}
         env.update({f"STYLESTREAM_{k.upper()}": v for k, v in self.overrides.items()})
         return env
+
+    def write(self, processor: ProductProcessor, events: Sequence[ProductUpsert]) -> None:
+        """Process and store products directly (no Kafka, no worker): a test's catalogue."""
+        ProductWriter(self.index, self.repo).write(
+            processor.process([RawEvent(encode_event(e)) for e in events])
+        )
 
     def producer(self) -> KafkaProducer:
         return KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")

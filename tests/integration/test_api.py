@@ -16,9 +16,8 @@ from PIL import Image
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
-from processors.products import ProductProcessor, RawEvent
-from schemas.events import ImageRef, encode_event
-from stores.writer import ProductWriter
+from processors.products import ProductProcessor
+from schemas.events import ImageRef
 from stylestream.dev.process import free_port
 from tests.integration.conftest import Stack
 from tests.integration.events import photo, upsert
@@ -55,9 +54,7 @@ def stack(make_stack: Callable[..., Stack], processor: ProductProcessor) -> Stac
                 image=ImageRef(data_base64=b64),
             )
         )
-    ProductWriter(stack.index, stack.repo).write(
-        processor.process([RawEvent(encode_event(e)) for e in events])
-    )
+    stack.write(processor, events)
     return stack
 
 

@@ -16,10 +16,8 @@ from kafka import KafkaConsumer, TopicPartition
 from PIL import Image
 
 from api.app import create_app
-from processors.products import ProductProcessor, RawEvent
-from schemas.events import encode_event
+from processors.products import ProductProcessor
 from schemas.interactions import Interaction, SearchImpression, parse_interaction_event
-from stores.writer import ProductWriter
 from stylestream.dev.process import free_port
 from stylestream.fashion_mnist import to_rgb
 from tests.integration.conftest import Stack
@@ -55,9 +53,7 @@ def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Callable[[str
 def stack(make_stack: Callable[..., Stack], processor: ProductProcessor) -> Stack:
     stack = make_stack(milvus_index="FLAT")
     events = [upsert(f"i{i:03d}", 1, i) for i in range(30)]
-    ProductWriter(stack.index, stack.repo).write(
-        processor.process([RawEvent(encode_event(e)) for e in events])
-    )
+    stack.write(processor, events)
     return stack
 
 

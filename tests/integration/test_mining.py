@@ -15,10 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from processors.products import ProductProcessor, RawEvent
-from schemas.events import encode_event
+from processors.products import ProductProcessor
 from stores.pairs import PairRepository
-from stores.writer import ProductWriter
 from stylestream.click_simulator import ShopperModel, SimulatedQuery, simulate
 from stylestream.dev.process import free_port
 from stylestream.fashion_mnist import CLASSES, load_split
@@ -49,9 +47,7 @@ class Miner:
 def stack(make_stack: Callable[..., Stack], processor: ProductProcessor) -> Stack:
     stack = make_stack(milvus_index="FLAT", miner_metrics_port=str(free_port()))
     events = [upsert(f"m{i:03d}", 1, i) for i in range(60)]
-    ProductWriter(stack.index, stack.repo).write(
-        processor.process([RawEvent(encode_event(e)) for e in events])
-    )
+    stack.write(processor, events)
     return stack
 
 

@@ -15,9 +15,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
-from processors.products import ProductProcessor, RawEvent
-from schemas.events import encode_event
-from stores.writer import ProductWriter
+from processors.products import ProductProcessor
 from stylestream.dev.process import free_port
 from tests.integration.conftest import Stack, wait_for
 from tests.integration.events import photo, upsert
@@ -43,9 +41,7 @@ def api_url(
     port = free_port()
     stack = make_stack(milvus_index="FLAT", api_port=str(port))
     events = [upsert(f"w{i:03d}", 1, i) for i in range(80)]
-    ProductWriter(stack.index, stack.repo).write(
-        processor.process([RawEvent(encode_event(e)) for e in events])
-    )
+    stack.write(processor, events)
     log = tmp_path_factory.mktemp("api") / "api.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
