@@ -15,23 +15,23 @@ from api.interactions import ImpressionEmitter, KafkaSender
 from api.metrics import ApiMetrics
 from api.models import Health
 from api.state import ApiState, State
-from stores.milvus import MilvusVectorIndex
 from stores.postgres import PostgresRepository
 from stylestream import components
+from stylestream.serving import ServingIndex
 from stylestream.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
 def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
-    search = components.open_search(settings)
-    assert isinstance(search.index, MilvusVectorIndex)
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    search = components.open_search(settings, repo)
+    assert isinstance(search.targets, ServingIndex)
     sender = KafkaSender(settings.kafka_bootstrap)
     return ApiState(
         settings,
         search,
-        search.index,
+        search.targets,
         repo,
         components.image_limits(settings),
         sender,

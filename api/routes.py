@@ -112,6 +112,7 @@ def _respond(
     page: tuple[int, int, bool],
     who: tuple[str | None, str | None],
     started: float,
+    model_version: str,
 ) -> SearchResponse:
     """The response, and its impression on Kafka (queued: never waits for Kafka)."""
     k, offset, explain = page
@@ -122,14 +123,14 @@ def _respond(
         user_id=who[1],
         query=query,
         results=shown([r.product_id for r in ranked], offset),
-        model_version=state.model_version,
+        model_version=model_version,
     )
     state.impressions.emit(impression)
     return SearchResponse(
         results=_items(state, ranked, explain),
         k=k,
         offset=offset,
-        model_version=state.model_version,
+        model_version=model_version,
         took_ms=round((time.perf_counter() - started) * 1000, 2),
         impression_id=impression.impression_id,
         session_id=session_id,
@@ -145,9 +146,9 @@ def _search_image(
 ) -> SearchResponse:
     started = time.perf_counter()
     k, offset, _ = page
-    ranked, vector = state.search.rank_images([rgb], k, _filters(filters), offset)[0]
-    query = image_query(rgb, vector, filters.model_dump(exclude_defaults=True))
-    return _respond(state, ranked, query, page, who, started)
+    ranked, stage = state.search.rank_images([rgb], k, _filters(filters), offset)[0]
+    query = image_query(rgb, stage.vector, filters.model_dump(exclude_defaults=True))
+    return _respond(state, ranked, query, page, who, started, stage.model_version)
 
 
 @router.post(
@@ -219,7 +220,9 @@ def similar(
 ) -> SearchResponse:
     started = time.perf_counter()
     try:
-        ranked = state.search.by_product(product_id, query.k, _filters(query), query.offset)
+        ranked, version = state.search.rank_product(
+            product_id, query.k, _filters(query), query.offset
+        )
     except UnknownProduct as exc:
         raise ApiError(404, "unknown_product", str(exc)) from exc
     asked = SearchQuery(
@@ -230,7 +233,7 @@ def similar(
         ).model_dump(exclude_defaults=True),
     )
     page = (query.k, query.offset, query.explain)
-    return _respond(state, ranked, asked, page, (x_session_id, x_user_id), started)
+    return _respond(state, ranked, asked, page, (x_session_id, x_user_id), started, version)
 
 
 @router.get("/products/{product_id}", summary="Product metadata")

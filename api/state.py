@@ -11,9 +11,9 @@ if TYPE_CHECKING:  # api.interactions depends on this module for its routes
     from api.interactions import ImpressionEmitter, KafkaSender
 
 from processors.images import ImageLimits
-from stores.milvus import MilvusVectorIndex
 from stores.postgres import PostgresRepository
 from stylestream.search import SearchService
+from stylestream.serving import ServingIndex
 from stylestream.settings import Settings
 
 
@@ -21,15 +21,11 @@ from stylestream.settings import Settings
 class ApiState:
     settings: Settings
     search: SearchService
-    index: MilvusVectorIndex
+    index: ServingIndex
     repo: PostgresRepository
     limits: ImageLimits
     sender: KafkaSender
     impressions: ImpressionEmitter
-
-    @property
-    def model_version(self) -> str:
-        return self.search.processor.embedder.model_version
 
     def close(self) -> None:
         self.impressions.close()

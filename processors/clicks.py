@@ -109,8 +109,8 @@ class ClickMiner:
         if position is None:
             return Step(state, outcomes=[Outcome.NOT_SHOWN])
         clicked = set(state["clicked"])
-        hard = [
-            s.product_id
+        skipped = [
+            s
             for s in sorted(impression.results, key=lambda s: s.position)
             if s.position < position and s.product_id not in clicked
         ]
@@ -126,7 +126,8 @@ class ClickMiner:
             query=impression.query,
             positive=click.product_id,
             position=position,
-            hard_negatives=hard,
+            hard_negatives=[s.product_id for s in skipped],
+            hard_negative_positions=[s.position for s in skipped],
             random_negatives=randoms,
             interaction=click.type,
             ranker_model_version=impression.model_version,

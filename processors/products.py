@@ -70,6 +70,37 @@ class ProductTags:
         return cls(None, None, [AttributeTag(k, 1.0, Source.CATALOGUE) for k in keys], None)
 
 
+def index_row(
+    *,
+    product_id: str,
+    version: int,
+    category: str,
+    price: float,
+    primary_colour: str,
+    colour_fractions: dict[str, float],
+    colour_vector: list[float],
+    predicted_category: str | None,
+    attribute_scores: dict[str, float],
+    embedding: np.ndarray,
+    model_version: str,
+) -> dict[str, object]:
+    """One Milvus row (schemas/milvus.py): from a processed event, or from Postgres when a
+    re-index projects stored base embeddings with a new head."""
+    return {
+        "product_id": product_id,
+        "version": version,
+        "category": category,
+        "price": price,
+        "primary_colour": primary_colour,
+        "model_version": model_version,
+        "colour": {"fractions": colour_fractions, "vector": colour_vector},
+        "predicted_category": predicted_category or "",
+        "attributes": list(attribute_scores),
+        "attribute_scores": {k: round(v, 4) for k, v in attribute_scores.items()},
+        "embedding": np.asarray(embedding, dtype=np.float32).tolist(),
+    }
+
+
 @dataclass(frozen=True)
 class IndexedProduct:
     """Everything the stores keep about one product version."""
@@ -92,20 +123,23 @@ class IndexedProduct:
     def version(self) -> int:
         return self.event.version
 
-    def milvus_row(self) -> dict[str, object]:
-        return {
-            "product_id": self.event.product_id,
-            "version": self.event.version,
-            "category": self.event.category,
-            "price": float(self.event.price),
-            "primary_colour": self.colour.primary,
-            "model_version": self.model_version,
-            "colour": {"fractions": self.colour.fractions, "vector": self.colour.vector},
-            "predicted_category": self.tags.category or "",
-            "attributes": [t.key for t in self.tags.attributes],
-            "attribute_scores": {t.key: round(t.confidence, 4) for t in self.tags.attributes},
-            "embedding": self.embedding.astype(np.float32).tolist(),
-        }
+    def milvus_row(
+        self, vector: np.ndarray | None = None, model_version: str | None = None
+    ) -> dict[str, object]:
+        """The index row; ``vector``/``model_version``: a head's projection, if not base."""
+        return index_row(
+            product_id=self.event.product_id,
+            version=self.event.version,
+            category=self.event.category,
+            price=float(self.event.price),
+            primary_colour=self.colour.primary,
+            colour_fractions=self.colour.fractions,
+            colour_vector=self.colour.vector,
+            predicted_category=self.tags.category,
+            attribute_scores={t.key: t.confidence for t in self.tags.attributes},
+            embedding=self.embedding if vector is None else vector,
+            model_version=model_version or self.model_version,
+        )
 
     def postgres_row(self, indexed_at: datetime) -> dict[str, object]:
         e = self.event
@@ -127,6 +161,7 @@ class IndexedProduct:
             "colour_vector": self.colour.vector,
             "model_version": self.model_version,
             "thumbnail": self.thumbnail,
+            "base_embedding": np.asarray(self.embedding, dtype="<f2").tobytes(),
             "predicted_category": self.tags.category,
             "category_confidence": self.tags.confidence,
             "tagger_version": self.tags.model_version,

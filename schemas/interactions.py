@@ -128,6 +128,9 @@ class TrainingPair(BaseModel):
     positive: ProductId
     position: int = Field(ge=1)
     hard_negatives: list[ProductId]
+    # The result position of each hard negative, aligned with hard_negatives: a trainer can
+    # weight a skip by how likely it was seen (position bias). Added in v1 as optional.
+    hard_negative_positions: list[int] = Field(default_factory=list)
     random_negatives: list[ProductId]
     interaction: Literal["interaction.click", "interaction.add_to_cart", "interaction.purchase"]
     ranker_model_version: str

@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -42,6 +43,12 @@ products = Table(
     Column("colour_vector", ARRAY(REAL), nullable=False),
     Column("model_version", String(128), nullable=False),
     Column("thumbnail", LargeBinary, comment="WebP, at most 128 px a side"),
+    Column(
+        "base_embedding",
+        LargeBinary,
+        comment="the base model's L2-normalised embedding, float16 little-endian: re-indexing "
+        "with a new embedding head needs no image",
+    ),
     Column("predicted_category", String(64), index=True, comment="model + search fusion"),
     Column("category_confidence", REAL),
     Column("tagger_version", String(128)),
@@ -87,6 +94,7 @@ training_pairs = Table(
     Column("positive", String(128), nullable=False),
     Column("position", Integer, nullable=False),
     Column("hard_negatives", ARRAY(Text), nullable=False),
+    Column("hard_negative_positions", ARRAY(Integer), nullable=False, server_default="{}"),
     Column("random_negatives", ARRAY(Text), nullable=False),
     Column("interaction", String(32), nullable=False),
     Column("ranker_model_version", String(128), nullable=False),
@@ -106,4 +114,43 @@ product_ledger = Table(
     Column("version", BigInteger, nullable=False),
     Column("deleted", Boolean, nullable=False, server_default="false"),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# The embedding model registry: each head trained on mined pairs, with its artifact (the ONNX
+# bytes, so every worker and API replica can load it from here), metrics and lineage.
+embedding_models = Table(
+    "embedding_models",
+    metadata,
+    Column("model_version", String(128), primary_key=True),
+    Column("base_model_version", String(128), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("artifact", LargeBinary, nullable=False, comment="ONNX: base embedding -> served"),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("params", JSONB, nullable=False, comment="training configuration"),
+    Column("metrics", JSONB, nullable=False, comment="held-out sessions, base vs trained"),
+    Column("lineage", JSONB, nullable=False, comment="pairs used, base model, data window"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Milvus collections known to the system and which one serves. Searches and the product agent
+# read this pointer; `stylestream reindex` builds a collection then switches it in one
+# transaction. At most one row is serving (a partial unique index); the worker also writes to
+# a collection being built, so events during a re-index are not lost.
+index_collections = Table(
+    "index_collections",
+    metadata,
+    Column("collection", String(255), primary_key=True),
+    Column("model_version", String(128), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("state", String(16), nullable=False, comment="building, serving or retired"),
+    Column("rows", BigInteger),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("switched_at", DateTime(timezone=True)),
+)
+
+Index(
+    "ix_index_collections_one_serving",
+    index_collections.c.state,
+    unique=True,
+    postgresql_where=index_collections.c.state == "serving",
 )

@@ -79,3 +79,56 @@ class MetadataRepository(Protocol):
     def count_products(self) -> int: ...
 
     def ping(self) -> None: ...
+
+
+class Projection(Protocol):
+    """An embedding head: base embeddings in, the served space out (L2-normalised)."""
+
+    @property
+    def model_version(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def project(self, base: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """A collection and the model whose vectors it holds. ``head`` None: the base embedding."""
+
+    index: VectorIndex
+    model_version: str
+    head: Projection | None = None
+    collection: str = ""
+
+    def vectors(self, base: np.ndarray) -> np.ndarray:
+        return base if self.head is None or len(base) == 0 else self.head.project(base)
+
+
+class IndexTargets(Protocol):
+    """Where searches go (``serving``) and where product writes go (``writes``: the serving
+    collection first, then any collection being built by a re-index)."""
+
+    def serving(self) -> Target: ...
+
+    def writes(self) -> Sequence[Target]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class FixedTarget:
+    """One collection of base embeddings and no registry: tests and one-off tools."""
+
+    index: VectorIndex
+    model_version: str = ""
+
+    def serving(self) -> Target:
+        return Target(self.index, self.model_version)
+
+    def writes(self) -> Sequence[Target]:
+        return [self.serving()]
+
+    def close(self) -> None:
+        self.index.close()

@@ -4,6 +4,9 @@ Order matters for crash safety: (1) read the ledger, drop stale versions; (2) wr
 (upsert by product id: repeatable); (3) commit Postgres, ledger included, in one transaction.
 A crash between (2) and (3) leaves the ledger behind, so the redelivered event is redone;
 a crash after (3) makes the redelivery stale, so it changes nothing.
+
+Step (2) writes every target collection: the serving one and, during a re-index, the one being
+built, each with its own model's projection of the base embedding.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
+
 from processors.products import BatchResult
-from stores.base import LedgerEntry, MetadataRepository, VectorIndex
+from stores.base import IndexTargets, LedgerEntry, MetadataRepository, VectorIndex
 
 
 @dataclass(frozen=True)
@@ -30,18 +35,21 @@ def _fresh_delete(entry: LedgerEntry | None, version: int) -> bool:
 
 class ProductWriter:
     def __init__(
-        self, index: VectorIndex, repo: MetadataRepository, flush_rows: int = 5000
+        self, targets: IndexTargets, repo: MetadataRepository, flush_rows: int = 5000
     ) -> None:
-        self.index = index
+        self.targets = targets
         self.repo = repo
         self.flush_rows = flush_rows
-        self.unflushed = 0  # rows written to the index since its last flush
+        self.unflushed = 0  # rows written to the indexes since their last flush
+        self._written: dict[int, VectorIndex] = {}
 
     def flush(self) -> bool:
-        """Seal the index's recent writes, if any. Returns whether it flushed."""
+        """Seal the indexes' recent writes, if any. Returns whether it flushed."""
         if not self.unflushed:
             return False
-        self.index.flush()
+        for index in self._written.values():
+            index.flush()
+        self._written.clear()
         self.unflushed = 0
         return True
 
@@ -54,10 +62,17 @@ class ProductWriter:
             if (e := ledger.get(u.product_id)) is None or u.version > e.version
         ]
         deletes = [d for d in batch.deletes if _fresh_delete(ledger.get(d.product_id), d.version)]
-        if upserts:
-            self.index.upsert([u.milvus_row() for u in upserts])
-        if deletes:
-            self.index.delete([d.product_id for d in deletes])
+        base = np.asarray([u.embedding for u in upserts], dtype=np.float32)
+        for target in self.targets.writes() if upserts or deletes else ():
+            if upserts:
+                vectors = target.vectors(base)
+                version = target.model_version if target.head is not None else None
+                target.index.upsert(
+                    [u.milvus_row(v, version) for u, v in zip(upserts, vectors, strict=True)]
+                )
+            if deletes:
+                target.index.delete([d.product_id for d in deletes])
+            self._written[id(target.index)] = target.index
         now = datetime.now(UTC)
         indexed, deleted = self.repo.apply(
             [u.postgres_row(now) for u in upserts],

@@ -25,10 +25,13 @@ log = logging.getLogger(__name__)
 def faust_app(settings: Settings, app_id: str, serializer: str = "raw") -> faust.App:
     """A Faust app (one consumer group) with the project's broker and delivery settings;
     ``serializer`` is the default for its topics and tables."""
+    datadir = settings.data_dir / "faust" / app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     return faust.App(
         app_id,
         broker=settings.kafka_url,
         store="memory://",
+        datadir=str(datadir),  # not the working directory
         key_serializer=serializer,
         value_serializer=serializer,
         topic_partitions=settings.topic_partitions,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from stylestream.cli_loop import export, index, reindex, simulate
 from stylestream.cli_models import evaluate, train
 from stylestream.settings import Settings
 
@@ -244,12 +245,36 @@ def search(
 @click.option("--queries", default=1000, show_default=True, help="Held-out queries (>= 500).")
 @click.option("--timeout", default=480.0, show_default=True, help="Seconds to wait for indexing.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--no-loop", is_flag=True, help="Skip the click loop (eval clicks --small).")
 @click.pass_obj
-def demo(settings: Settings, products: int, queries: int, timeout: float, as_json: bool) -> None:
-    """The main job: services up, catalogue produced, worker indexes it, held-out search."""
+def demo(
+    settings: Settings, products: int, queries: int, timeout: float, as_json: bool, no_loop: bool
+) -> None:
+    """The main job: services up, catalogue produced, worker indexes it, held-out search;
+    then the click loop: SIMULATED clicks, pairs, a trained head, a re-index under load."""
     from stylestream.demo import run_demo
 
     report = run_demo(settings, products, queries, timeout, log=not as_json)
+    if not no_loop:
+        from stylestream.click_eval import run_click_loop
+        from stylestream.click_loop import LoopSizes
+
+        def say(message: str) -> None:
+            if not as_json:
+                click.echo(message)
+
+        say("\nthe click loop (its own database and topics; SIMULATED shoppers):")
+        loop = run_click_loop(settings, LoopSizes.small(), say)
+        report["click_loop"] = loop
+        say(
+            f"  {loop['pairs_mined']} pairs mined from {loop['simulation']['clicks']} clicks; "
+            f"head {loop['model']['model_version']}; re-index: "
+            f"{loop['reindex']['failed_queries_during']} failed of "
+            f"{loop['reindex']['searches_during']} searches, "
+            f"{loop['reindex']['updates_in_new_collection']}/{loop['reindex']['updates_during']}"
+            " updates kept"
+        )
+        say(f"  held-out recall@10 / NDCG@10: base {loop['base']}, trained {loop['trained']}")
     if as_json:
         click.echo(json.dumps(report))
     if report["indexed"] != report["produced"]:
@@ -329,18 +354,22 @@ def schemas_export(out: Path) -> None:
     """Write the JSON Schemas of the events and the dead-letter envelope into OUT."""
     from schemas.dead_letter import DeadLetter
     from schemas.events import dumps_schema, product_event_json_schema
-    from schemas.interactions import interaction_event_json_schema
+    from schemas.interactions import TrainingPair, interaction_event_json_schema
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "products.v1.schema.json").write_text(dumps_schema(product_event_json_schema()))
     interactions = dumps_schema(interaction_event_json_schema())
     (out / "interactions.v1.schema.json").write_text(interactions)  # both interaction topics
+    pairs = dumps_schema(TrainingPair.model_json_schema())
+    (out / "training-pairs.v1.schema.json").write_text(pairs)
     (out / "dead-letter.v1.schema.json").write_text(dumps_schema(DeadLetter.model_json_schema()))
     click.echo(f"schemas written to {out}")
 
 
 main.add_command(train)
 main.add_command(evaluate)
+for command in (export, reindex, index, simulate):
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

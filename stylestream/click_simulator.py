@@ -12,7 +12,8 @@ items are sometimes skipped and irrelevant ones sometimes clicked).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,7 +24,8 @@ from PIL import Image
 class Http(Protocol):
     """The slice of httpx.Client (or FastAPI's TestClient) the simulator uses."""
 
-    def post(self, url: str, **kwargs: Any) -> Any: ...
+    @property
+    def post(self) -> Callable[..., Any]: ...
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class SessionLog:
     impressions: list[str] = field(default_factory=list)
     clicks: list[tuple[str, str, int, float]] = field(default_factory=list)  # imp, pid, pos, r
     failed_queries: int = 0
+    searches: list[tuple[SimulatedQuery, list[dict[str, Any]]]] = field(default_factory=list)
 
 
 def relevance(query: SimulatedQuery, result: dict[str, Any]) -> float:
@@ -84,6 +87,7 @@ def simulate_session(
             continue
         body = r.json()
         log.impressions.append(body["impression_id"])
+        log.searches.append((query, body["results"]))
         clicks = 0
         for position, result in enumerate(body["results"], 1):
             if clicks >= model.max_clicks:
@@ -110,16 +114,18 @@ def simulate(
     queries_per_session: int,
     seed: int = 0,
     model: ShopperModel = ShopperModel(),
+    concurrency: int = 1,
 ) -> list[SessionLog]:
     """``sessions`` simulated shoppers, each with ``queries_per_session`` queries drawn from
-    ``queries``; reproducible from ``seed`` (given the same search results)."""
-    rng = np.random.default_rng(seed)
-    logs = []
-    for s in range(sessions):
+    ``queries``; reproducible from ``seed`` (given the same search results): each session has
+    its own random stream, so ``concurrency`` sessions may run at once."""
+
+    def one(s: int) -> SessionLog:
+        rng = np.random.default_rng([seed, s])
         picked = rng.choice(
             len(queries), size=min(queries_per_session, len(queries)), replace=False
         )
-        logs.append(
-            simulate_session(http, f"sim-{seed}-{s}", [queries[i] for i in picked], rng, model)
-        )
-    return logs
+        return simulate_session(http, f"sim-{seed}-{s}", [queries[i] for i in picked], rng, model)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        return list(pool.map(one, range(sessions)))

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
+
 from processors.detector import RegionFinder, detector_path
 from processors.embedding import OnnxEmbedder, base_model_path
 from processors.images import ImageLimits
 from processors.products import ProductProcessor
 from processors.ranking import Weights
 from processors.tagger import OnnxTagger, tagger_path
-from schemas.milvus import product_collection
-from stores.milvus import MilvusVectorIndex
-from stores.postgres import PostgresRepository
+from stores.postgres import PostgresRepository, make_engine
+from stores.registry import ServingRegistry
 from stores.writer import ProductWriter
 from stylestream.search import IndexNeighbours, SearchService
+from stylestream.serving import ServingIndex
 from stylestream.settings import Settings
 
 
@@ -45,27 +47,20 @@ def open_tagger(settings: Settings) -> OnnxTagger:
     return OnnxTagger(tagger_path(settings.models_path), threads=settings.onnx_threads)
 
 
-def open_index(settings: Settings, dim: int) -> MilvusVectorIndex:
-    index = MilvusVectorIndex(
-        settings.milvus_uri,
-        settings.milvus_collection,
-        product_collection(dim),
-        token=settings.milvus_token,
-        index_type=settings.milvus_index,
-        search_consistency=settings.milvus_search_consistency,
-    )
-    index.ensure()
-    return index
+def open_serving(settings: Settings, engine: Engine, embedder: OnnxEmbedder) -> ServingIndex:
+    """The serving pointer (first start: the configured collection, base embeddings)."""
+    return ServingIndex(settings, ServingRegistry(engine), embedder.model_version, embedder.dim)
 
 
-def open_search(settings: Settings) -> SearchService:
+def open_search(settings: Settings, repo: PostgresRepository | None = None) -> SearchService:
     """The two-stage search as served: the API, the CLI and the demo all use this one."""
     embedder = open_embedder(settings)
+    engine = repo.engine if repo is not None else make_engine(settings.pg_dsn)
     return SearchService(
         ProductProcessor(
             embedder, image_limits(settings), open_finder(settings), open_tagger(settings)
         ),
-        open_index(settings, embedder.dim),
+        open_serving(settings, engine, embedder),
         Weights(
             settings.rank_weight_visual,
             settings.rank_weight_colour,
@@ -78,28 +73,28 @@ def open_search(settings: Settings) -> SearchService:
 @dataclass
 class Components:
     processor: ProductProcessor
-    index: MilvusVectorIndex
+    targets: ServingIndex
     repo: PostgresRepository
     writer: ProductWriter
 
     def close(self) -> None:
-        self.index.close()
+        self.targets.close()
         self.repo.close()
 
 
 def build(settings: Settings) -> Components:
     embedder = open_embedder(settings)
-    index = open_index(settings, embedder.dim)
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    targets = open_serving(settings, repo.engine, embedder)
     return Components(
         processor=ProductProcessor(
             embedder,
             image_limits(settings),
             open_finder(settings),
             open_tagger(settings),
-            IndexNeighbours(index),
+            IndexNeighbours(targets),
         ),
-        index=index,
+        targets=targets,
         repo=repo,
-        writer=ProductWriter(index, repo, settings.milvus_flush_rows),
+        writer=ProductWriter(targets, repo, settings.milvus_flush_rows),
     )

@@ -221,7 +221,7 @@ def run_demo(
     fresh = _freshness_ms(repo, run_version)
     with_attributes, category_agreement = _attribute_stats(repo, run_version)
     repo.close()
-    service.index.close()
+    service.targets.close()
     say("[6/6] done")
     report: dict[str, Any] = {
         "produced": n,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import faust
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from processors.clicks import ClickMiner, ListSampler, MiningConfig
 from schemas.tables import products
@@ -20,18 +22,45 @@ log = logging.getLogger(__name__)
 MAX_NEGATIVE_POOL = 200_000
 
 
+class CatalogueSampler:
+    """Random negatives from the catalogue in Postgres, re-read every ``refresh_s`` (every
+    second while it is empty: a miner started before the catalogue must not mine pairs without
+    random negatives for its whole life)."""
+
+    def __init__(
+        self, engine: Engine, refresh_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.engine = engine
+        self.refresh_s = refresh_s
+        self.clock = clock
+        self._sampler = ListSampler([])
+        self._read_at = float("-inf")
+
+    def _reload(self) -> None:
+        with self.engine.connect() as conn:
+            query = select(products.c.product_id).limit(MAX_NEGATIVE_POOL)
+            self._sampler = ListSampler([r[0] for r in conn.execute(query)])
+        self._read_at = self.clock()
+
+    def sample(self, seed: int, n: int, exclude: set[str]) -> list[str]:
+        age = self.clock() - self._read_at
+        if age >= self.refresh_s or (not self._sampler.product_ids and age >= 1.0):
+            try:
+                self._reload()
+            except Exception as exc:  # keep the last pool: a pair is still worth mining
+                log.warning("random negatives pool not refreshed: %s", exc)
+        return self._sampler.sample(seed, n, exclude)
+
+
 def run_miner(settings: Settings, loglevel: str = "info") -> None:
     ensure_topics(settings)
     engine = make_engine(settings.pg_dsn)
-    with engine.connect() as conn:  # the random negatives' pool: the catalogue at start
-        ids = [r[0] for r in conn.execute(select(products.c.product_id).limit(MAX_NEGATIVE_POOL))]
-    miner = ClickMiner(
-        ListSampler(ids), MiningConfig(settings.click_window_s, settings.random_negatives)
-    )
+    sampler = CatalogueSampler(engine, settings.negatives_refresh_s)
+    miner = ClickMiner(sampler, MiningConfig(settings.click_window_s, settings.random_negatives))
     metrics = MinerMetrics()
     metrics.serve(settings.miner_metrics_port, settings.metrics_host)
     app = create_miner_app(settings, miner, PairRepository(engine), metrics)
-    log.info("click miner starting: %d products for random negatives", len(ids))
+    log.info("click miner starting")
     try:
         faust.Worker(app, loglevel=loglevel).execute_from_commandline()
     finally:

@@ -11,7 +11,7 @@ import numpy as np
 
 from processors.products import ProductProcessor
 from processors.ranking import Ranked, Weights, rerank
-from stores.base import Hit, VectorIndex
+from stores.base import Hit, IndexTargets
 from stores.milvus import quote
 
 MAX_CANDIDATES = 1000
@@ -56,7 +56,8 @@ class StageOne:
     candidates: list[tuple[str, float, dict[str, object]]]
     colours: dict[str, float]
     attributes: dict[str, float]
-    vector: np.ndarray  # the query's embedding
+    vector: np.ndarray  # the query's base embedding (impressions carry it; heads train on it)
+    model_version: str  # the model of the collection searched
 
 
 def _candidates(hits: Sequence[Hit]) -> list[tuple[str, float, dict[str, object]]]:
@@ -67,14 +68,15 @@ class IndexNeighbours:
     """The category vote's neighbours, from the index: the worker's half of model + search
     fusion (processors/tagger.py)."""
 
-    def __init__(self, index: VectorIndex) -> None:
-        self.index = index
+    def __init__(self, targets: IndexTargets) -> None:
+        self.targets = targets
 
     def neighbours(
         self, vectors: np.ndarray, k: int, own_ids: Sequence[str]
     ) -> list[list[tuple[str, float]]]:
         out = []
-        found_hits = self.index.search(vectors, k + 1, fields=["category"])
+        target = self.targets.serving()
+        found_hits = target.index.search(target.vectors(vectors), k + 1, fields=["category"])
         for own, hits in zip(own_ids, found_hits, strict=True):
             found = [(str(h.fields.get("category", "")), h.score) for h in hits]
             out.append([f for f, h in zip(found, hits, strict=True) if h.product_id != own][:k])
@@ -85,12 +87,12 @@ class SearchService:
     def __init__(
         self,
         processor: ProductProcessor,
-        index: VectorIndex,
+        targets: IndexTargets,
         weights: Weights | None = None,
         candidates: int = 100,
     ) -> None:
         self.processor = processor
-        self.index = index
+        self.targets = targets
         self.weights = weights or Weights()
         self.candidates = candidates
 
@@ -113,14 +115,15 @@ class SearchService:
         k: int = 10,
         filters: Filters | None = None,
         offset: int = 0,
-    ) -> list[tuple[list[Ranked], np.ndarray]]:
-        """``by_images`` plus each query's embedding (search impressions carry it)."""
+    ) -> list[tuple[list[Ranked], StageOne]]:
+        """``by_images`` plus each query's stage one (impressions carry its base embedding
+        and the model version searched)."""
         return [
             (
                 rerank(stage.candidates, stage.colours, self.weights, stage.attributes)[
                     offset : offset + k
                 ],
-                stage.vector,
+                stage,
             )
             for stage in self.stage_one(images, self._pool(k, offset), filters)
         ]
@@ -132,22 +135,32 @@ class SearchService:
         attributes, ready for ``rerank`` (callers comparing weightings rerank these without
         searching again)."""
         vectors, colours, attributes = self.processor.describe_queries(images)
-        hits = self.index.search(vectors, pool, (filters or Filters()).expression())
+        target = self.targets.serving()
+        expr = (filters or Filters()).expression()
+        hits = target.index.search(target.vectors(vectors), pool, expr)
         return [
-            StageOne(_candidates(h), c, a, v)
+            StageOne(_candidates(h), c, a, v, target.model_version)
             for h, c, a, v in zip(hits, colours, attributes, vectors, strict=True)
         ]
 
     def by_product(
         self, product_id: str, k: int = 10, filters: Filters | None = None, offset: int = 0
     ) -> list[Ranked]:
-        row = self.index.get([product_id], with_vectors=True).get(product_id)
+        return self.rank_product(product_id, k, filters, offset)[0]
+
+    def rank_product(
+        self, product_id: str, k: int = 10, filters: Filters | None = None, offset: int = 0
+    ) -> tuple[list[Ranked], str]:
+        """``by_product`` plus the model version of the collection searched."""
+        target = self.targets.serving()
+        row = target.index.get([product_id], with_vectors=True).get(product_id)
         if row is None:
             raise UnknownProduct(f"product {product_id!r} is not in the index")
         vector = np.asarray([row["embedding"]], dtype=np.float32)
         pool = self._pool(k, offset) + 1
-        hits = self.index.search(vector, pool, (filters or Filters()).expression())[0]
+        hits = target.index.search(vector, pool, (filters or Filters()).expression())[0]
         others = [h for h in hits if h.product_id != product_id]
         colours = (row.get("colour") or {}).get("fractions", {})
         attributes = row.get("attribute_scores") or {}
-        return rerank(_candidates(others), colours, self.weights, attributes)[offset : offset + k]
+        ranked = rerank(_candidates(others), colours, self.weights, attributes)
+        return ranked[offset : offset + k], target.model_version

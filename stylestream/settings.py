@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     milvus_collection: str = "products_v1"
     milvus_index: str = "HNSW"  # HNSW | FLAT | IVF_FLAT
     milvus_lite_port: int = 19540
+    # Re-indexing: the serving pointer (Postgres) is re-read this often by workers and the API;
+    # the alias follows the serving collection for other Milvus clients.
+    serving_refresh_s: float = 2.0
+    milvus_alias: str = "products_serving"
     milvus_search_consistency: str = "Strong"  # Bounded on servers when ~200 ms matters
     milvus_flush_rows: int = 5000  # flush the index after this many written rows ...
     milvus_flush_interval_s: float = 10.0  # ... or this long after the last write
@@ -82,6 +86,7 @@ class Settings(BaseSettings):
     miner_metrics_port: int = 9109  # 0 disables
     click_window_s: float = 1800.0  # a click pairs with an impression at most this much older
     random_negatives: int = 4
+    negatives_refresh_s: float = 60.0  # how often the miner re-reads the catalogue's ids
 
     @property
     def models_path(self) -> Path:

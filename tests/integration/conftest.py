@@ -23,6 +23,7 @@ from processors.products import ProductProcessor, RawEvent
 from schemas.dead_letter import DeadLetter
 from schemas.events import ProductUpsert, encode_event
 from schemas.milvus import product_collection
+from stores.base import FixedTarget
 from stores.migrate import upgrade
 from stores.milvus import MilvusVectorIndex
 from stores.postgres import PostgresRepository
@@ -61,7 +62,7 @@ class Stack:
 
     def write(self, processor: ProductProcessor, events: Sequence[ProductUpsert]) -> None:
         """Process and store products directly (no Kafka, no worker): a test's catalogue."""
-        ProductWriter(self.index, self.repo).write(
+        ProductWriter(FixedTarget(self.index), self.repo).write(
             processor.process([RawEvent(encode_event(e)) for e in events])
         )
 
@@ -131,6 +132,13 @@ def make_stack(
     yield make
     for stack in created:
         stack.index.drop()
+        client = stack.index.client  # and what re-indexing created beside it
+        for alias in client.list_aliases().get("aliases", []):
+            if alias.startswith(stack.settings.milvus_collection):
+                client.drop_alias(alias)
+        for name in client.list_collections():
+            if name.startswith(f"{stack.settings.milvus_collection}__"):
+                client.drop_collection(name)
         stack.index.close()
         stack.repo.close()
         PostgresService(stack.settings).drop_database(stack.settings.pg_database)

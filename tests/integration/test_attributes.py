@@ -15,6 +15,7 @@ from processors.products import ProductProcessor, RawEvent, describe_images
 from processors.tagger import fuse, knn_vote
 from schemas.attributes import CATEGORY_KEYS, TAXONOMY_V1
 from schemas.events import ImageRef, ProductUpsert, encode_event
+from stores.base import FixedTarget
 from stores.writer import ProductWriter
 from stylestream.fashion_mnist import to_rgb
 from stylestream.search import IndexNeighbours
@@ -57,9 +58,9 @@ def stack(
         processor.limits,
         processor.finder,
         processor.tagger,
-        IndexNeighbours(stack.index),
+        IndexNeighbours(FixedTarget(stack.index)),
     )
-    writer = ProductWriter(stack.index, stack.repo)
+    writer = ProductWriter(FixedTarget(stack.index), stack.repo)
     photos = [upsert(f"f{i:03d}", 1, i) for i in range(N_PHOTOS)]
     writer.write(fused.process([RawEvent(encode_event(e)) for e in photos]))
     events = [_garment_event(f"s{i:03d}", g) for i, g in enumerate(scenes)]
@@ -108,7 +109,7 @@ def test_category_fusion_votes_with_neighbours_never_itself(
 ) -> None:
     tagger = processor.tagger
     assert tagger is not None
-    lookup = IndexNeighbours(stack.index)
+    lookup = IndexNeighbours(FixedTarget(stack.index))
     vector = np.asarray([stack.index.get(["f000"], with_vectors=True)["f000"]["embedding"]])
     found = lookup.neighbours(vector.astype(np.float32), tagger.card.fusion_k, ["f000"])[0]
     assert len(found) == tagger.card.fusion_k and all(score < 0.9999 for _, score in found)
@@ -133,7 +134,7 @@ def test_category_fusion_votes_with_neighbours_never_itself(
 def test_a_newer_version_replaces_attributes_and_a_delete_removes_them(
     stack: Stack, processor: ProductProcessor, scenes: list[SyntheticGarment]
 ) -> None:
-    writer = ProductWriter(stack.index, stack.repo)
+    writer = ProductWriter(FixedTarget(stack.index), stack.repo)
     event = _garment_event("tmp", scenes[1], attributes=["style.vintage"])
     writer.write(processor.process([RawEvent(encode_event(event))]))
     assert "style.vintage" in {

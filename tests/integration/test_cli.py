@@ -12,6 +12,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from processors.products import ProductProcessor, RawEvent
 from schemas.events import encode_event, parse_product_event
+from stores.base import FixedTarget
 from stores.writer import ProductWriter
 from stylestream.cli import main
 from tests.integration.conftest import Stack
@@ -79,7 +80,7 @@ def test_search_by_image_and_by_product_id(
 
     stack = make_stack(milvus_index="FLAT")
     result = processor.process([RawEvent(encode_event(upsert(f"s{i}", 1, i))) for i in range(30)])
-    ProductWriter(stack.index, stack.repo).write(result)
+    ProductWriter(FixedTarget(stack.index), stack.repo).write(result)
     query = tmp_path / "query.png"
     Image.fromarray(photo(7)[0]).save(query)
 

@@ -9,6 +9,7 @@ import pytest
 from processors.products import ProductProcessor, RawEvent
 from schemas.dead_letter import ErrorKind
 from schemas.events import encode_event
+from stores.base import FixedTarget
 from stores.postgres import PostgresRepository
 from stores.writer import ProductWriter
 from streams.handler import BatchHandler
@@ -25,7 +26,7 @@ def test_handler_indexes_a_batch_and_dead_letters_bad_records(
 ) -> None:
     stack = make_stack()
     metrics = WorkerMetrics()
-    handler = BatchHandler(processor, ProductWriter(stack.index, stack.repo), metrics)
+    handler = BatchHandler(processor, ProductWriter(FixedTarget(stack.index), stack.repo), metrics)
     raws = [RawEvent(encode_event(upsert("h1", 1, 0)), "t", 0, 0), RawEvent(b"nope", "t", 0, 1)]
     handled = handler.handle(raws)
     assert handled.outcome is not None and handled.outcome.indexed == ["h1"]
@@ -42,7 +43,11 @@ def test_an_unreachable_store_dead_letters_the_batch_after_retries(
         f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nowhere?connect_timeout=1"
     )
     handler = BatchHandler(
-        processor, ProductWriter(stack.index, down), WorkerMetrics(), retries=2, backoff_s=0.01
+        processor,
+        ProductWriter(FixedTarget(stack.index), down),
+        WorkerMetrics(),
+        retries=2,
+        backoff_s=0.01,
     )
     raws = [RawEvent(encode_event(upsert(f"s{i}", 1, i)), "t", 0, i) for i in range(3)]
     handled = handler.handle(raws)
@@ -57,7 +62,7 @@ def test_index_writes_are_flushed_on_demand_and_after_enough_rows(
     make_stack: Callable[..., Stack], processor: ProductProcessor
 ) -> None:
     stack = make_stack()
-    writer = ProductWriter(stack.index, stack.repo, flush_rows=3)
+    writer = ProductWriter(FixedTarget(stack.index), stack.repo, flush_rows=3)
     handler = BatchHandler(processor, writer, WorkerMetrics())
     handler.handle([RawEvent(encode_event(upsert("f0", 1, 0)))])
     assert writer.unflushed == 1

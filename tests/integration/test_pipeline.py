@@ -13,6 +13,7 @@ from processors.products import ProductProcessor
 from schemas.attributes import CATEGORY_KEYS
 from schemas.dead_letter import ErrorKind
 from schemas.events import ImageRef, encode_event
+from stores.base import FixedTarget
 from stylestream.fashion_mnist import to_rgb
 from stylestream.producer import ProductProducer
 from stylestream.search import SearchService
@@ -80,7 +81,7 @@ def test_every_streamed_product_gets_attributes_in_both_stores(
 def test_indexed_products_are_searchable_by_their_photo(
     stack: Stack, indexed: list[str], processor: ProductProcessor
 ) -> None:
-    service = SearchService(processor, stack.index)
+    service = SearchService(processor, FixedTarget(stack.index))
     queries = [to_rgb(photo(i)[0]) for i in range(5)]
     results = service.by_images(queries, k=3)
     for i, hits in enumerate(results):

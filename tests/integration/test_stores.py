@@ -19,6 +19,7 @@ from schemas.attributes import TAXONOMY_V1
 from schemas.events import ImageRef, ProductDelete, encode_event
 from schemas.milvus import product_collection
 from schemas.tables import metadata
+from stores.base import FixedTarget
 from stores.migrate import downgrade, upgrade
 from stores.milvus import MilvusVectorIndex
 from stores.postgres import PostgresRepository
@@ -218,7 +219,7 @@ def test_writer_is_idempotent_across_both_stores(
     make_stack: Callable[..., Stack], processor: ProductProcessor
 ) -> None:
     stack = make_stack()
-    writer = ProductWriter(stack.index, stack.repo)
+    writer = ProductWriter(FixedTarget(stack.index), stack.repo)
     fresh = processor.process([RawEvent(encode_event(upsert(f"w{i}", 1, i))) for i in range(3)])
     out = writer.write(fresh)
     assert sorted(out.indexed) == ["w0", "w1", "w2"] and out.stale == 0
@@ -238,7 +239,7 @@ def test_synthetic_garment_colour_lands_in_both_stores(
         update={"image": ImageRef(data_base64=base64.b64encode(red).decode())}
     )
     result = processor.process([RawEvent(encode_event(event))])
-    ProductWriter(stack.index, stack.repo).write(result)
+    ProductWriter(FixedTarget(stack.index), stack.repo).write(result)
     assert stack.repo.get_product("red-1")["primary_colour"] == "red"  # type: ignore[index]
     assert stack.index.get(["red-1"])["red-1"]["primary_colour"] == "red"
     hits = stack.index.search(

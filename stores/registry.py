@@ -1,0 +1,209 @@
+"""Postgres side of the model loop: the embedding model registry and the serving pointer over
+Milvus collections (schemas/tables.py explains both tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from schemas.tables import embedding_models, index_collections, product_ledger, products
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    collection: str
+    model_version: str
+    dim: int
+    state: str
+    rows: int | None = None
+    switched_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    model_version: str
+    base_model_version: str
+    dim: int
+    artifact: bytes
+    artifact_sha256: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    created_at: datetime | None = None
+
+
+def encode_base(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype="<f2").tobytes()
+
+
+def decode_base(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f2").astype(np.float32)
+
+
+class ServingRegistry:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- collections and the serving pointer --------------------------------------------
+
+    def collections(self, states: Sequence[str] = ()) -> list[CollectionRow]:
+        t = index_collections
+        query = select(
+            t.c.collection, t.c.model_version, t.c.dim, t.c.state, t.c.rows, t.c.switched_at
+        ).order_by(t.c.created_at)
+        if states:
+            query = query.where(t.c.state.in_(list(states)))
+        with self.engine.connect() as conn:
+            return [CollectionRow(**r._mapping) for r in conn.execute(query)]
+
+    def bootstrap(self, collection: str, model_version: str, dim: int) -> None:
+        """Make ``collection`` the serving one if nothing serves yet (first start)."""
+        stmt = insert(index_collections).values(
+            collection=collection, model_version=model_version, dim=dim, state="serving"
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_nothing())
+
+    def start_build(self, collection: str, model_version: str, dim: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(index_collections).values(
+                    collection=collection, model_version=model_version, dim=dim, state="building"
+                )
+            )
+
+    def switch(self, collection: str, rows: int) -> str | None:
+        """Serve ``collection`` in one transaction; the old serving one is retired (kept).
+        Returns the retired collection's name."""
+        t = index_collections
+        with self.engine.begin() as conn:
+            old = conn.execute(
+                select(t.c.collection).where(t.c.state == "serving").with_for_update()
+            ).scalar_one_or_none()
+            conn.execute(update(t).where(t.c.state == "serving").values(state="retired"))
+            done = conn.execute(
+                update(t)
+                .where(t.c.collection == collection, t.c.state == "building")
+                .values(state="serving", rows=rows, switched_at=func.now())
+            )
+            if done.rowcount != 1:
+                raise LookupError(f"collection {collection!r} is not being built")
+        return old
+
+    def forget(self, collection: str) -> None:
+        """Remove a building or retired collection's row (after dropping it or a failed build);
+        the serving one cannot be forgotten."""
+        t = index_collections
+        with self.engine.begin() as conn:
+            state = conn.execute(
+                select(t.c.state).where(t.c.collection == collection)
+            ).scalar_one_or_none()
+            if state == "serving":
+                raise ValueError(f"{collection!r} is serving: switch to another one first")
+            conn.execute(t.delete().where(t.c.collection == collection))
+
+    # -- the model registry ----------------------------------------------------------------
+
+    def register(self, model: RegisteredModel) -> None:
+        values = {k: v for k, v in model.__dict__.items() if k != "created_at"}
+        with self.engine.begin() as conn:
+            conn.execute(insert(embedding_models).values(**values))
+
+    def model(self, model_version: str) -> RegisteredModel | None:
+        query = select(embedding_models).where(embedding_models.c.model_version == model_version)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        values["artifact"] = bytes(values["artifact"])
+        return RegisteredModel(**values)
+
+    def models(self) -> list[dict[str, Any]]:
+        t = embedding_models
+        query = select(
+            t.c.model_version,
+            t.c.base_model_version,
+            t.c.dim,
+            t.c.artifact_sha256,
+            t.c.metrics,
+            t.c.lineage,
+            t.c.created_at,
+        ).order_by(t.c.created_at)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    # -- products as the re-index reads them -------------------------------------------------
+
+    def product_batches(self, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
+        """Every product with what its index row needs, in product id order."""
+        cols = [
+            products.c[n]
+            for n in (
+                "product_id",
+                "version",
+                "category",
+                "price",
+                "primary_colour",
+                "colour_fractions",
+                "colour_vector",
+                "predicted_category",
+                "base_embedding",
+            )
+        ]
+        after = ""
+        while True:
+            query = (
+                select(*cols)
+                .where(products.c.product_id > after)
+                .order_by(products.c.product_id)
+                .limit(batch)
+            )
+            with self.engine.connect() as conn:
+                rows = [dict(r._mapping) for r in conn.execute(query)]
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["product_id"]
+
+    def changed_since(self, since: datetime) -> tuple[dict[str, tuple[datetime, bool]], datetime]:
+        """Products written since ``since``: id -> (ledger updated_at, deleted); and the
+        database's now."""
+        t = product_ledger
+        query = select(t.c.product_id, t.c.updated_at, t.c.deleted).where(t.c.updated_at >= since)
+        with self.engine.connect() as conn:
+            now = conn.execute(select(func.now())).scalar_one()
+            changed = {r.product_id: (r.updated_at, r.deleted) for r in conn.execute(query)}
+        return changed, now
+
+    def product_rows(self, product_ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not product_ids:
+            return []
+        with self.engine.connect() as conn:
+            query = select(products).where(products.c.product_id.in_(list(product_ids)))
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def now(self) -> datetime:
+        with self.engine.connect() as conn:
+            value: datetime = conn.execute(select(func.now())).scalar_one()
+        return value
+
+    def count_products(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(products)).scalar_one())
+
+    def base_versions(self) -> list[str]:
+        """The base models behind the stored base embeddings (one, unless mid-migration)."""
+        query = (
+            select(products.c.model_version)
+            .where(products.c.base_embedding.is_not(None))
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]

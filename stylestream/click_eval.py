@@ -1,0 +1,231 @@
+"""The click loop's run, step by step (stylestream/click_loop.py has the parts)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import httpx
+from kafka import KafkaAdminClient
+from sqlalchemy import func, select
+
+from schemas.tables import products, training_pairs
+from stores.migrate import upgrade
+from stores.pairs import PairRepository
+from stores.postgres import PostgresRepository
+from stores.registry import ServingRegistry
+from streams.topics import ensure_topics, topic_specs
+from stylestream.catalog import fashion_mnist_catalogue
+from stylestream.click_loop import (
+    LoopSizes,
+    Process,
+    SearchLoad,
+    _wait,
+    isolated,
+    judge,
+    query_pool,
+)
+from stylestream.click_simulator import ShopperModel, simulate
+from stylestream.dev import services
+from stylestream.dev.postgres import PostgresService
+from stylestream.producer import ProductProducer
+from stylestream.reindex import Reindexer
+from stylestream.settings import Settings
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _count(repo: PostgresRepository, query: Any) -> int:
+    with repo.engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def run_click_loop(
+    settings: Settings, sizes: LoopSizes, say: Callable[[str], None], keep: bool = False
+) -> dict[str, Any]:
+    from stylestream.demo import ensure_model
+
+    started = time.monotonic()
+    if threading.current_thread() is threading.main_thread():  # SIGTERM: stop the children too
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    run = uuid.uuid4().hex[:8]
+    overrides = isolated(settings, run)
+    # the caller's STYLESTREAM_* settings (brokers, ports, model dir) plus this run's own
+    env = {**os.environ, **{f"STYLESTREAM_{k.upper()}": v for k, v in overrides.items()}}
+    s = Settings(**cast(dict[str, Any], overrides))
+    out = settings.data_dir / "click-loop" / run
+    say(f"[1/8] services, database {s.pg_database}, topics {s.topic_prefix}*")
+    services.up(settings)
+    pg = PostgresService(settings)
+    pg.ensure_database(s.pg_database)
+    upgrade(s.pg_dsn)
+    ensure_topics(s)
+    ensure_model(s)
+    repo = PostgresRepository.from_dsn(s.pg_dsn)
+    registry = ServingRegistry(repo.engine)
+    procs: list[Process] = []
+    report: dict[str, Any] = {"sizes": sizes.__dict__, "run": run}
+    try:
+        worker = Process(["worker", "--loglevel", "warning"], env, out / "worker.log")
+        api = Process(["api"], env, out / "api.log")
+        miner = Process(["mine", "--loglevel", "warning"], env, out / "miner.log")
+        procs = [worker, api, miner]
+        say(f"[2/8] {sizes.products} Fashion-MNIST products -> Kafka -> worker")
+        cat = fashion_mnist_catalogue(settings.data_dir / "demo", sizes.products)
+        with ProductProducer(s.kafka_bootstrap, s.products_topic) as producer:
+            for event in cat.events:
+                producer.send(event)
+        count = select(func.count()).select_from(products)
+        _wait(lambda: _count(repo, count) >= sizes.products, 900, "indexing", procs)
+        counts: dict[str, int] = {}
+        for e in cat.events:
+            counts[e.category] = counts.get(e.category, 0) + 1
+        base_url = f"http://127.0.0.1:{s.api_port}"
+        http = httpx.Client(base_url=base_url, timeout=60)
+
+        def ready() -> bool:
+            try:
+                return http.get("/readyz").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait(ready, 120, "API ready", procs)
+        model = ShopperModel()
+        say(
+            f"[3/8] {sizes.train_sessions} SIMULATED sessions x {sizes.queries_per_session} queries"
+        )
+        t0 = time.monotonic()
+        logs = simulate(
+            http,
+            query_pool("train"),
+            sizes.train_sessions,
+            sizes.queries_per_session,
+            seed=sizes.seed,
+            model=model,
+            concurrency=sizes.concurrency,
+        )
+        clicks = sum(len(log.clicks) for log in logs)
+        report["simulation"] = {
+            "sessions": len(logs),
+            "searches": sum(len(log.searches) for log in logs),
+            "clicks": clicks,
+            "failed_queries": sum(log.failed_queries for log in logs),
+            "seconds": round(time.monotonic() - t0, 1),
+        }
+        say(f"      {clicks} clicks; [4/8] waiting for the miner's pairs")
+        pairs = select(func.count()).select_from(training_pairs)
+        _wait(lambda: _count(repo, pairs) >= clicks, 300, "mining", procs)
+        report["pairs_mined"] = _count(repo, pairs)
+        say("[5/8] held-out SIMULATED sessions on the base model")
+        held_out = query_pool("eval")
+
+        def evaluate() -> dict[str, float]:
+            judged = simulate(
+                http,
+                held_out,
+                sizes.eval_sessions,
+                sizes.queries_per_session,
+                seed=sizes.seed + 1000,
+                model=model,
+                concurrency=sizes.concurrency,
+            )
+            return judge([sr for log in judged for sr in log.searches], counts)
+
+        report["base"] = evaluate()
+        say(f"      {report['base']}; [6/8] training a head on the mined pairs")
+        from training.click_head import train_embedding
+
+        t0 = time.monotonic()
+        taught = {log.session_id for log in logs}  # never the held-out sessions' clicks
+        trained = train_embedding(
+            registry,
+            (p for p in PairRepository(repo.engine).since(EPOCH) if p["session_id"] in taught),
+            s.models_path,
+        )
+        report["model"] = {
+            "model_version": trained.model_version,
+            "dim": trained.dim,
+            "metrics": {k: v for k, v in trained.metrics.items() if k != "history"},
+            "lineage": trained.lineage,
+            "train_seconds": round(time.monotonic() - t0, 1),
+        }
+        say(f"[7/8] re-index to {trained.model_version} under search load and product updates")
+        updates = [
+            e.model_copy(update={"version": e.version + 1, "title": e.title + " (updated)"})
+            for e in cat.events[: sizes.reindex_updates]
+        ]
+
+        def produce_updates() -> None:
+            with ProductProducer(s.kafka_bootstrap, s.products_topic) as producer:
+                for event in updates:
+                    producer.send(event)
+                    time.sleep(0.01)
+
+        with SearchLoad(base_url, held_out) as load:
+            feeder = threading.Thread(target=produce_updates)
+            feeder.start()
+            reindexed = Reindexer(s, registry, repo).run(
+                trained.model_version, registry.base_versions()[0]
+            )
+            feeder.join()
+            time.sleep(2 * s.serving_refresh_s)  # searches also after the switch
+        updated = select(func.count()).select_from(products).where(products.c.version == 2)
+        _wait(lambda: _count(repo, updated) >= len(updates), 300, "updates indexed", procs)
+        serving = registry.collections(("serving",))[0]
+        from stylestream.serving import open_collection
+
+        index = open_collection(s, serving.collection, serving.dim)
+        rows = index.get([e.product_id for e in updates])
+        index.close()
+        report["reindex"] = {
+            **{k: v for k, v in reindexed.as_dict().items() if k != "missing_base_embedding"},
+            "missing_base_embedding": len(reindexed.missing_base_embedding),
+            "searches_during": load.sent,
+            "failed_queries_during": load.failed,
+            "model_versions_served_during": sorted(load.versions),
+            "updates_during": len(updates),
+            "updates_in_new_collection": sum(
+                1
+                for e in updates
+                if rows.get(e.product_id, {}).get("version") == 2
+                and rows[e.product_id].get("model_version") == trained.model_version
+            ),
+        }
+        say("[8/8] the same held-out sessions on the trained model")
+        report["trained"] = evaluate()
+        http.close()
+    finally:
+        for p in procs:
+            p.stop()
+        repo.close()
+        if not keep:
+            _cleanup(settings, s)
+    report["seconds"] = round(time.monotonic() - started, 1)
+    return report
+
+
+def _cleanup(settings: Settings, s: Settings) -> None:
+    """Drop the run's database, collections and topics (the dev stack keeps running)."""
+    from pymilvus import MilvusClient
+
+    PostgresService(settings).drop_database(s.pg_database)
+    client = MilvusClient(uri=s.milvus_uri, token=s.milvus_token)
+    for alias in (
+        client.list_aliases().get("aliases", []) if hasattr(client, "list_aliases") else []
+    ):
+        if alias.startswith(s.milvus_collection):
+            client.drop_alias(alias)
+    for name in client.list_collections():
+        if name.startswith(s.milvus_collection):
+            client.drop_collection(name)
+    client.close()
+    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    admin.delete_topics(list(topic_specs(s)))
+    admin.close()

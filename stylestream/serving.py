@@ -1,0 +1,122 @@
+"""The serving pointer as the worker and the API see it: which collection searches go to, with
+which embedding head, and where product writes go. Read from Postgres, cached for
+``serving_refresh_s``; collections and heads are opened once and kept.
+
+Why an app-kept pointer and not only a Milvus alias: each search must use the head that
+matches the collection it searches, and a (head, collection) pair read together from one row
+cannot disagree. The Milvus alias is set too, for other Milvus clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from processors.heads import OnnxHead
+from schemas.milvus import product_collection
+from stores.base import Projection, Target
+from stores.milvus import MilvusVectorIndex
+from stores.registry import CollectionRow, ServingRegistry
+from stylestream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def open_collection(settings: Settings, collection: str, dim: int) -> MilvusVectorIndex:
+    index = MilvusVectorIndex(
+        settings.milvus_uri,
+        collection,
+        product_collection(dim),
+        token=settings.milvus_token,
+        index_type=settings.milvus_index,
+        search_consistency=settings.milvus_search_consistency,
+    )
+    index.ensure()
+    return index
+
+
+class ServingIndex:
+    """IndexTargets over the registry (stores/base.py)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ServingRegistry,
+        base_model_version: str,
+        base_dim: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.base_model_version = base_model_version
+        self.base_dim = base_dim
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._indexes: dict[str, MilvusVectorIndex] = {}
+        self._heads: dict[str, Projection | None] = {}
+        self._targets: list[Target] = []
+        self._read_at = float("-inf")
+        registry.bootstrap(settings.milvus_collection, base_model_version, base_dim)
+        self._refresh()
+
+    def serving(self) -> Target:
+        return self._current()[0]
+
+    def writes(self) -> Sequence[Target]:
+        return self._current()
+
+    def _current(self) -> list[Target]:
+        if self.clock() - self._read_at >= self.settings.serving_refresh_s:
+            with self._lock:
+                if self.clock() - self._read_at >= self.settings.serving_refresh_s:
+                    try:
+                        self._refresh()
+                    except Exception as exc:  # keep serving what worked: never fail a search
+                        if not self._targets:
+                            raise
+                        log.warning("serving pointer refresh failed, keeping the last: %s", exc)
+                        self._read_at = self.clock()
+        return self._targets
+
+    def _refresh(self) -> None:
+        rows = self.registry.collections(("serving", "building"))
+        rows.sort(key=lambda r: r.state != "serving")  # serving first
+        if not rows or rows[0].state != "serving":
+            raise RuntimeError("no Milvus collection is serving: run `stylestream migrate`")
+        targets = [self._target(r) for r in rows]
+        if targets[0].collection != (self._targets[0].collection if self._targets else None):
+            log.info("serving %s (model %s)", targets[0].collection, targets[0].model_version)
+        self._targets = targets
+        self._read_at = self.clock()
+
+    def _target(self, row: CollectionRow) -> Target:
+        index = self._indexes.get(row.collection)
+        if index is None:
+            index = open_collection(self.settings, row.collection, row.dim)
+            self._indexes[row.collection] = index
+        return Target(index, row.model_version, self._head(row.model_version), row.collection)
+
+    def _head(self, model_version: str) -> Projection | None:
+        if model_version == self.base_model_version:
+            return None
+        if model_version not in self._heads:
+            model = self.registry.model(model_version)
+            if model is None:
+                raise LookupError(f"embedding model {model_version!r} is not registered")
+            if model.base_model_version != self.base_model_version:
+                raise RuntimeError(
+                    f"{model_version} was trained on {model.base_model_version}, but this "
+                    f"process embeds with {self.base_model_version}"
+                )
+            self._heads[model_version] = OnnxHead(model_version, model.artifact, model.dim)
+        return self._heads[model_version]
+
+    def ping(self) -> None:
+        self._indexes[self.serving().collection].ping()
+
+    def close(self) -> None:
+        for index in self._indexes.values():
+            index.close()
+        self._indexes.clear()
