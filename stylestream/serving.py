@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from pymilvus import MilvusClient
+
 from processors.heads import OnnxHead
 from schemas.milvus import product_collection
 from stores.base import Projection, Target
@@ -57,9 +59,12 @@ class ServingIndex:
         self._indexes: dict[str, MilvusVectorIndex] = {}
         self._heads: dict[str, Projection | None] = {}
         self._targets: list[Target] = []
+        self._probe: MilvusClient | None = None
         self._read_at = float("-inf")
-        registry.bootstrap(settings.milvus_collection, base_model_version, base_dim)
-        self._refresh()
+        try:
+            self._refresh()
+        except Exception as exc:  # Postgres down at start: the API still starts, not ready
+            log.warning("serving pointer not read yet: %s", exc)
 
     def serving(self) -> Target:
         return self._current()[0]
@@ -68,6 +73,10 @@ class ServingIndex:
         return self._current()
 
     def _current(self) -> list[Target]:
+        if not self._targets:
+            with self._lock:
+                if not self._targets:
+                    self._refresh()  # raises while nothing was ever read
         if self.clock() - self._read_at >= self.settings.serving_refresh_s:
             with self._lock:
                 if self.clock() - self._read_at >= self.settings.serving_refresh_s:
@@ -82,6 +91,11 @@ class ServingIndex:
 
     def _refresh(self) -> None:
         rows = self.registry.collections(("serving", "building"))
+        if not rows:  # first start: the configured collection serves base embeddings
+            self.registry.bootstrap(
+                self.settings.milvus_collection, self.base_model_version, self.base_dim
+            )
+            rows = self.registry.collections(("serving", "building"))
         rows.sort(key=lambda r: r.state != "serving")  # serving first
         if not rows or rows[0].state != "serving":
             raise RuntimeError("no Milvus collection is serving: run `stylestream migrate`")
@@ -114,9 +128,16 @@ class ServingIndex:
         return self._heads[model_version]
 
     def ping(self) -> None:
-        self._indexes[self.serving().collection].ping()
+        """Milvus reachable (whatever Postgres says: readiness reports each on its own)."""
+        if self._probe is None:
+            self._probe = MilvusClient(
+                uri=self.settings.milvus_uri, token=self.settings.milvus_token
+            )
+        self._probe.list_collections()
 
     def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
         for index in self._indexes.values():
             index.close()
         self._indexes.clear()
