@@ -29,6 +29,17 @@ _INDEX_PARAMS: dict[str, dict[str, int]] = {
 }
 
 
+# No keepalive pings on idle connections: Milvus Lite's server answers a ping every 10 s
+# (pymilvus's default) on an idle channel with GOAWAY "too_many_pings", and a client idle for
+# a minute then failed to reconnect (seen in the click loop; milvus-lite issue #334).
+GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": False}
+
+
+def connect(uri: str, token: str = "", **kwargs: Any) -> MilvusClient:
+    """A MilvusClient for any of our Milvus deployments (Lite path, Lite server, servers)."""
+    return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS, **kwargs)
+
+
 def quote(value: str) -> str:
     """A Milvus string literal: JSON escaping is a subset Milvus's expression parser accepts."""
     return json.dumps(value)
@@ -52,7 +63,7 @@ class MilvusVectorIndex:
     ) -> None:
         if index_type not in _INDEX_PARAMS:
             raise ValueError(f"unsupported index type {index_type}: use {sorted(_INDEX_PARAMS)}")
-        self.client = MilvusClient(uri=uri, token=token)
+        self.client = connect(uri, token)
         self.collection = collection
         self.spec = spec
         self.index_type = index_type

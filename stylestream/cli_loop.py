@@ -132,13 +132,13 @@ def index_list(settings: Settings) -> None:
 @click.pass_obj
 def index_drop(settings: Settings, collection: str) -> None:
     """Drop a retired collection (never the serving one)."""
-    from pymilvus import MilvusClient
+    from stores.milvus import connect
 
     try:
         _registry(settings).forget(collection)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    client = MilvusClient(uri=settings.milvus_uri, token=settings.milvus_token)
+    client = connect(settings.milvus_uri, settings.milvus_token)
     if client.has_collection(collection):
         client.drop_collection(collection)
     click.echo(f"dropped {collection}")

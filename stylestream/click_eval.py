@@ -213,10 +213,10 @@ def run_click_loop(
 
 def _cleanup(settings: Settings, s: Settings) -> None:
     """Drop the run's database, collections and topics (the dev stack keeps running)."""
-    from pymilvus import MilvusClient
+    from stores.milvus import connect
 
     PostgresService(settings).drop_database(s.pg_database)
-    client = MilvusClient(uri=s.milvus_uri, token=s.milvus_token)
+    client = connect(s.milvus_uri, s.milvus_token)
     for alias in (
         client.list_aliases().get("aliases", []) if hasattr(client, "list_aliases") else []
     ):

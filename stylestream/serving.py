@@ -19,7 +19,7 @@ from pymilvus import MilvusClient
 from processors.heads import OnnxHead
 from schemas.milvus import product_collection
 from stores.base import Projection, Target
-from stores.milvus import MilvusVectorIndex
+from stores.milvus import MilvusVectorIndex, connect
 from stores.registry import CollectionRow, ServingRegistry
 from stylestream.settings import Settings
 
@@ -130,9 +130,7 @@ class ServingIndex:
     def ping(self) -> None:
         """Milvus reachable (whatever Postgres says: readiness reports each on its own)."""
         if self._probe is None:
-            self._probe = MilvusClient(
-                uri=self.settings.milvus_uri, token=self.settings.milvus_token
-            )
+            self._probe = connect(self.settings.milvus_uri, self.settings.milvus_token)
         self._probe.list_collections()
 
     def close(self) -> None:

@@ -6,8 +6,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from pymilvus import MilvusClient
-
+from stores.milvus import connect
 from stylestream.dev.process import ManagedProcess, port_open
 from stylestream.settings import Settings
 
@@ -48,7 +47,7 @@ class MilvusLiteService:
     def healthy(self) -> bool:
         if not port_open("127.0.0.1", self.port):
             return False
-        client = MilvusClient(uri=f"http://127.0.0.1:{self.port}", timeout=3)
+        client = connect(f"http://127.0.0.1:{self.port}", timeout=3)
         try:
             client.list_collections()
             return True
