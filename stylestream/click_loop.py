@@ -28,7 +28,7 @@ from stylestream.click_simulator import (
     _png,
     relevance,
 )
-from stylestream.dev.process import free_port
+from stylestream.dev.process import free_port, terminate
 from stylestream.fashion_mnist import CLASSES, load_split
 from stylestream.settings import Settings
 
@@ -106,13 +106,7 @@ class Process:
             raise RuntimeError(f"{self.proc.args!r} exited {self.proc.returncode}: see {self.log}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 def _wait(

@@ -8,7 +8,6 @@ queries on raw pixels, computed in the same run.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from streams.topics import ensure_topics
 from stylestream import components
 from stylestream.catalog import fashion_mnist_catalogue, held_out_queries
 from stylestream.dev import services
-from stylestream.dev.process import free_port
+from stylestream.dev.process import free_port, terminate
 from stylestream.fashion_mnist import CLASSES, to_rgb
 from stylestream.producer import ProductProducer
 from stylestream.search import Filters, SearchService
@@ -161,13 +160,7 @@ def start_worker(log_path: Path) -> subprocess.Popen[bytes]:
 
 
 def stop_worker(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    terminate(proc, timeout)
 
 
 def run_demo(

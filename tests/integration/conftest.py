@@ -31,7 +31,7 @@ from stores.writer import ProductWriter
 from streams.topics import ensure_topics, topic_specs
 from stylestream.dev import services
 from stylestream.dev.postgres import PostgresService
-from stylestream.dev.process import free_port
+from stylestream.dev.process import free_port, terminate
 from stylestream.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -184,13 +184,7 @@ class Worker:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def kill(self) -> None:
         self.proc.kill()
