@@ -25,7 +25,7 @@ import numpy as np
 
 from stylestream.click_simulator import (
     SimulatedQuery,
-    _png,
+    png_bytes,
     relevance,
 )
 from stylestream.dev.process import free_port, terminate
@@ -109,7 +109,7 @@ class Process:
         terminate(self.proc)
 
 
-def _wait(
+def wait_or_fail(
     check: Callable[[], bool], timeout: float, what: str, procs: Sequence[Process] = ()
 ) -> None:
     deadline = time.monotonic() + timeout
@@ -126,7 +126,7 @@ class SearchLoad:
 
     def __init__(self, base_url: str, queries: Sequence[SimulatedQuery]) -> None:
         self.base_url = base_url
-        self.images = [_png(q.image) for q in queries[:50]]
+        self.images = [png_bytes(q.image) for q in queries[:50]]
         self.sent = self.failed = 0
         self.versions: set[str] = set()
         self._stop = threading.Event()

@@ -60,7 +60,7 @@ def relevance(query: SimulatedQuery, result: dict[str, Any]) -> float:
     return 0.8 * same + 0.2 * shared
 
 
-def _png(image: np.ndarray) -> bytes:
+def png_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
@@ -78,7 +78,7 @@ def simulate_session(
     for query in queries:
         r = http.post(
             "/v1/search/upload",
-            files={"image": ("query.png", _png(query.image), "image/png")},
+            files={"image": ("query.png", png_bytes(query.image), "image/png")},
             data={"k": str(model.k)},
             headers=headers,
         )
