@@ -30,6 +30,7 @@ from stylestream.click_loop import (
     isolated,
     judge,
     query_pool,
+    visual_recall,
     wait_or_fail,
 )
 from stylestream.click_simulator import ShopperModel, simulate
@@ -136,7 +137,12 @@ def run_click_loop(
                 model=model,
                 concurrency=sizes.concurrency,
             )
-            return judge([sr for log in judged for sr in log.searches], counts)
+            searches = [sr for log in judged for sr in log.searches]
+            scores = judge(searches, counts)
+            # The same queries ranked by the visual stage alone (in process, same pointer):
+            # what the embedding itself contributes, apart from colour and attributes.
+            scores["visual_only_recall_at_10"] = visual_recall(s, [q for q, _ in searches])
+            return scores
 
         report["base"] = evaluate()
         say(f"      {report['base']}; [6/8] training a head on the mined pairs")

@@ -173,3 +173,23 @@ def isolated(settings: Settings, run: str) -> dict[str, str]:
         "milvus_index": "FLAT",
         "click_window_s": "3600",
     }
+
+
+def visual_recall(settings: Settings, queries: Sequence[SimulatedQuery], k: int = 10) -> float:
+    """Recall@k of the serving collection's visual stage alone (no colour, no attributes)."""
+    from processors.ranking import Weights, rerank
+    from stylestream import components
+    from stylestream.fashion_mnist import to_rgb
+
+    service = components.open_search(settings)
+    try:
+        hits = 0
+        for start in range(0, len(queries), 100):
+            batch = queries[start : start + 100]
+            stages = service.stage_one([to_rgb(q.image) for q in batch], service.candidates)
+            for q, stage in zip(batch, stages, strict=True):
+                ranked = rerank(stage.candidates, stage.colours, Weights(1.0, 0.0, 0.0))[:k]
+                hits += sum(r.fields.get("category") == q.category for r in ranked)
+        return round(hits / (k * len(queries)), 4) if queries else 0.0
+    finally:
+        service.targets.close()
