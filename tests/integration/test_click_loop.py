@@ -42,3 +42,4 @@ def test_the_loop_runs_end_to_end(
     for side in ("base", "trained"):
         assert report[side]["queries"] == sizes.eval_sessions * sizes.queries_per_session
         assert 0 < report[side]["recall_at_10"] <= 1 and 0 < report[side]["ndcg_at_10"] <= 1
+        assert 0 < report[side]["visual_only_recall_at_10"] <= 1
