@@ -91,11 +91,9 @@ def reindex(settings: Settings, model_version: str, no_progress: bool) -> None:
     """Build a new collection for MODEL from Postgres, then switch searches to it."""
     from tqdm import tqdm
 
-    from processors.embedding import ModelCard, base_model_path, card_path
     from stores.postgres import PostgresRepository
     from stylestream.reindex import Reindexer
 
-    base = ModelCard.read(card_path(base_model_path(settings.models_path, settings.image_size)))
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     bar = tqdm(unit="product", disable=no_progress, file=sys.stderr)
 
@@ -104,9 +102,7 @@ def reindex(settings: Settings, model_version: str, no_progress: bool) -> None:
         bar.update(done - bar.n)
 
     try:
-        report = Reindexer(settings, _registry(settings), repo, progress).run(
-            model_version, base.model_version
-        )
+        report = Reindexer(settings, _registry(settings), repo, progress).run(model_version)
     except (LookupError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

@@ -177,9 +177,7 @@ def run_click_loop(
         with SearchLoad(base_url, held_out) as load:
             feeder = threading.Thread(target=produce_updates)
             feeder.start()
-            reindexed = Reindexer(s, registry, repo).run(
-                trained.model_version, registry.base_versions()[0]
-            )
+            reindexed = Reindexer(s, registry, repo).run(trained.model_version)
             feeder.join()
             time.sleep(2 * s.serving_refresh_s)  # searches also after the switch
         updated = select(func.count()).select_from(products).where(products.c.version == 2)

@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from processors.heads import OnnxHead
+from processors.embedding import ModelCard, base_model_path, card_path
 from processors.products import index_row
 from stores.base import Projection
 from stores.milvus import MilvusVectorIndex
 from stores.postgres import PostgresRepository
 from stores.registry import ServingRegistry, decode_base
-from stylestream.serving import open_collection
+from stylestream.serving import load_head, open_collection
 from stylestream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,22 +64,10 @@ def collection_name(prefix: str, model_version: str, now: datetime) -> str:
     return f"{prefix}__{slug}__{now:%Y%m%d%H%M%S}"[:255]
 
 
-def open_head(
-    registry: ServingRegistry, model_version: str, base_version: str
-) -> tuple[Projection | None, int | None]:
-    """The model's head (None: the base model itself) and its output dimension."""
-    if model_version == base_version:
-        return None, None
-    model = registry.model(model_version)
-    if model is None:
-        known = [m["model_version"] for m in registry.models()] + [base_version]
-        raise LookupError(f"unknown embedding model {model_version!r}; known: {known}")
-    if model.base_model_version != base_version:
-        raise RuntimeError(
-            f"{model_version} needs base embeddings from {model.base_model_version}, "
-            f"the products carry {base_version}"
-        )
-    return OnnxHead(model_version, model.artifact, model.dim), model.dim
+def base_model(settings: Settings) -> tuple[str, int]:
+    """The base embedding model's version and dimension, from its card."""
+    card = ModelCard.read(card_path(base_model_path(settings.models_path, settings.image_size)))
+    return card.model_version, card.dim
 
 
 class Reindexer:
@@ -144,13 +132,11 @@ class Reindexer:
         seen.update({pid: at for pid, (at, _) in fresh.items()})
         return len(fresh), now
 
-    def run(self, model_version: str, base_version: str) -> ReindexReport:
+    def run(self, model_version: str) -> ReindexReport:
         started = time.monotonic()
-        head, dim = open_head(self.registry, model_version, base_version)
-        serving = self.registry.collections(("serving",))
-        dim = dim or (serving[0].dim if serving else 0)
-        if not dim:
-            raise RuntimeError("nothing is serving yet: start a worker or the API first")
+        base_version, base_dim = base_model(self.settings)
+        head = load_head(self.registry, model_version, base_version)
+        dim = head.dim if head is not None else base_dim
         name = collection_name(self.settings.milvus_collection, model_version, datetime.now(UTC))
         index = open_collection(self.settings, name, dim)
         self.registry.start_build(name, model_version, dim)

@@ -39,6 +39,24 @@ def open_collection(settings: Settings, collection: str, dim: int) -> MilvusVect
     return index
 
 
+def load_head(
+    registry: ServingRegistry, model_version: str, base_version: str
+) -> Projection | None:
+    """A registered model's head (None: ``model_version`` is the base model itself)."""
+    if model_version == base_version:
+        return None
+    model = registry.model(model_version)
+    if model is None:
+        known = [m["model_version"] for m in registry.models()] + [base_version]
+        raise LookupError(f"unknown embedding model {model_version!r}; known: {known}")
+    if model.base_model_version != base_version:
+        raise RuntimeError(
+            f"{model_version} was trained on {model.base_model_version}, but the base "
+            f"embeddings here come from {base_version}"
+        )
+    return OnnxHead(model_version, model.artifact, model.dim)
+
+
 class ServingIndex:
     """IndexTargets over the registry (stores/base.py)."""
 
@@ -113,18 +131,10 @@ class ServingIndex:
         return Target(index, row.model_version, self._head(row.model_version), row.collection)
 
     def _head(self, model_version: str) -> Projection | None:
-        if model_version == self.base_model_version:
-            return None
         if model_version not in self._heads:
-            model = self.registry.model(model_version)
-            if model is None:
-                raise LookupError(f"embedding model {model_version!r} is not registered")
-            if model.base_model_version != self.base_model_version:
-                raise RuntimeError(
-                    f"{model_version} was trained on {model.base_model_version}, but this "
-                    f"process embeds with {self.base_model_version}"
-                )
-            self._heads[model_version] = OnnxHead(model_version, model.artifact, model.dim)
+            self._heads[model_version] = load_head(
+                self.registry, model_version, self.base_model_version
+            )
         return self._heads[model_version]
 
     def ping(self) -> None:

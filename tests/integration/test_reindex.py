@@ -144,6 +144,21 @@ def test_reindex_switches_without_a_failed_search_or_a_lost_write(
     search.targets.close()
 
 
+def test_reindex_back_to_the_base_model_rolls_back(stack: Stack) -> None:
+    registry = ServingRegistry(stack.repo.engine)
+    base = registry.base_versions()[0]
+    report = json.loads(_cli(stack, "reindex", "--model", base, "--no-progress"))
+    serving = registry.collections(("serving",))[0]
+    assert (serving.collection, serving.model_version) == (report["collection"], base)
+    assert serving.dim == 1280 and report["rows"] == N + 1
+    search = components.open_search(stack.settings, stack.repo)
+    ranked, model = search.rank_product("r001", k=3)
+    assert model == base and len(ranked) == 3
+    search.targets.close()
+    unknown = CliRunner().invoke(main, ["reindex", "--model", "nope"], env=stack.env())
+    assert unknown.exit_code == 1 and "unknown embedding model 'nope'" in unknown.output
+
+
 def _base(search: object) -> tuple[str, int]:
     embedder = search.processor.embedder  # type: ignore[attr-defined]
     return embedder.model_version, embedder.dim
