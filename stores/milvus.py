@@ -40,6 +40,17 @@ def connect(uri: str, token: str = "", **kwargs: Any) -> MilvusClient:
     return MilvusClient(uri=uri, token=token, grpc_options=GRPC_OPTIONS, **kwargs)
 
 
+def drop_prefixed(client: MilvusClient, prefix: str) -> None:
+    """Drop the aliases and collections whose names start with ``prefix`` (test and
+    evaluation runs clean up what re-indexing created beside their collection)."""
+    for alias in client.list_aliases().get("aliases", []):
+        if alias.startswith(prefix):
+            client.drop_alias(alias)
+    for name in client.list_collections():
+        if name.startswith(prefix):
+            client.drop_collection(name)
+
+
 def quote(value: str) -> str:
     """A Milvus string literal: JSON escaping is a subset Milvus's expression parser accepts."""
     return json.dumps(value)

@@ -220,18 +220,11 @@ def run_click_loop(
 
 def _cleanup(settings: Settings, s: Settings) -> None:
     """Drop the run's database, collections and topics (the dev stack keeps running)."""
-    from stores.milvus import connect
+    from stores.milvus import connect, drop_prefixed
 
     PostgresService(settings).drop_database(s.pg_database)
     client = connect(s.milvus_uri, s.milvus_token)
-    for alias in (
-        client.list_aliases().get("aliases", []) if hasattr(client, "list_aliases") else []
-    ):
-        if alias.startswith(s.milvus_collection):
-            client.drop_alias(alias)
-    for name in client.list_collections():
-        if name.startswith(s.milvus_collection):
-            client.drop_collection(name)
+    drop_prefixed(client, s.milvus_collection)
     client.close()
     admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
     admin.delete_topics(list(topic_specs(s)))

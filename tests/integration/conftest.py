@@ -25,7 +25,7 @@ from schemas.events import ProductUpsert, encode_event
 from schemas.milvus import product_collection
 from stores.base import FixedTarget
 from stores.migrate import upgrade
-from stores.milvus import MilvusVectorIndex
+from stores.milvus import MilvusVectorIndex, drop_prefixed
 from stores.postgres import PostgresRepository
 from stores.writer import ProductWriter
 from streams.topics import ensure_topics, topic_specs
@@ -131,14 +131,8 @@ def make_stack(
 
     yield make
     for stack in created:
-        stack.index.drop()
-        client = stack.index.client  # and what re-indexing created beside it
-        for alias in client.list_aliases().get("aliases", []):
-            if alias.startswith(stack.settings.milvus_collection):
-                client.drop_alias(alias)
-        for name in client.list_collections():
-            if name.startswith(f"{stack.settings.milvus_collection}__"):
-                client.drop_collection(name)
+        # the collection and what re-indexing created beside it
+        drop_prefixed(stack.index.client, stack.settings.milvus_collection)
         stack.index.close()
         stack.repo.close()
         PostgresService(stack.settings).drop_database(stack.settings.pg_database)

@@ -215,4 +215,5 @@ def test_the_documented_consumer_reads_the_live_topic_once_per_pair(stack: Stack
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     printed = [json.loads(line)["pair_id"] for line in out.stdout.splitlines()]
-    assert printed == [r["pair_id"] for r in rows]
+    # once each (the repeat dropped); order holds within a partition only
+    assert sorted(printed) == sorted(r["pair_id"] for r in rows)
