@@ -216,4 +216,4 @@ def test_the_documented_consumer_reads_the_live_topic_once_per_pair(stack: Stack
     )  # fmt: skip
     printed = [json.loads(line)["pair_id"] for line in out.stdout.splitlines()]
     # once each (the repeat dropped); order holds within a partition only
-    assert sorted(printed) == sorted(r["pair_id"] for r in rows)
+    assert sorted(printed) == sorted(str(r["pair_id"]) for r in rows)
