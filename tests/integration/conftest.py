@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.app import create_app
 from processors.products import ProductProcessor, RawEvent
 from schemas.dead_letter import DeadLetter
 from schemas.events import ProductUpsert, encode_event
@@ -139,6 +141,13 @@ def make_stack(
         admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap)
         admin.delete_topics(list(topic_specs(stack.settings)))
         admin.close()
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[TestClient]:
+    """The API app over the requesting module's own ``stack`` fixture."""
+    with TestClient(create_app(stack.settings)) as c:
+        yield c
 
 
 class Worker:

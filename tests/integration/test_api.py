@@ -6,7 +6,7 @@ import base64
 import http.server
 import io
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import schemathesis
@@ -56,12 +56,6 @@ def stack(make_stack: Callable[..., Stack], processor: ProductProcessor) -> Stac
         )
     stack.write(processor, events)
     return stack
-
-
-@pytest.fixture(scope="module")
-def client(stack: Stack) -> Iterator[TestClient]:
-    with TestClient(create_app(stack.settings)) as c:
-        yield c
 
 
 def upload(client: TestClient, data: bytes, **form: str) -> tuple[int, dict]:  # type: ignore[type-arg]

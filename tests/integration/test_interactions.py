@@ -7,7 +7,7 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -55,12 +55,6 @@ def stack(make_stack: Callable[..., Stack], processor: ProductProcessor) -> Stac
     events = [upsert(f"i{i:03d}", 1, i) for i in range(30)]
     stack.write(processor, events)
     return stack
-
-
-@pytest.fixture(scope="module")
-def client(stack: Stack) -> Iterator[TestClient]:
-    with TestClient(create_app(stack.settings)) as c:
-        yield c
 
 
 def png(i: int) -> bytes:

@@ -7,14 +7,13 @@ import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from processors.products import ProductProcessor
 from stores.pairs import PairRepository
 from stylestream.click_simulator import ShopperModel, SimulatedQuery, simulate
@@ -49,12 +48,6 @@ def stack(make_stack: Callable[..., Stack], processor: ProductProcessor) -> Stac
     events = [upsert(f"m{i:03d}", 1, i) for i in range(60)]
     stack.write(processor, events)
     return stack
-
-
-@pytest.fixture(scope="module")
-def client(stack: Stack) -> Iterator[TestClient]:
-    with TestClient(create_app(stack.settings)) as c:
-        yield c
 
 
 def _queries() -> list[SimulatedQuery]:
