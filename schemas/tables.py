@@ -130,6 +130,11 @@ embedding_models = Table(
     Column("metrics", JSONB, nullable=False, comment="held-out sessions, base vs trained"),
     Column("lineage", JSONB, nullable=False, comment="pairs used, base model, data window"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column(
+        "score_calibration",
+        JSONB,
+        comment="served visual score = shift + scale * cosine (null: the cosine itself)",
+    ),
 )
 
 # Milvus collections known to the system and which one serves. Searches and the product agent

@@ -92,6 +92,10 @@ class Projection(Protocol):
 
     def project(self, base: np.ndarray) -> np.ndarray: ...
 
+    def score(self, cosine: float) -> float:
+        """A cosine in this space on the base model's scale (the rerank's weights are)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Target:
@@ -104,6 +108,24 @@ class Target:
 
     def vectors(self, base: np.ndarray) -> np.ndarray:
         return base if self.head is None or len(base) == 0 else self.head.project(base)
+
+    def search(
+        self,
+        base: np.ndarray,
+        k: int,
+        filter_expr: str = "",
+        fields: Sequence[str] | None = None,
+        projected: bool = False,
+    ) -> list[list[Hit]]:
+        """Search with base embeddings (or vectors of this collection: ``projected``); scores
+        come back on the base model's scale, so the rank weights mean the same whichever
+        model serves."""
+        vectors = base if projected else self.vectors(base)
+        hits = self.index.search(vectors, k, filter_expr, fields=fields)
+        head = self.head
+        if head is None:
+            return hits
+        return [[Hit(h.product_id, head.score(h.score), h.fields) for h in row] for row in hits]
 
 
 class IndexTargets(Protocol):

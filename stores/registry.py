@@ -36,6 +36,8 @@ class RegisteredModel:
     metrics: dict[str, Any]
     lineage: dict[str, Any]
     created_at: datetime | None = None
+    # served visual score = shift + scale * cosine (training/embedding_head.fit_calibration)
+    score_calibration: dict[str, float] | None = None
 
 
 def encode_base(vector: np.ndarray) -> bytes:
@@ -134,6 +136,7 @@ class ServingRegistry:
             t.c.artifact_sha256,
             t.c.metrics,
             t.c.lineage,
+            t.c.score_calibration,
             t.c.created_at,
         ).order_by(t.c.created_at)
         with self.engine.connect() as conn:

@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -59,13 +60,27 @@ def export_pairs(settings: Settings, since: str | None, fmt: str, out: Path) -> 
 @click.option("--since", default=None, help="Only pairs mined after this ISO 8601 time.")
 @click.option("--held-out-percent", default=20, show_default=True)
 @click.option("--dim", default=128, show_default=True, help="Output dimension of the head.")
-@click.option("--max-epochs", default=10, show_default=True)
+@click.option("--max-epochs", default=15, show_default=True)
+@click.option(
+    "--loss",
+    type=click.Choice(["infonce", "triplet"]),
+    default="infonce",
+    show_default=True,
+    help="infonce: each query against the whole catalogue, plus co-clicks; triplet: each "
+    "pair's own negatives.",
+)
 @click.pass_obj
 def train_embedding_cmd(
-    settings: Settings, since: str | None, held_out_percent: int, dim: int, max_epochs: int
+    settings: Settings,
+    since: str | None,
+    held_out_percent: int,
+    dim: int,
+    max_epochs: int,
+    loss: Literal["infonce", "triplet"],
 ) -> None:
-    """A head over the base embedding, trained on mined pairs (triplet loss), judged on
-    held-out sessions and registered in Postgres with its lineage."""
+    """A head over the base embedding, trained on mined pairs (contrastive or triplet loss),
+    judged on held-out sessions, its scores calibrated to the base model's scale, and
+    registered in Postgres with its lineage."""
     from stores.pairs import PairRepository
     from training.click_head import train_embedding
     from training.embedding_head import HeadConfig
@@ -75,7 +90,12 @@ def train_embedding_cmd(
         registry,
         PairRepository(registry.engine).since(_since(since)),
         settings.models_path,
-        HeadConfig(dim=dim, max_epochs=max_epochs),
+        HeadConfig(
+            dim=dim,
+            max_epochs=max_epochs,
+            loss=loss,
+            calibration_top=settings.rerank_candidates,
+        ),
         held_out_percent,
     )
     summary = {k: v for k, v in model.__dict__.items() if k not in ("artifact", "created_at")}

@@ -147,6 +147,7 @@ def run_click_loop(
         report["base"] = evaluate()
         say(f"      {report['base']}; [6/8] training a head on the mined pairs")
         from training.click_head import train_embedding
+        from training.embedding_head import HeadConfig
 
         t0 = time.monotonic()
         taught = {log.session_id for log in logs}  # never the held-out sessions' clicks
@@ -154,6 +155,7 @@ def run_click_loop(
             registry,
             (p for p in PairRepository(repo.engine).since(EPOCH) if p["session_id"] in taught),
             s.models_path,
+            HeadConfig(calibration_top=s.rerank_candidates),
         )
         report["model"] = {
             "model_version": trained.model_version,

@@ -76,7 +76,7 @@ class IndexNeighbours:
     ) -> list[list[tuple[str, float]]]:
         out = []
         target = self.targets.serving()
-        found_hits = target.index.search(target.vectors(vectors), k + 1, fields=["category"])
+        found_hits = target.search(vectors, k + 1, fields=["category"])
         for own, hits in zip(own_ids, found_hits, strict=True):
             found = [(str(h.fields.get("category", "")), h.score) for h in hits]
             out.append([f for f, h in zip(found, hits, strict=True) if h.product_id != own][:k])
@@ -137,7 +137,7 @@ class SearchService:
         vectors, colours, attributes = self.processor.describe_queries(images)
         target = self.targets.serving()
         expr = (filters or Filters()).expression()
-        hits = target.index.search(target.vectors(vectors), pool, expr)
+        hits = target.search(vectors, pool, expr)
         return [
             StageOne(_candidates(h), c, a, v, target.model_version)
             for h, c, a, v in zip(hits, colours, attributes, vectors, strict=True)
@@ -158,7 +158,7 @@ class SearchService:
             raise UnknownProduct(f"product {product_id!r} is not in the index")
         vector = np.asarray([row["embedding"]], dtype=np.float32)
         pool = self._pool(k, offset) + 1
-        hits = target.index.search(vector, pool, (filters or Filters()).expression())[0]
+        hits = target.search(vector, pool, (filters or Filters()).expression(), projected=True)[0]
         others = [h for h in hits if h.product_id != product_id]
         colours = (row.get("colour") or {}).get("fractions", {})
         attributes = row.get("attribute_scores") or {}

@@ -54,7 +54,7 @@ def load_head(
             f"{model_version} was trained on {model.base_model_version}, but the base "
             f"embeddings here come from {base_version}"
         )
-    return OnnxHead(model_version, model.artifact, model.dim)
+    return OnnxHead(model_version, model.artifact, model.dim, model.score_calibration)
 
 
 class ServingIndex:

@@ -1,7 +1,8 @@
 """`stylestream train embedding`: mined pairs from Postgres -> a head -> the model registry.
 
 Held-out sessions (a stable hash of the session id) never train: they pick the epoch and give
-the registered metrics, base model vs trained head on the same pairs. Lineage records which
+the registered metrics, base model vs trained head on the same pairs. Products clicked in one
+impression become co-click pairs (relevant to one query, so to each other). Lineage records which
 pairs (count, time range, a digest of their ids) and which base model.
 """
 
@@ -23,6 +24,7 @@ from training.embedding_head import (
     HeadConfig,
     Triplets,
     export_onnx,
+    fit_calibration,
     fit_head,
     pair_metrics,
 )
@@ -60,6 +62,7 @@ def build_pairs(
 ) -> PairSet:
     rows = {pid: i for i, pid in enumerate(product_ids)}
     kept: list[tuple[bool, np.ndarray, int, list[int], list[float]]] = []
+    clicked: dict[tuple[bool, str], list[int]] = {}  # (held out, impression) -> gallery rows
     used: list[str] = []
     skipped = {"no_query_embedding": 0, "unknown_product": 0}
     sessions: dict[bool, set[str]] = {True: set(), False: set()}
@@ -90,6 +93,8 @@ def build_pairs(
             (out, anchor, rows[p["positive"]], [n for n, _ in negatives], [w for _, w in negatives])
         )
         used.append(p["pair_id"])
+        if p.get("impression_id"):
+            clicked.setdefault((out, p["impression_id"]), []).append(rows[p["positive"]])
         mined = p.get("mined_at")
         if mined is not None:
             first = mined if first is None else min(first, mined)
@@ -107,7 +112,16 @@ def build_pairs(
             len(chosen), gallery.shape[1]
         )
         positive = np.asarray([k[2] for k in chosen], dtype=np.int64)
-        return Triplets(anchors, gallery, positive, negatives, weights)
+        co = [
+            (a, b)
+            for (side, _), together in clicked.items()
+            if side is part
+            for a in together
+            for b in together
+            if a != b
+        ]
+        coclicks = np.asarray(co, dtype=np.int64).reshape(len(co), 2)
+        return Triplets(anchors, gallery, positive, negatives, weights, coclicks)
 
     return PairSet(
         triplets(False),
@@ -163,6 +177,9 @@ def train_embedding(
     now = datetime.now(UTC)
     version = new_version(now, digest)
     artifact = export_onnx(fit.weight)
+    calibration = fit_calibration(
+        fit.weight, data.train.anchors[:2000], gallery, config.calibration_top
+    )
     metrics = {
         "held_out_base": pair_metrics(None, data.held_out),
         "held_out_trained": pair_metrics(fit.weight, data.held_out),
@@ -175,6 +192,7 @@ def train_embedding(
         "pairs": len(data.used),
         "pairs_sha256": digest,
         "train_pairs": len(data.train),
+        "train_coclicks": len(data.train.coclicks),
         "held_out_pairs": len(data.held_out),
         "train_sessions": data.sessions[0],
         "held_out_sessions": data.sessions[1],
@@ -193,6 +211,7 @@ def train_embedding(
         params=config.as_dict(),
         metrics=metrics,
         lineage=lineage,
+        score_calibration=calibration,
     )
     registry.register(model)
     out = models_dir / HEADS_DIR

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -85,6 +86,11 @@ def test_train_registers_a_head_with_metrics_and_lineage(stack: Stack) -> None:
     assert model.lineage["base_model_version"] == model.base_model_version
     assert model.lineage["train_pairs"] + model.lineage["held_out_pairs"] == 160
     assert set(model.metrics) >= {"held_out_base", "held_out_trained", "best_epoch"}
+    assert model.params["loss"] == "infonce"
+    assert model.lineage["train_coclicks"] > 0  # two clicks per impression
+    calibration = model.score_calibration
+    assert calibration is not None and calibration["scale"] > 0
+    assert calibration["top"] == stack.settings.rerank_candidates
     card = stack.settings.models_path / "embedding-heads" / f"{model.model_version}.json"
     assert json.loads(card.read_text())["artifact_sha256"] == model.artifact_sha256
 
@@ -137,6 +143,16 @@ def test_reindex_switches_without_a_failed_search_or_a_lost_write(
     assert {rows[f"r{i:03d}"]["version"] for i in range(10)} == {2}
     assert {r["model_version"] for r in rows.values()} == {version}
     assert len(rows["r000"]["embedding"]) == 32
+    # the head's scores reach the rerank on the base model's scale (its calibration)
+    head = registry.model(version)
+    assert head is not None and head.score_calibration is not None
+    cal = head.score_calibration
+    query = np.asarray([rows["r001"]["embedding"]], dtype=np.float32)
+    raw = {h.product_id: h.score for h in index.search(query, N + 1)[0]}
+    ranked, _ = search.rank_product("r001", k=5)
+    assert len(ranked) == 5
+    for r in ranked:
+        assert r.visual == pytest.approx(cal["shift"] + cal["scale"] * raw[r.product_id], abs=1e-4)
     listed = _cli(stack, "index", "list")
     assert f"retired   {stack.settings.milvus_collection}" in listed
     refused = CliRunner().invoke(main, ["index", "drop", new.collection], env=stack.env())

@@ -18,7 +18,15 @@ from stylestream.click_simulator import SimulatedQuery
 from stylestream.export import write_pairs
 from stylestream.reindex import collection_name
 from training.click_head import build_pairs, held_out
-from training.embedding_head import HeadConfig, export_onnx, fit_head, pair_metrics, project
+from training.embedding_head import (
+    HeadConfig,
+    Triplets,
+    export_onnx,
+    fit_calibration,
+    fit_head,
+    pair_metrics,
+    project,
+)
 
 QUERY = SimulatedQuery(np.zeros((4, 4), np.uint8), "Dress")
 
@@ -44,6 +52,7 @@ def _pair(
 ) -> dict[str, object]:
     return {
         "pair_id": f"imp{i}:{positive}",
+        "impression_id": f"imp{i}",
         "session_id": session,
         "query": query,
         "positive": positive,
@@ -74,6 +83,25 @@ def test_build_pairs_weights_skips_by_position_and_holds_out_whole_sessions() ->
     assert first.negatives[row].tolist()[:3] == [1, 2, 3]
     assert first.weights[row].tolist()[:3] == pytest.approx([1.0, 0.5, 1.0])
     assert data.mined == (pairs[0]["mined_at"], pairs[40]["mined_at"])  # skipped ones not
+    assert len(data.train.coclicks) == len(data.held_out.coclicks) == 0  # one click each
+
+
+def test_products_clicked_in_one_impression_become_coclicks_on_their_side() -> None:
+    gallery = np.eye(4, dtype=np.float32)
+    ids = ["p0", "p1", "p2", "p3"]
+    query = {"kind": "product", "product_id": "p3"}
+    out = next(f"s{i}" for i in range(100) if held_out(f"s{i}", 20))
+    kept = next(f"s{i}" for i in range(100) if not held_out(f"s{i}", 20))
+    pairs = [
+        _pair(1, kept, "p0", [], query),
+        _pair(1, kept, "p1", ["p0"], query),  # same impression: p0 and p1 co-clicked
+        _pair(2, kept, "p2", [], query),  # alone in its impression
+        _pair(3, out, "p1", [], query),
+        _pair(3, out, "p2", [], query),
+    ]
+    data = build_pairs(pairs, ids, gallery, held_out_percent=20)
+    assert sorted(map(tuple, data.train.coclicks.tolist())) == [(0, 1), (1, 0)]
+    assert sorted(map(tuple, data.held_out.coclicks.tolist())) == [(1, 2), (2, 1)]
 
 
 def _clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -86,9 +114,8 @@ def _clusters(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return project(None, x), labels
 
 
-def test_head_learns_what_clicks_say_and_serves_the_same_through_onnx() -> None:
-    from training.embedding_head import Triplets
-
+@pytest.mark.parametrize("loss", ["infonce", "triplet"])
+def test_head_learns_what_clicks_say_and_serves_the_same_through_onnx(loss: str) -> None:
     gallery, labels = _clusters(200, 0)
     queries, q_labels = _clusters(600, 1)
     rng = np.random.default_rng(2)
@@ -102,7 +129,8 @@ def test_head_learns_what_clicks_say_and_serves_the_same_through_onnx() -> None:
         np.ones((600, 4), np.float32),
     )
     train, held = data.subset(np.arange(500)), data.subset(np.arange(500, 600))
-    fit = fit_head(train, held, HeadConfig(dim=8, max_epochs=15, lr=1e-2))
+    config = HeadConfig(dim=8, max_epochs=15, lr=1e-2, loss=loss)  # type: ignore[arg-type]
+    fit = fit_head(train, held, config)
     before = pair_metrics(None, held)["pair_accuracy"]
     after = pair_metrics(fit.weight, held)["pair_accuracy"]
     assert after > before + 0.05, (before, after)
@@ -112,6 +140,30 @@ def test_head_learns_what_clicks_say_and_serves_the_same_through_onnx() -> None:
         head.project(queries[:5]), project(fit.weight, queries[:5]), atol=1e-5
     )
     assert head.project(queries[:5]).shape == (5, 8)
+
+
+def _top(weight: np.ndarray | None, queries: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    sims = project(weight, queries) @ project(weight, gallery).T
+    return -np.sort(-sims, axis=1)[:, :20]
+
+
+def test_calibration_puts_a_heads_cosines_on_the_base_scale() -> None:
+    gallery, _ = _clusters(200, 0)
+    queries, _ = _clusters(100, 1)
+    same = fit_calibration(np.eye(16, dtype=np.float32), queries, gallery, top=20)
+    assert same["scale"] == pytest.approx(1.0) and same["shift"] == pytest.approx(0.0, abs=1e-6)
+    # a head keeping only the class dimensions: its top cosines are bunched near 1
+    weight = np.zeros((2, 16), np.float32)
+    weight[0, 0] = weight[1, 1] = 1.0
+    cal = fit_calibration(weight, queries, gallery, top=20)
+    base, head = _top(None, queries, gallery), _top(weight, queries, gallery)
+    assert head.std(1).mean() < base.std(1).mean() / 1.5
+    served = cal["shift"] + cal["scale"] * head
+    assert served.std(1).mean() == pytest.approx(base.std(1).mean(), rel=1e-3)
+    assert served.mean() == pytest.approx(base.mean(), abs=1e-3)
+    onnx = OnnxHead("h", export_onnx(weight), 2, cal)
+    assert onnx.score(0.5) == pytest.approx(cal["shift"] + 0.5 * cal["scale"])
+    assert OnnxHead("h", export_onnx(weight), 2).score(0.5) == 0.5  # none registered
 
 
 def test_collection_names_are_milvus_safe() -> None:
