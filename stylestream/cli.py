@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from stylestream.cli_loop import export, index, reindex, simulate
+from stylestream.cli_loop import bench_heads, export, index, reindex, simulate
 from stylestream.cli_models import evaluate, train
 from stylestream.settings import Settings
 
@@ -368,6 +368,7 @@ def schemas_export(out: Path) -> None:
 
 main.add_command(train)
 main.add_command(evaluate)
+bench.add_command(bench_heads)
 for command in (export, reindex, index, simulate):
     main.add_command(command)
 

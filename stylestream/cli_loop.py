@@ -214,3 +214,27 @@ def eval_clicks(settings: Settings, small: bool, as_json: bool, out: Path) -> No
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str))
     click.echo(json.dumps(report, indent=None if as_json else 2, default=str))
+
+
+@click.command("heads")
+@click.option("--small", is_flag=True, help="A quick run (300 products, 40 sessions).")
+@click.option("--eval-queries", default=2000, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("bench/results/click-heads.json"),
+    show_default=True,
+)
+@click.pass_obj
+def bench_heads(settings: Settings, small: bool, eval_queries: int, out: Path) -> None:
+    """Click-head training variants (triplet, InfoNCE, co-clicks; raw and calibrated scores) on
+    the same SIMULATED clicks, the served ranking replayed in process; no services needed."""
+    from bench.click_heads import run_heads_bench, write_report
+    from stylestream.click_loop import LoopSizes
+    from stylestream.demo import ensure_model
+
+    ensure_model(settings)
+    sizes = LoopSizes.small() if small else LoopSizes()
+    report = run_heads_bench(settings, sizes, eval_queries, lambda m: click.echo(m, err=True))
+    write_report(report, out)
+    click.echo(json.dumps(report, indent=2))

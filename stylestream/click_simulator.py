@@ -66,6 +66,26 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def shopper_clicks(
+    query: SimulatedQuery,
+    results: Sequence[dict[str, Any]],
+    rng: np.random.Generator,
+    model: ShopperModel = ShopperModel(),
+) -> list[tuple[int, dict[str, Any], float]]:
+    """What a SIMULATED shopper clicks on one results page: (position, result, relevance),
+    top to bottom, at most ``model.max_clicks``."""
+    clicks: list[tuple[int, dict[str, Any], float]] = []
+    for position, result in enumerate(results, 1):
+        if len(clicks) >= model.max_clicks:
+            break
+        if rng.random() >= 1.0 / position**model.position_bias:
+            continue  # never looked at
+        rel = relevance(query, result)
+        if rng.random() < model.noise + (1 - 2 * model.noise) * rel:
+            clicks.append((position, result, rel))
+    return clicks
+
+
 def simulate_session(
     http: Http,
     session_id: str,
@@ -88,22 +108,14 @@ def simulate_session(
         body = r.json()
         log.impressions.append(body["impression_id"])
         log.searches.append((query, body["results"]))
-        clicks = 0
-        for position, result in enumerate(body["results"], 1):
-            if clicks >= model.max_clicks:
-                break
-            if rng.random() >= 1.0 / position**model.position_bias:
-                continue  # never looked at
-            rel = relevance(query, result)
-            if rng.random() < model.noise + (1 - 2 * model.noise) * rel:
-                report = {
-                    "impression_id": body["impression_id"],
-                    "product_id": result["product_id"],
-                    "position": position,
-                }
-                if http.post("/v1/interactions", json=report, headers=headers).status_code == 202:
-                    log.clicks.append((body["impression_id"], result["product_id"], position, rel))
-                    clicks += 1
+        for position, result, rel in shopper_clicks(query, body["results"], rng, model):
+            report = {
+                "impression_id": body["impression_id"],
+                "product_id": result["product_id"],
+                "position": position,
+            }
+            if http.post("/v1/interactions", json=report, headers=headers).status_code == 202:
+                log.clicks.append((body["impression_id"], result["product_id"], position, rel))
     return log
 
 

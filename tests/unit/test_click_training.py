@@ -199,3 +199,21 @@ def test_pairs_export_as_jsonl_and_parquet(tmp_path: Path) -> None:
     assert json.loads(table[0]["query"]) == row["query"]
     with pytest.raises(ValueError, match="parquet or jsonl"):
         write_pairs([row], tmp_path / "p.csv", "csv")
+
+
+def test_simulated_shoppers_click_by_relevance_under_position_bias() -> None:
+    from stylestream.click_simulator import ShopperModel, shopper_clicks
+
+    results = _results(["Dress", "Bag", "Dress", "Dress", "Dress", "Dress"])
+    exact = ShopperModel(noise=0.0, max_clicks=2)
+    for seed in range(20):
+        clicks = shopper_clicks(QUERY, results, np.random.default_rng(seed), exact)
+        assert clicks[0][0] == 1  # the first result is always looked at
+        assert len(clicks) <= 2 and all(r["category"] == "Dress" for _, r, _ in clicks)
+    # position bias: lower results are clicked less often
+    counts = np.zeros(len(results))
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        for position, _, _ in shopper_clicks(QUERY, results, rng, ShopperModel(max_clicks=6)):
+            counts[position - 1] += 1
+    assert counts[0] > counts[2] > counts[5] and counts[1] < 0.15 * 400
