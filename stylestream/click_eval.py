@@ -162,6 +162,7 @@ def run_click_loop(
             "dim": trained.dim,
             "metrics": {k: v for k, v in trained.metrics.items() if k != "history"},
             "lineage": trained.lineage,
+            "score_calibration": trained.score_calibration,
             "train_seconds": round(time.monotonic() - t0, 1),
         }
         say(f"[7/8] re-index to {trained.model_version} under search load and product updates")
