@@ -46,6 +46,7 @@ from training.embedding_head import (
 
 Score = Callable[[np.ndarray], np.ndarray]
 SERVED = Weights()  # the served rank weights (settings' defaults)
+VISUAL = Weights(1.0, 0.0, 0.0)  # the first stage alone
 
 
 @dataclasses.dataclass
@@ -123,12 +124,6 @@ class Replay:
             )
         return out
 
-    def visual_recall(self, queries: Side, truth: list[str], weight: np.ndarray | None) -> float:
-        sims = project(weight, queries.vectors) @ project(weight, self.catalogue.vectors).T
-        top = np.argsort(-sims, axis=1, kind="stable")[:, :10]
-        hits = [self.categories[j] == c for row, c in zip(top, truth, strict=True) for j in row]
-        return round(float(np.mean(hits)), 4)
-
 
 def mine(
     replay: Replay, pool: list[SimulatedQuery], side: Side, sizes: LoopSizes
@@ -181,7 +176,7 @@ VARIANTS: dict[str, tuple[HeadConfig, bool]] = {
 }
 
 
-RANK_WEIGHTS = (Weights(1.0, 0.0, 0.0), Weights(0.8, 0.1, 0.1), Weights(0.6, 0.1, 0.3))
+RANK_WEIGHTS = (VISUAL, SERVED, Weights(0.6, 0.1, 0.3))
 
 
 def run_heads_bench(
@@ -211,14 +206,14 @@ def run_heads_bench(
     counts: dict[str, int] = {}
     for c in replay.categories:
         counts[c] = counts.get(c, 0) + 1
-    truth = [q.category for q in held]
 
     def judged(
         weight: np.ndarray | None, score: Score = lambda s: s, weights: Weights = SERVED
     ) -> dict[str, float]:
         ranked = replay.rank(held_side, weight, score, weights)
         scores = judge(list(zip(held, ranked, strict=True)), counts)
-        scores["visual_only_recall_at_10"] = replay.visual_recall(held_side, truth, weight)
+        visual = list(zip(held, replay.rank(held_side, weight, weights=VISUAL), strict=True))
+        scores["visual_only_recall_at_10"] = judge(visual, counts)["recall_at_10"]
         return scores
 
     report: dict[str, Any] = {
