@@ -24,6 +24,10 @@ log4j.logger.state.change.logger=WARN
 """
 
 
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
 class KafkaService:
     name = "kafka"
 
@@ -108,21 +112,27 @@ class KafkaService:
         self.fetch_jars()
         config = self._write_config()
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            subprocess.run(
-                self._java(
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(config),
-                    "--ignore-formatted",
-                ),
-                check=True,
-                capture_output=True,
-            )
+            self.format_storage(config, new_cluster_id())
         self.process().start_healthy(self.host, self.port, self.healthy, timeout)
+
+    def format_storage(self, config: Path, cluster_id: str) -> None:
+        """KRaft storage formatting (once, before the first start). The id goes as
+        ``--cluster-id=ID``: a random id starts with '-' one time in 64, and as a separate
+        argument that reads as an unknown option."""
+        done = subprocess.run(
+            self._java(
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster_id}",
+                "-c",
+                str(config),
+                "--ignore-formatted",
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"Kafka storage format failed: {done.stdout}{done.stderr}")
 
     def healthy(self) -> bool:
         from kafka import KafkaAdminClient

@@ -15,6 +15,8 @@ from schemas.events import encode_event, parse_product_event
 from stores.base import FixedTarget
 from stores.writer import ProductWriter
 from stylestream.cli import main
+from stylestream.dev.kafka import KafkaService, new_cluster_id
+from stylestream.settings import Settings
 from tests.integration.conftest import Stack
 from tests.integration.events import upsert
 
@@ -33,6 +35,23 @@ def test_dev_status_reports_every_service_healthy(running_services: object) -> N
     for name in ("kafka", "postgres", "milvus"):
         assert f"{name}" in out
     assert "DOWN" not in out
+
+
+def test_kafka_storage_formats_with_a_cluster_id_starting_with_a_dash(
+    running_services: Settings, tmp_path: Path
+) -> None:
+    """A random cluster id starts with '-' one time in 64: it must not read as an option."""
+    service = KafkaService(running_services)
+    live = (service.home / "server.properties").read_text().splitlines()
+    config = tmp_path / "server.properties"
+    config.write_text(
+        "\n".join(f"log.dirs={tmp_path / 'data'}" if p.startswith("log.dirs=") else p for p in live)
+    )
+    service.format_storage(config, "-jZAnuSTTcKsv0lJzZPDTQ")
+    meta = (tmp_path / "data" / "meta.properties").read_text()
+    assert "cluster.id=-jZAnuSTTcKsv0lJzZPDTQ" in meta.splitlines()
+    with pytest.raises(RuntimeError, match="format failed"):
+        service.format_storage(tmp_path / "missing.properties", new_cluster_id())
 
 
 def test_produce_sends_valid_lines_and_reports_invalid_ones(
