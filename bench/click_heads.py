@@ -237,7 +237,7 @@ def run_heads_bench(
         t0 = time.monotonic()
         fit = fit_head(train, data.held_out, config)
         cal = fit_calibration(
-            fit.weight, train.anchors[:2000], catalogue.vectors, settings.rerank_candidates
+            fit.weight, train.anchors, catalogue.vectors, settings.rerank_candidates
         )
         report["variants"][name] = {
             "config": config.as_dict(),

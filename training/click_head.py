@@ -177,9 +177,7 @@ def train_embedding(
     now = datetime.now(UTC)
     version = new_version(now, digest)
     artifact = export_onnx(fit.weight)
-    calibration = fit_calibration(
-        fit.weight, data.train.anchors[:2000], gallery, config.calibration_top
-    )
+    calibration = fit_calibration(fit.weight, data.train.anchors, gallery, config.calibration_top)
     metrics = {
         "held_out_base": pair_metrics(None, data.held_out),
         "held_out_trained": pair_metrics(fit.weight, data.held_out),

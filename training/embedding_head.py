@@ -177,11 +177,16 @@ def _top_cosines(
 
 
 def fit_calibration(
-    weight: np.ndarray, anchors: np.ndarray, gallery: np.ndarray, top: int = 100
+    weight: np.ndarray,
+    anchors: np.ndarray,
+    gallery: np.ndarray,
+    top: int = 100,
+    max_queries: int = 2000,
 ) -> dict[str, float]:
     """``visual = shift + scale * cosine`` giving the head's top-``top`` candidate cosines the
-    mean and spread the base model's have for the same queries, so the rank weights (tuned on
-    base cosines) keep their meaning whichever model serves."""
+    mean and spread the base model's have for the same queries (the first ``max_queries``), so
+    the rank weights (tuned on base cosines) keep their meaning whichever model serves."""
+    anchors = anchors[:max_queries]
     base = _top_cosines(None, anchors, gallery, top)
     head = _top_cosines(weight, anchors, gallery, top)
     scale = float(base.std(1).mean() / max(float(head.std(1).mean()), 1e-6))
