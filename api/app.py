@@ -15,25 +15,24 @@ from api.interactions import ImpressionEmitter, KafkaSender
 from api.metrics import ApiMetrics
 from api.models import Health
 from api.state import ApiState, State
+from config import assembly
+from config.settings import Settings
+from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
-from stylestream import components
-from stylestream.serving import ServingIndex
-from stylestream.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 
 
 def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
-    search = components.open_search(settings, repo)
-    assert isinstance(search.targets, ServingIndex)
+    search = assembly.open_search(settings, repo)
     sender = KafkaSender(settings.kafka_bootstrap)
     return ApiState(
         settings,
         search,
-        search.targets,
+        MilvusProbe(assembly.milvus_config(settings)),
         repo,
-        components.image_limits(settings),
+        assembly.api_image_limits(settings),
         sender,
         ImpressionEmitter(sender, settings.impressions_topic, metrics.impressions),
     )
@@ -67,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/readyz", summary="Milvus and Postgres are reachable", responses={503: {}})
     def readyz(state: State) -> JSONResponse:
         checks = {}
-        for name, ping in (("milvus", state.index.ping), ("postgres", state.repo.ping)):
+        for name, ping in (("milvus", state.milvus.ping), ("postgres", state.repo.ping)):
             try:
                 ping()
                 checks[name] = "ok"

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from processors.errors import ProcessingError
 from schemas.dead_letter import ErrorKind
+from schemas.validation import describe
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'request'}: {e['msg']}"
-            for e in exc.errors()[:10]
-        )
+        problems = describe(exc.errors(), root="request", skip=("body",))
         return JSONResponse(_body("invalid_request", problems), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import queue
@@ -28,8 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import ApiError
 from api.state import State
+from config.assembly import kafka_producer
 from schemas.events import ProductId
 from schemas.interactions import Identifier, Interaction, Query, SearchImpression, Shown
+from stores.rows import encode_base64
 
 log = logging.getLogger(__name__)
 SessionHeader = Annotated[
@@ -49,11 +50,10 @@ def new_id() -> str:
 def image_query(rgb: np.ndarray, embedding: np.ndarray, filters: dict[str, object]) -> Query:
     """An image query: the SHA-256 of its decoded pixels (the same for an upload, base64 or a
     URL of one image) and its base embedding (float16, base64)."""
-    packed = base64.b64encode(embedding.astype("<f2").tobytes()).decode()
     return Query(
         kind="image",
         image_sha256=hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest(),
-        embedding_f16=packed,
+        embedding_f16=encode_base64(embedding),
         filters=filters,
     )
 
@@ -70,15 +70,9 @@ class KafkaSender:
     def producer(self) -> KafkaProducer:
         with self._lock:
             if self._producer is None:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap,
-                    # a fixed protocol version skips the start-up probe, which blocks for
-                    # 30 s without a broker; max_block_ms then bounds every send
-                    api_version=(2, 8),
-                    acks="all",
-                    linger_ms=20,
-                    max_block_ms=5000,
-                    request_timeout_ms=10000,
+                # max_block_ms bounds every send while Kafka is down
+                self._producer = kafka_producer(
+                    self.bootstrap, max_block_ms=5000, request_timeout_ms=10000
                 )
             return self._producer
 

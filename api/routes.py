@@ -38,7 +38,8 @@ from processors.ranking import Ranked
 from schemas.attributes import GROUPS
 from schemas.interactions import Query as SearchQuery
 from schemas.interactions import SearchImpression
-from stylestream.search import Filters, UnknownProduct
+from search import Filters, Result, UnknownProduct
+from stores.base import Hit
 
 ProductIdPath = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
@@ -71,24 +72,25 @@ def _filters(f: SearchFilters) -> Filters:
     )
 
 
-def _items(state: ApiState, ranked: list[Ranked], explain: bool) -> list[ResultItem]:
+def _items(state: ApiState, ranked: list[Ranked[Hit]], explain: bool) -> list[ResultItem]:
     summaries = state.repo.get_summaries([r.product_id for r in ranked])
     weights = state.search.weights
     out = []
     for r in ranked:
         meta = summaries.get(r.product_id, {})
-        price = meta.get("price", r.fields.get("price"))
+        row = r.item.row
+        price = meta.get("price", row.price)
         out.append(
             ResultItem(
                 product_id=r.product_id,
                 score=round(r.score, 6),
-                category=r.fields.get("category"),
+                category=row.category or None,
                 title=meta.get("title"),
                 price=float(price) if price is not None else None,
                 currency=meta.get("currency"),
-                primary_colour=r.fields.get("primary_colour"),
-                predicted_category=r.fields.get("predicted_category") or None,
-                attributes=list(r.fields.get("attributes") or []),
+                primary_colour=row.primary_colour or None,
+                predicted_category=row.predicted_category or None,
+                attributes=list(row.attributes),
                 thumbnail_url=f"/v1/products/{r.product_id}/thumbnail",
                 components=ScoreComponents(
                     visual=round(r.visual, 6),
@@ -107,12 +109,11 @@ def _items(state: ApiState, ranked: list[Ranked], explain: bool) -> list[ResultI
 
 def _respond(
     state: ApiState,
-    ranked: list[Ranked],
+    result: Result,
     query: SearchQuery,
     page: tuple[int, int, bool],
     who: tuple[str | None, str | None],
     started: float,
-    model_version: str,
 ) -> SearchResponse:
     """The response, and its impression on Kafka (queued: never waits for Kafka)."""
     k, offset, explain = page
@@ -122,15 +123,15 @@ def _respond(
         session_id=session_id,
         user_id=who[1],
         query=query,
-        results=shown([r.product_id for r in ranked], offset),
-        model_version=model_version,
+        results=shown([r.product_id for r in result.ranked], offset),
+        model_version=result.model_version,
     )
     state.impressions.emit(impression)
     return SearchResponse(
-        results=_items(state, ranked, explain),
+        results=_items(state, result.ranked, explain),
         k=k,
         offset=offset,
-        model_version=model_version,
+        model_version=result.model_version,
         took_ms=round((time.perf_counter() - started) * 1000, 2),
         impression_id=impression.impression_id,
         session_id=session_id,
@@ -146,9 +147,10 @@ def _search_image(
 ) -> SearchResponse:
     started = time.perf_counter()
     k, offset, _ = page
-    ranked, stage = state.search.rank_images([rgb], k, _filters(filters), offset)[0]
-    query = image_query(rgb, stage.vector, filters.model_dump(exclude_defaults=True))
-    return _respond(state, ranked, query, page, who, started, stage.model_version)
+    result = state.search.by_images([rgb], k, _filters(filters), offset)[0]
+    assert result.vector is not None
+    query = image_query(rgb, result.vector, filters.model_dump(exclude_defaults=True))
+    return _respond(state, result, query, page, who, started)
 
 
 @router.post(
@@ -163,7 +165,7 @@ def search_json(
     x_user_id: UserHeader = None,
 ) -> SearchResponse:
     if body.image_url is not None:
-        rgb = images.from_url(body.image_url, state.limits, state.settings.api_image_hosts)
+        rgb = images.from_url(body.image_url, state.limits)
     else:
         assert body.image_base64 is not None
         rgb = images.from_base64(body.image_base64, state.limits)
@@ -220,9 +222,7 @@ def similar(
 ) -> SearchResponse:
     started = time.perf_counter()
     try:
-        ranked, version = state.search.rank_product(
-            product_id, query.k, _filters(query), query.offset
-        )
+        result = state.search.by_product(product_id, query.k, _filters(query), query.offset)
     except UnknownProduct as exc:
         raise ApiError(404, "unknown_product", str(exc)) from exc
     asked = SearchQuery(
@@ -233,7 +233,7 @@ def similar(
         ).model_dump(exclude_defaults=True),
     )
     page = (query.k, query.offset, query.explain)
-    return _respond(state, ranked, asked, page, (x_session_id, x_user_id), started, version)
+    return _respond(state, result, asked, page, (x_session_id, x_user_id), started)
 
 
 @router.get("/products/{product_id}", summary="Product metadata")

@@ -10,18 +10,18 @@ from fastapi import Depends, Request
 if TYPE_CHECKING:  # api.interactions depends on this module for its routes
     from api.interactions import ImpressionEmitter, KafkaSender
 
+from config.settings import Settings
 from processors.images import ImageLimits
+from search import SearchService
+from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
-from stylestream.search import SearchService
-from stylestream.serving import ServingIndex
-from stylestream.settings import Settings
 
 
 @dataclass
 class ApiState:
     settings: Settings
     search: SearchService
-    index: ServingIndex
+    milvus: MilvusProbe
     repo: PostgresRepository
     limits: ImageLimits
     sender: KafkaSender
@@ -30,7 +30,8 @@ class ApiState:
     def close(self) -> None:
         self.impressions.close()
         self.sender.close()
-        self.index.close()
+        self.search.targets.close()
+        self.milvus.close()
         self.repo.close()
 
 

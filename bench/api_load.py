@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+import httpx
 import numpy as np
 
 MAX_REQUESTS = 200_000
@@ -98,3 +99,40 @@ def run_load(
         qps=round(len(latencies) / wall, 1),
         error_examples=sorted(set(errors))[:5],
     )
+
+
+class SearchLoad:
+    """Searches through the API from a thread while something else happens (a re-index),
+    counting every one that fails and the model versions that answered."""
+
+    def __init__(self, base_url: str, images: list[bytes]) -> None:
+        self.base_url = base_url
+        self.images = images[:50]
+        self.sent = self.failed = 0
+        self.versions: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SearchLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base_url, timeout=30) as http:
+            while not self._stop.is_set() and self.sent < MAX_REQUESTS:
+                image = self.images[self.sent % len(self.images)]
+                self.sent += 1
+                try:
+                    r = http.post(
+                        "/v1/search/upload", files={"image": ("q.png", image, "image/png")}
+                    )
+                    if r.status_code != 200:
+                        self.failed += 1
+                    else:
+                        self.versions.add(r.json()["model_version"])
+                except httpx.HTTPError:
+                    self.failed += 1

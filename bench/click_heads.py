@@ -12,7 +12,6 @@ attributes here come from the tagger alone; the worker also fuses the catalogue'
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import os
@@ -25,17 +24,20 @@ from typing import Any
 
 import numpy as np
 
+from bench.catalog import fashion_mnist_catalogue
+from bench.click_loop import LoopSizes, query_pool
+from bench.judging import judge
+from bench.simulator import SimulatedQuery, plan_session, relevance, shopper_clicks
+from config import assembly
+from config.settings import Settings
 from processors.clicks import ClickMiner, ListSampler
 from processors.products import ProductProcessor
-from processors.ranking import Weights, rerank
+from processors.ranking import VISUAL_ONLY, Weights, rerank
 from schemas.interactions import Interaction, Query, SearchImpression, Shown
-from stylestream import components
-from stylestream.catalog import fashion_mnist_catalogue
-from stylestream.click_loop import LoopSizes, judge, query_pool
-from stylestream.click_simulator import SimulatedQuery, shopper_clicks
-from stylestream.fashion_mnist import to_rgb
-from stylestream.settings import Settings
+from stores.base import Hit, IndexRow
+from stores.rows import encode_base64
 from training.click_head import build_pairs
+from training.datasets import to_rgb
 from training.embedding_head import (
     HeadConfig,
     fit_calibration,
@@ -46,7 +48,6 @@ from training.embedding_head import (
 
 Score = Callable[[np.ndarray], np.ndarray]
 SERVED = Weights()  # the served rank weights (settings' defaults)
-VISUAL = Weights(1.0, 0.0, 0.0)  # the first stage alone
 
 
 @dataclasses.dataclass
@@ -56,16 +57,6 @@ class Side:
     vectors: np.ndarray
     colours: list[dict[str, float]]
     attributes: list[dict[str, float]]
-
-
-def image_path(settings: Settings) -> ProductProcessor:
-    """The served image path without any store (nothing here needs a service)."""
-    return ProductProcessor(
-        components.open_embedder(settings),
-        components.image_limits(settings),
-        components.open_finder(settings),
-        components.open_tagger(settings),
-    )
 
 
 def featurise(processor: ProductProcessor, images: Sequence[np.ndarray]) -> Side:
@@ -102,13 +93,13 @@ class Replay:
         for row, colours, attributes in zip(sims, queries.colours, queries.attributes, strict=True):
             top = np.argsort(-row, kind="stable")[: self.pool]
             candidates = [
-                (
-                    str(j),
+                Hit(
+                    IndexRow(
+                        str(j),
+                        colour_fractions=self.catalogue.colours[j],
+                        attribute_scores=self.catalogue.attributes[j],
+                    ),
                     float(row[j]),
-                    {
-                        "colour": {"fractions": self.catalogue.colours[j]},
-                        "attribute_scores": self.catalogue.attributes[j],
-                    },
                 )
                 for j in top
             ]
@@ -133,16 +124,14 @@ def mine(
     pairs: list[dict[str, Any]] = []
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     for s in range(sizes.train_sessions):
-        rng = np.random.default_rng([sizes.seed, s])
-        picked = rng.choice(len(pool), size=sizes.queries_per_session, replace=False)
-        session = f"sim-{sizes.seed}-{s}"
+        session, rng, picked = plan_session(sizes.seed, s, len(pool), sizes.queries_per_session)
         shown = Side(
             side.vectors[picked],
             [side.colours[i] for i in picked],
             [side.attributes[i] for i in picked],
         )
         for n, (i, results) in enumerate(zip(picked, replay.rank(shown, None), strict=True)):
-            embedding = base64.b64encode(side.vectors[i].astype("<f2").tobytes()).decode()
+            embedding = encode_base64(side.vectors[i])
             impression = SearchImpression(
                 impression_id=f"{session}-{n}",
                 session_id=session,
@@ -176,7 +165,7 @@ VARIANTS: dict[str, tuple[HeadConfig, bool]] = {
 }
 
 
-RANK_WEIGHTS = (VISUAL, SERVED, Weights(0.6, 0.1, 0.3))
+RANK_WEIGHTS = (VISUAL_ONLY, SERVED, Weights(0.6, 0.1, 0.3))
 
 
 def run_heads_bench(
@@ -187,7 +176,7 @@ def run_heads_bench(
     teach, held = query_pool("train"), query_pool("eval")
     held = held[:: max(1, len(held) // eval_queries)][:eval_queries]
     log(f"featurising {sizes.products} products and {len(teach) + len(held)} query photos")
-    processor = image_path(settings)
+    processor = assembly.image_path(settings)
     catalogue = featurise(processor, list(cat.images))
     replay = Replay(
         [e.product_id for e in cat.events],
@@ -211,9 +200,9 @@ def run_heads_bench(
         weight: np.ndarray | None, score: Score = lambda s: s, weights: Weights = SERVED
     ) -> dict[str, float]:
         ranked = replay.rank(held_side, weight, score, weights)
-        scores = judge(list(zip(held, ranked, strict=True)), counts)
-        visual = list(zip(held, replay.rank(held_side, weight, weights=VISUAL), strict=True))
-        scores["visual_only_recall_at_10"] = judge(visual, counts)["recall_at_10"]
+        scores = judge(list(zip(held, ranked, strict=True)), counts, relevance)
+        visual = list(zip(held, replay.rank(held_side, weight, weights=VISUAL_ONLY), strict=True))
+        scores["visual_only_recall_at_10"] = judge(visual, counts, relevance)["recall_at_10"]
         return scores
 
     report: dict[str, Any] = {

@@ -12,13 +12,22 @@ import psutil
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from bench.vectors import exact_top_k, recall_at_k
+from bench.judging import padded, recall_at_k
+from bench.vectors import exact_top_k
 
 EF_VALUES = (16, 32, 64, 128, 256)
 # The data is static once loaded, so searches need no time-tick wait (Strong costs a Milvus
 # server up to ~200 ms per search; the app's setting is STYLESTREAM_MILVUS_SEARCH_CONSISTENCY).
 CONSISTENCY = "Bounded"
 K = 10
+
+
+def _hits(found: list[list[int]], truth: np.ndarray) -> np.ndarray:
+    """Which of each query's top k are among its exact k nearest."""
+    k = truth.shape[1]
+    return padded(
+        [[f in set(t.tolist()) for f in fs[:k]] for fs, t in zip(found, truth, strict=True)], k
+    )
 
 
 @dataclass
@@ -168,7 +177,7 @@ def _measure(
     lat = np.array(latencies) * 1000
     return EfResult(
         ef=ef,
-        recall_at_10=round(recall_at_k(found, truth), 4),
+        recall_at_10=round(recall_at_k(_hits(found, truth)), 4),
         single_p50_ms=round(float(np.percentile(lat, 50)), 2),
         single_p99_ms=round(float(np.percentile(lat, 99)), 2),
         single_qps=round(float(len(lat) / (lat.sum() / 1000)), 1),

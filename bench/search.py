@@ -4,12 +4,9 @@ standalone server, and the HTTP API under concurrent load, all in one run; JSON 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -21,15 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from PIL import Image
 
 from bench.api_load import run_load
+from bench.catalog import fashion_mnist_catalogue, held_out_queries
 from bench.milvus_bench import build_and_measure
+from bench.processes import Process
+from bench.simulator import png_bytes
 from bench.vectors import clustered
-from stylestream.dev.milvus import MilvusLiteService
-from stylestream.dev.milvus_server import milvus_standalone
-from stylestream.dev.process import free_port, wait_until
-from stylestream.settings import Settings
+from config import assembly
+from config.settings import Settings
+from deploy.local import services
+from deploy.local.milvus import MilvusLiteService
+from deploy.local.milvus_server import milvus_standalone
+from deploy.local.process import free_port, wait_until
+from processors.products import RawEvent
+from schemas.events import encode_event
+from stores.migrate import upgrade
 
 
 @contextmanager
@@ -79,21 +83,14 @@ def bench_milvus(
 
 def _ensure_indexed(settings: Settings, log: Callable[[str], None]) -> int:
     """The API load needs an index: the demo's, or the catalogue indexed here without Kafka."""
-    from stores.migrate import upgrade
-    from stylestream import components
-    from stylestream.catalog import fashion_mnist_catalogue
-    from stylestream.dev import services
-
     services.up(settings)
     upgrade(settings.pg_dsn)
-    built = components.build(settings)
+    built = assembly.build(settings)
     try:
         count = built.repo.count_products()
         if count == 0:
             log("[api] index is empty: indexing 2000 catalogue products directly")
             cat = fashion_mnist_catalogue(settings.data_dir / "demo", 2000)
-            from processors.products import RawEvent
-            from schemas.events import encode_event
 
             for start in range(0, len(cat.events), 200):
                 raws = [RawEvent(encode_event(e)) for e in cat.events[start : start + 200]]
@@ -107,17 +104,11 @@ def _ensure_indexed(settings: Settings, log: Callable[[str], None]) -> int:
 def bench_api(
     settings: Settings, seconds: float, concurrency: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    from stylestream.catalog import held_out_queries
 
     products = _ensure_indexed(settings, log)
     port = free_port()
     env = {**os.environ, "STYLESTREAM_API_PORT": str(port)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stylestream.cli", "api"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = Process(["api"], settings.data_dir / "bench" / "api.log", env)
     try:
 
         def ready() -> bool:
@@ -125,17 +116,12 @@ def bench_api(
 
         wait_until(ready, 60, "search API")
         queries = held_out_queries(settings.data_dir / "demo", 200)
-        images = []
-        for img in queries.images:
-            buf = io.BytesIO()
-            Image.fromarray(img).save(buf, format="PNG")
-            images.append(buf.getvalue())
+        images = [png_bytes(img) for img in queries.images]
         log(f"[api] {concurrency} clients for {seconds:.0f}s against {products} products")
         result = run_load("127.0.0.1", port, images, concurrency, seconds)
-        rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+        rss = psutil.Process(proc.proc.pid).memory_info().rss / 2**20
     finally:
-        proc.terminate()
-        proc.wait(30)
+        proc.stop()
     return {
         **asdict(result),
         "products_indexed": products,

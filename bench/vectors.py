@@ -38,9 +38,3 @@ def exact_top_k(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
         best_scores = np.take_along_axis(merged_scores, order, axis=1)
         best_ids = np.take_along_axis(merged_ids, order, axis=1)
     return best_ids
-
-
-def recall_at_k(found: list[list[int]], truth: np.ndarray) -> float:
-    k = truth.shape[1]
-    hits = sum(len(set(f[:k]) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
-    return float(hits / (k * len(truth)))

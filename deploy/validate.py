@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from stylestream.settings import Settings
+from config.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parent
 K8S_VERSION = "1.37.0"

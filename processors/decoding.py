@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from processors.errors import ProcessingError
 from schemas.dead_letter import ErrorKind
 from schemas.events import UnknownSchemaVersion
+from schemas.validation import describe
 
 E = TypeVar("E")
 
@@ -31,8 +32,5 @@ def decode_json_event(value: bytes, parse: Callable[[dict[str, Any]], E]) -> E:
     except UnknownSchemaVersion as exc:
         raise ProcessingError(str(exc), ErrorKind.UNKNOWN_SCHEMA_VERSION) from exc
     except ValidationError as exc:
-        details = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<event>'}: {err['msg']}"
-            for err in exc.errors()[:10]
-        )
+        details = describe(exc.errors())
         raise ProcessingError(f"schema violation: {details}", ErrorKind.SCHEMA_VIOLATION) from exc

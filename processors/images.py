@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import ipaddress
+import socket
 import urllib.parse
 import urllib.request
 import warnings
@@ -32,22 +34,60 @@ class ImageLimits:
     formats: frozenset[str] = DEFAULT_FORMATS
     fetch_timeout_s: float = 5.0
     allowed_roots: tuple[Path, ...] = field(default_factory=tuple)
-    allowed_hosts: frozenset[str] = frozenset()  # empty = any host (trusted producers only)
+    allowed_hosts: frozenset[str] = frozenset()  # empty = any host (see public_only)
+    public_only: bool = False  # with no allowed hosts: refuse private, loopback, link-local
+
+
+class HostRefused(ImageError):
+    """An image URL whose host may not be fetched: not allowed, or not a public address."""
+
+    kind = ErrorKind.IMAGE_UNAVAILABLE
 
 
 def _too_large(message: str) -> ImageError:
     return ImageError(message, ErrorKind.IMAGE_TOO_LARGE)
 
 
+def decode_base64_image(data: str, limits: ImageLimits) -> bytes:
+    """Base64 image bytes, refused by length before anything is decoded."""
+    if len(data) > (limits.max_bytes * 4) // 3 + 4:
+        raise _too_large(f"image exceeds {limits.max_bytes} bytes")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageError(f"image data is not valid base64: {exc}") from exc
+
+
+def check_url_host(url: str, limits: ImageLimits) -> None:
+    """The one host policy for image URLs: the allowed hosts when any are listed, else (with
+    ``public_only``) only hosts that resolve to public addresses."""
+    try:
+        host = urllib.parse.urlparse(url).hostname
+    except ValueError as exc:
+        raise HostRefused(f"malformed image url: {exc}") from exc
+    if not host:
+        raise HostRefused("image url has no host")
+    if limits.allowed_hosts:
+        if host not in limits.allowed_hosts:
+            raise HostRefused(f"image host {host!r} is not in the allowed hosts")
+        return
+    if not limits.public_only:
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except UnicodeError as exc:
+        raise HostRefused(f"image host {host!r} is not valid") from exc
+    except OSError as exc:
+        raise ImageError(f"cannot resolve {host!r}", ErrorKind.IMAGE_UNAVAILABLE) from exc
+    for address in addresses:
+        if not ipaddress.ip_address(str(address).split("%")[0]).is_global:
+            raise HostRefused(f"image host {host!r} resolves to a non-public address")
+
+
 def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
     """Fetch the encoded bytes, never reading more than ``max_bytes + 1``."""
     if ref.data_base64 is not None:
-        if len(ref.data_base64) > (limits.max_bytes * 4) // 3 + 4:
-            raise _too_large(f"image data exceeds {limits.max_bytes} bytes")
-        try:
-            return base64.b64decode(ref.data_base64, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ImageError(f"image data is not valid base64: {exc}") from exc
+        return decode_base64_image(ref.data_base64, limits)
     if ref.path is not None:
         return _read_path(Path(ref.path), limits)
     assert ref.url is not None
@@ -57,11 +97,7 @@ def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
         raise ImageError(f"malformed image url: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
     if parsed.scheme == "file":
         return _read_path(Path(urllib.parse.unquote(parsed.path)), limits)
-    if limits.allowed_hosts and parsed.hostname not in limits.allowed_hosts:
-        raise ImageError(
-            f"image host {parsed.hostname!r} is not in the allowed hosts",
-            ErrorKind.IMAGE_UNAVAILABLE,
-        )
+    check_url_host(ref.url, limits)
     try:
         with urllib.request.urlopen(ref.url, timeout=limits.fetch_timeout_s) as resp:
             data: bytes = resp.read(limits.max_bytes + 1)

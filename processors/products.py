@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from typing import Protocol
 
 import numpy as np
@@ -70,37 +68,6 @@ class ProductTags:
         return cls(None, None, [AttributeTag(k, 1.0, Source.CATALOGUE) for k in keys], None)
 
 
-def index_row(
-    *,
-    product_id: str,
-    version: int,
-    category: str,
-    price: float,
-    primary_colour: str,
-    colour_fractions: dict[str, float],
-    colour_vector: list[float],
-    predicted_category: str | None,
-    attribute_scores: dict[str, float],
-    embedding: np.ndarray,
-    model_version: str,
-) -> dict[str, object]:
-    """One Milvus row (schemas/milvus.py): from a processed event, or from Postgres when a
-    re-index projects stored base embeddings with a new head."""
-    return {
-        "product_id": product_id,
-        "version": version,
-        "category": category,
-        "price": price,
-        "primary_colour": primary_colour,
-        "model_version": model_version,
-        "colour": {"fractions": colour_fractions, "vector": colour_vector},
-        "predicted_category": predicted_category or "",
-        "attributes": list(attribute_scores),
-        "attribute_scores": {k: round(v, 4) for k, v in attribute_scores.items()},
-        "embedding": np.asarray(embedding, dtype=np.float32).tolist(),
-    }
-
-
 @dataclass(frozen=True)
 class IndexedProduct:
     """Everything the stores keep about one product version."""
@@ -122,64 +89,6 @@ class IndexedProduct:
     @property
     def version(self) -> int:
         return self.event.version
-
-    def milvus_row(
-        self, vector: np.ndarray | None = None, model_version: str | None = None
-    ) -> dict[str, object]:
-        """The index row; ``vector``/``model_version``: a head's projection, if not base."""
-        return index_row(
-            product_id=self.event.product_id,
-            version=self.event.version,
-            category=self.event.category,
-            price=float(self.event.price),
-            primary_colour=self.colour.primary,
-            colour_fractions=self.colour.fractions,
-            colour_vector=self.colour.vector,
-            predicted_category=self.tags.category,
-            attribute_scores={t.key: t.confidence for t in self.tags.attributes},
-            embedding=self.embedding if vector is None else vector,
-            model_version=model_version or self.model_version,
-        )
-
-    def postgres_row(self, indexed_at: datetime) -> dict[str, object]:
-        e = self.event
-        return {
-            "product_id": e.product_id,
-            "version": e.version,
-            "title": e.title,
-            "brand": e.brand,
-            "category": e.category,
-            "price": Decimal(e.price),
-            "currency": e.currency,
-            "image_ref": e.image.describe(),
-            "synthetic_fields": list(e.synthetic_fields),
-            "roi_box": self.box.as_list(),
-            "image_width": self.image_width,
-            "image_height": self.image_height,
-            "primary_colour": self.colour.primary,
-            "colour_fractions": self.colour.fractions,
-            "colour_vector": self.colour.vector,
-            "model_version": self.model_version,
-            "thumbnail": self.thumbnail,
-            "base_embedding": np.asarray(self.embedding, dtype="<f2").tobytes(),
-            "predicted_category": self.tags.category,
-            "category_confidence": self.tags.confidence,
-            "tagger_version": self.tags.model_version,
-            "attributes": [
-                {
-                    "attribute_key": t.key,
-                    "confidence": t.confidence,
-                    "source": t.source.value,
-                    "model_version": self.tags.model_version
-                    if t.source is not Source.CATALOGUE
-                    else None,
-                }
-                for t in self.tags.attributes
-            ],
-            "event_time": e.event_time,
-            "produced_at": e.produced_at,
-            "indexed_at": indexed_at,
-        }
 
 
 @dataclass

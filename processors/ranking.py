@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Generic, Protocol, TypeVar
 
 from processors.colour import PALETTE_NAMES
 
@@ -33,14 +33,39 @@ class Weights:
     attributes: float = 0.1
 
 
+VISUAL_ONLY = Weights(1.0, 0.0, 0.0)  # the first stage's order: what the embedding alone ranks
+
+
+class Candidate(Protocol):
+    """A first-stage result: its visual score and the stored features the rerank compares."""
+
+    @property
+    def product_id(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def colour_fractions(self) -> Mapping[str, float]: ...
+
+    @property
+    def attribute_scores(self) -> Mapping[str, float]: ...
+
+
+C = TypeVar("C", bound=Candidate)
+
+
 @dataclass(frozen=True)
-class Ranked:
-    product_id: str
+class Ranked(Generic[C]):
+    item: C  # the candidate as the first stage returned it
     score: float
     visual: float
     colour: float
     attributes: float
-    fields: Mapping[str, Any]
+
+    @property
+    def product_id(self) -> str:
+        return self.item.product_id
 
 
 def colour_similarity(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -57,18 +82,16 @@ def attribute_similarity(query: Mapping[str, float], candidate: Mapping[str, flo
 
 
 def rerank(
-    candidates: Sequence[tuple[str, float, Mapping[str, Any]]],
+    candidates: Sequence[C],
     query_colours: Mapping[str, float],
     weights: Weights,
     query_attributes: Mapping[str, float] | None = None,
-) -> list[Ranked]:
-    """``candidates``: (product id, visual score, stored fields with ``colour.fractions`` and
-    ``attribute_scores``)."""
+) -> list[Ranked[C]]:
     ranked = []
-    for pid, visual, fields in candidates:
-        colour = colour_similarity(query_colours, (fields.get("colour") or {}).get("fractions", {}))
-        attrs = attribute_similarity(query_attributes or {}, fields.get("attribute_scores") or {})
-        score = weights.visual * visual + weights.colour * colour + weights.attributes * attrs
-        ranked.append(Ranked(pid, score, visual, colour, attrs, fields))
+    for c in candidates:
+        colour = colour_similarity(query_colours, c.colour_fractions)
+        attrs = attribute_similarity(query_attributes or {}, c.attribute_scores)
+        score = weights.visual * c.score + weights.colour * colour + weights.attributes * attrs
+        ranked.append(Ranked(c, score, c.score, colour, attrs))
     ranked.sort(key=lambda r: (-r.score, r.product_id))
     return ranked

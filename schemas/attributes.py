@@ -217,6 +217,27 @@ TAXONOMY_V1: tuple[Attribute, ...] = (
     *(_a(g, v, n, d, _C) for g, rows in _CATALOGUE_GROUPS.items() for v, n, d in rows),
 )  # fmt: skip
 TAXONOMY = TAXONOMY_V1
+
+
+def taxonomy_rows(
+    attributes: tuple[Attribute, ...] = TAXONOMY_V1, version: int = 1
+) -> list[dict[str, object]]:
+    """The ``attribute_taxonomy`` table's rows (schemas/tables.py) as migration 0003 seeds them."""
+    return [
+        {
+            "key": a.key,
+            "group_key": a.group,
+            "name": a.name,
+            "description": a.description,
+            "source": a.source.value,
+            "parent": a.parent,
+            "position": i,
+            "taxonomy_version": version,
+        }
+        for i, a in enumerate(attributes)
+    ]
+
+
 BY_KEY: dict[str, Attribute] = {a.key: a for a in TAXONOMY}
 CATEGORY_KEYS: tuple[str, ...] = tuple(a.key for a in TAXONOMY if a.group == "category")
 

@@ -1,19 +1,61 @@
-"""The store interfaces the workers, the CLI and the API depend on."""
+"""The store interfaces the workers, the search service and the CLI depend on, and the typed
+rows that cross them (an adapter is the only place a backend's field names are spelled)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 
+from stores.filters import Filters
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One product as a vector index holds it (schemas/milvus.py)."""
+
+    product_id: str
+    version: int = 0
+    category: str = ""
+    price: float = 0.0
+    primary_colour: str = ""
+    model_version: str = ""
+    colour_fractions: Mapping[str, float] = field(default_factory=dict)
+    colour_vector: Sequence[float] = ()
+    predicted_category: str = ""
+    attributes: tuple[str, ...] = ()
+    attribute_scores: Mapping[str, float] = field(default_factory=dict)
+    embedding: np.ndarray | None = field(default=None, compare=False)
+
 
 @dataclass(frozen=True)
 class Hit:
-    product_id: str
+    """A search result: the row (the fields asked for) and its similarity score."""
+
+    row: IndexRow
     score: float
-    fields: Mapping[str, Any]
+
+    @property
+    def product_id(self) -> str:
+        return self.row.product_id
+
+    @property
+    def colour_fractions(self) -> Mapping[str, float]:
+        return self.row.colour_fractions
+
+    @property
+    def attribute_scores(self) -> Mapping[str, float]:
+        return self.row.attribute_scores
+
+    def rescored(self, score: float) -> Hit:
+        return Hit(self.row, score)
+
+
+# Fields a search may be narrowed to (``fields=``); product_id and the score always come back.
+ROW_FIELDS = tuple(f for f in IndexRow.__dataclass_fields__ if f not in ("product_id", "embedding"))
 
 
 class VectorIndex(Protocol):
@@ -21,7 +63,7 @@ class VectorIndex(Protocol):
 
     def ensure(self) -> None: ...
 
-    def upsert(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+    def upsert(self, rows: Sequence[IndexRow]) -> None: ...
 
     def delete(self, product_ids: Sequence[str]) -> None: ...
 
@@ -29,18 +71,29 @@ class VectorIndex(Protocol):
         self,
         vectors: np.ndarray,
         k: int,
-        filter_expr: str = "",
+        filters: Filters | None = None,
         offset: int = 0,
         fields: Sequence[str] | None = None,
-    ) -> list[list[Hit]]: ...
+    ) -> list[list[Hit]]:
+        """Top ``k`` per query vector by cosine similarity, best first; ``fields``: the row
+        fields to return (default: all of ``ROW_FIELDS``)."""
+        ...
 
     def get(
         self, product_ids: Sequence[str], with_vectors: bool = False
-    ) -> dict[str, dict[str, Any]]: ...
+    ) -> dict[str, IndexRow]: ...
 
     def count(self) -> int: ...
 
     def flush(self) -> None: ...
+
+    def set_alias(self, alias: str) -> None:
+        """Point ``alias`` at this collection (for other clients of the backend)."""
+        ...
+
+    def drop(self) -> None: ...
+
+    def ping(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -52,7 +105,8 @@ class LedgerEntry:
 
 
 class MetadataRepository(Protocol):
-    """Product metadata plus the version ledger that makes writes idempotent."""
+    """Product metadata plus the version ledger that makes writes idempotent; rows are the
+    shapes of stores/rows.py."""
 
     def ledger(self, product_ids: Sequence[str]) -> dict[str, LedgerEntry]: ...
 
@@ -60,7 +114,9 @@ class MetadataRepository(Protocol):
         self,
         upserts: Sequence[Mapping[str, Any]],
         deletes: Sequence[tuple[str, int]],
-    ) -> tuple[list[str], list[str]]: ...
+    ) -> tuple[list[str], list[str]]:
+        """Apply newer versions only, atomically. Returns (upserted ids, deleted ids)."""
+        ...
 
     def get_product(self, product_id: str) -> dict[str, Any] | None: ...
 
@@ -72,13 +128,33 @@ class MetadataRepository(Protocol):
 
     def get_attributes(self, product_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]: ...
 
-    def taxonomy(self) -> list[dict[str, Any]]: ...
+    def products_with(self, attribute_key: str, limit: int = 100) -> list[str]: ...
+
+    def taxonomy(self) -> list[dict[str, Any]]:
+        """The attribute vocabulary, each with how many products carry it."""
+        ...
 
     def categories(self) -> list[str]: ...
 
     def count_products(self) -> int: ...
 
+    def product_ids(self, limit: int) -> list[str]: ...
+
+    def product_batches(self, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
+        """Every product with what its index row needs, in product id order."""
+        ...
+
+    def changed_since(self, since: datetime) -> tuple[dict[str, tuple[datetime, bool]], datetime]:
+        """Products written since ``since``: id -> (ledger time, deleted); and the store's now."""
+        ...
+
+    def now(self) -> datetime: ...
+
+    def base_versions(self) -> list[str]: ...
+
     def ping(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Projection(Protocol):
@@ -108,24 +184,6 @@ class Target:
 
     def vectors(self, base: np.ndarray) -> np.ndarray:
         return base if self.head is None or len(base) == 0 else self.head.project(base)
-
-    def search(
-        self,
-        base: np.ndarray,
-        k: int,
-        filter_expr: str = "",
-        fields: Sequence[str] | None = None,
-        projected: bool = False,
-    ) -> list[list[Hit]]:
-        """Search with base embeddings (or vectors of this collection: ``projected``); scores
-        come back on the base model's scale, so the rank weights mean the same whichever
-        model serves."""
-        vectors = base if projected else self.vectors(base)
-        hits = self.index.search(vectors, k, filter_expr, fields=fields)
-        head = self.head
-        if head is None:
-            return hits
-        return [[Hit(h.product_id, head.score(h.score), h.fields) for h in row] for row in hits]
 
 
 class IndexTargets(Protocol):

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from schemas.milvus import CollectionSpec, FieldKind
-from stores.base import Hit
+from schemas.milvus import CollectionSpec, FieldKind, product_collection
+from stores.base import ROW_FIELDS, Hit, IndexRow
+from stores.filters import Filters
 
 _TYPES = {
     FieldKind.VARCHAR: DataType.VARCHAR,
@@ -51,6 +53,19 @@ def drop_prefixed(client: MilvusClient, prefix: str) -> None:
             client.drop_collection(name)
 
 
+@dataclass(frozen=True)
+class MilvusConfig:
+    """What the adapter needs to reach a Milvus (Lite path, Lite server or server URI)."""
+
+    uri: str
+    token: str = ""
+    index_type: str = "HNSW"  # HNSW | FLAT | IVF_FLAT
+    # Strong: read-your-writes, but a Milvus server then waits up to a time tick (~200 ms)
+    # per search; Bounded trades seconds of staleness for that latency.
+    search_consistency: str = "Strong"
+    batch_size: int = 500
+
+
 def quote(value: str) -> str:
     """A Milvus string literal: JSON escaping is a subset Milvus's expression parser accepts."""
     return json.dumps(value)
@@ -60,29 +75,95 @@ def in_filter(field: str, values: Sequence[str]) -> str:
     return f"{field} in [{', '.join(quote(v) for v in values)}]"
 
 
+def expression(filters: Filters | None) -> str:
+    """The neutral filters as a Milvus boolean expression: every value is quoted or a number,
+    never spliced raw."""
+    if filters is None:
+        return ""
+    parts = []
+    if filters.category is not None:
+        parts.append(f"category == {quote(filters.category)}")
+    if filters.colour is not None:
+        parts.append(f"primary_colour == {quote(filters.colour)}")
+    if filters.min_price is not None:
+        parts.append(f"price >= {float(filters.min_price)!r}")
+    if filters.max_price is not None:
+        parts.append(f"price <= {float(filters.max_price)!r}")
+    if filters.version is not None:
+        parts.append(f"version == {int(filters.version)}")
+    for keys in filters.attribute_groups():
+        parts.append(f"array_contains_any(attributes, [{', '.join(quote(k) for k in keys)}])")
+    return " and ".join(parts)
+
+
+def to_entity(row: IndexRow) -> dict[str, Any]:
+    """An index row in the collection's field names (schemas/milvus.py)."""
+    if row.embedding is None:
+        raise ValueError(f"index row {row.product_id!r} has no embedding")
+    return {
+        "product_id": row.product_id,
+        "version": row.version,
+        "category": row.category,
+        "price": row.price,
+        "primary_colour": row.primary_colour,
+        "model_version": row.model_version,
+        "colour": {"fractions": dict(row.colour_fractions), "vector": list(row.colour_vector)},
+        "predicted_category": row.predicted_category,
+        "attributes": list(row.attributes),
+        "attribute_scores": dict(row.attribute_scores),
+        "embedding": np.asarray(row.embedding, dtype=np.float32).tolist(),
+    }
+
+
+def from_entity(product_id: str, entity: Mapping[str, Any]) -> IndexRow:
+    colour = entity.get("colour") or {}
+    embedding = entity.get("embedding")
+    return IndexRow(
+        product_id=product_id,
+        version=int(entity.get("version", 0)),
+        category=str(entity.get("category", "")),
+        price=float(entity.get("price", 0.0)),
+        primary_colour=str(entity.get("primary_colour", "")),
+        model_version=str(entity.get("model_version", "")),
+        colour_fractions=dict(colour.get("fractions") or {}),
+        colour_vector=list(colour.get("vector") or []),
+        predicted_category=str(entity.get("predicted_category") or ""),
+        attributes=tuple(entity.get("attributes") or ()),
+        attribute_scores=dict(entity.get("attribute_scores") or {}),
+        embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
+    )
+
+
+def output_fields(fields: Sequence[str] | None) -> list[str]:
+    """Row fields asked for, as collection fields (the colour fields share one JSON field)."""
+    wanted = ROW_FIELDS if fields is None else fields
+    out = {"colour" if f.startswith("colour_") else f for f in wanted}
+    unknown = out - set(product_collection(1).scalar_fields)
+    if unknown:
+        raise ValueError(f"unknown index fields {sorted(unknown)}")
+    return sorted(out)
+
+
 class MilvusVectorIndex:
-    def __init__(
-        self,
-        uri: str,
-        collection: str,
-        spec: CollectionSpec,
-        *,
-        token: str = "",
-        index_type: str = "HNSW",
-        batch_size: int = 500,
-        search_consistency: str = "Strong",
-    ) -> None:
-        if index_type not in _INDEX_PARAMS:
-            raise ValueError(f"unsupported index type {index_type}: use {sorted(_INDEX_PARAMS)}")
-        self.client = connect(uri, token)
+    def __init__(self, config: MilvusConfig, collection: str, dim: int) -> None:
+        if config.index_type not in _INDEX_PARAMS:
+            raise ValueError(
+                f"unsupported index type {config.index_type}: use {sorted(_INDEX_PARAMS)}"
+            )
+        self.client = connect(config.uri, config.token)
         self.collection = collection
-        self.spec = spec
-        self.index_type = index_type
-        self.batch_size = batch_size
-        # Strong: read-your-writes, but a Milvus server then waits up to a time tick (~200 ms)
-        # per search; Bounded trades seconds of staleness for that latency.
-        self.search_consistency = search_consistency
-        self._pk = next(f.name for f in spec.fields if f.primary)
+        self.spec: CollectionSpec = product_collection(dim)
+        self.index_type = config.index_type
+        self.batch_size = config.batch_size
+        self.search_consistency = config.search_consistency
+        self._pk = next(f.name for f in self.spec.fields if f.primary)
+
+    @classmethod
+    def open(cls, config: MilvusConfig, collection: str, dim: int) -> MilvusVectorIndex:
+        """The collection, created if missing and loaded for search."""
+        index = cls(config, collection, dim)
+        index.ensure()
+        return index
 
     def ensure(self) -> None:
         """Create the collection and its index if missing; load it for search."""
@@ -123,10 +204,10 @@ class MilvusVectorIndex:
                 "a new collection (STYLESTREAM_MILVUS_COLLECTION) or drop it and replay products"
             )
 
-    def upsert(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def upsert(self, rows: Sequence[IndexRow]) -> None:
         for start in range(0, len(rows), self.batch_size):
             self.client.upsert(
-                self.collection, [dict(r) for r in rows[start : start + self.batch_size]]
+                self.collection, [to_entity(r) for r in rows[start : start + self.batch_size]]
             )
 
     def delete(self, product_ids: Sequence[str]) -> None:
@@ -144,11 +225,10 @@ class MilvusVectorIndex:
         self,
         vectors: np.ndarray,
         k: int,
-        filter_expr: str = "",
+        filters: Filters | None = None,
         offset: int = 0,
         fields: Sequence[str] | None = None,
     ) -> list[list[Hit]]:
-        """``fields``: the scalar fields to return (default: all of them)."""
         if len(vectors) == 0:
             return []
         kwargs: dict[str, Any] = {}
@@ -158,8 +238,8 @@ class MilvusVectorIndex:
             self.collection,
             data=np.asarray(vectors, dtype=np.float32).tolist(),
             limit=k,
-            filter=filter_expr,
-            output_fields=list(fields) if fields is not None else self.spec.scalar_fields,
+            filter=expression(filters),
+            output_fields=output_fields(fields),
             search_params=self._search_params(k + offset),
             anns_field=self.spec.vector_field,
             consistency_level=self.search_consistency,
@@ -167,30 +247,30 @@ class MilvusVectorIndex:
         )
         return [
             [
-                Hit(
-                    product_id=str(hit.id),
-                    score=float(hit.distance),
-                    fields=dict(hit.get("entity") or {}),
-                )
+                Hit(from_entity(str(hit.id), hit.get("entity") or {}), float(hit.distance))
                 for hit in hits
             ]
             for hits in results
         ]
 
-    def get(
-        self, product_ids: Sequence[str], with_vectors: bool = False
-    ) -> dict[str, dict[str, Any]]:
+    def get(self, product_ids: Sequence[str], with_vectors: bool = False) -> dict[str, IndexRow]:
         if not product_ids:
             return {}
         fields = self.spec.scalar_fields + ([self.spec.vector_field] if with_vectors else [])
         rows = self.client.query(
             self.collection, filter=in_filter(self._pk, product_ids), output_fields=fields
         )
-        return {str(r[self._pk]): dict(r) for r in rows}
+        return {str(r[self._pk]): from_entity(str(r[self._pk]), r) for r in rows}
 
     def count(self) -> int:
         rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
+
+    def set_alias(self, alias: str) -> None:
+        if alias in self.client.list_aliases().get("aliases", []):
+            self.client.alter_alias(collection_name=self.collection, alias=alias)
+        else:
+            self.client.create_alias(collection_name=self.collection, alias=alias)
 
     def drop(self) -> None:
         if self.client.has_collection(self.collection):
@@ -206,3 +286,22 @@ class MilvusVectorIndex:
 
     def close(self) -> None:
         self.client.close()
+
+
+class MilvusProbe:
+    """Milvus reachable or not, whatever Postgres says (readiness reports each on its own);
+    connects lazily, so a process starts while Milvus is down."""
+
+    def __init__(self, config: MilvusConfig) -> None:
+        self.config = config
+        self._client: MilvusClient | None = None
+
+    def ping(self) -> None:
+        if self._client is None:
+            self._client = connect(self.config.uri, self.config.token)
+        self._client.list_collections()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -3,7 +3,8 @@ in an executor)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, func, select, text
@@ -11,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from schemas.tables import attribute_taxonomy, product_attributes, product_ledger, products
 from stores.base import LedgerEntry
+from stores.rows import INDEX_COLUMNS
 
 
 def make_engine(dsn: str) -> Engine:
@@ -199,6 +201,54 @@ class PostgresRepository:
     def count_products(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(products)).scalar_one())
+
+    def product_ids(self, limit: int) -> list[str]:
+        query = select(products.c.product_id).order_by(products.c.product_id).limit(limit)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
+    def product_batches(self, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
+        """Every product with what its index row needs, in product id order."""
+        cols = [products.c[n] for n in INDEX_COLUMNS]
+        after = ""
+        while True:
+            query = (
+                select(*cols)
+                .where(products.c.product_id > after)
+                .order_by(products.c.product_id)
+                .limit(batch)
+            )
+            with self.engine.connect() as conn:
+                rows = [dict(r._mapping) for r in conn.execute(query)]
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["product_id"]
+
+    def changed_since(self, since: datetime) -> tuple[dict[str, tuple[datetime, bool]], datetime]:
+        """Products written since ``since``: id -> (ledger updated_at, deleted); and the
+        database's now."""
+        t = product_ledger
+        query = select(t.c.product_id, t.c.updated_at, t.c.deleted).where(t.c.updated_at >= since)
+        with self.engine.connect() as conn:
+            now = conn.execute(select(func.now())).scalar_one()
+            changed = {r.product_id: (r.updated_at, r.deleted) for r in conn.execute(query)}
+        return changed, now
+
+    def now(self) -> datetime:
+        with self.engine.connect() as conn:
+            value: datetime = conn.execute(select(func.now())).scalar_one()
+        return value
+
+    def base_versions(self) -> list[str]:
+        """The base models behind the stored base embeddings (one, unless mid-migration)."""
+        query = (
+            select(products.c.model_version)
+            .where(products.c.base_embedding.is_not(None))
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,18 +1,18 @@
-"""Postgres side of the model loop: the embedding model registry and the serving pointer over
-Milvus collections (schemas/tables.py explains both tables)."""
+"""Postgres side of the model loop, in one module: the serving pointer over Milvus collections
+and the embedding model registry (schemas/tables.py explains both tables). Product reads are
+the repository's (stores/postgres.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from schemas.tables import embedding_models, index_collections, product_ledger, products
+from schemas.tables import embedding_models, index_collections
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,6 @@ class RegisteredModel:
     created_at: datetime | None = None
     # served visual score = shift + scale * cosine (training/embedding_head.fit_calibration)
     score_calibration: dict[str, float] | None = None
-
-
-def encode_base(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype="<f2").tobytes()
-
-
-def decode_base(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<f2").astype(np.float32)
 
 
 class ServingRegistry:
@@ -141,72 +133,3 @@ class ServingRegistry:
         ).order_by(t.c.created_at)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
-
-    # -- products as the re-index reads them -------------------------------------------------
-
-    def product_batches(self, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
-        """Every product with what its index row needs, in product id order."""
-        cols = [
-            products.c[n]
-            for n in (
-                "product_id",
-                "version",
-                "category",
-                "price",
-                "primary_colour",
-                "colour_fractions",
-                "colour_vector",
-                "predicted_category",
-                "base_embedding",
-            )
-        ]
-        after = ""
-        while True:
-            query = (
-                select(*cols)
-                .where(products.c.product_id > after)
-                .order_by(products.c.product_id)
-                .limit(batch)
-            )
-            with self.engine.connect() as conn:
-                rows = [dict(r._mapping) for r in conn.execute(query)]
-            if not rows:
-                return
-            yield rows
-            after = rows[-1]["product_id"]
-
-    def changed_since(self, since: datetime) -> tuple[dict[str, tuple[datetime, bool]], datetime]:
-        """Products written since ``since``: id -> (ledger updated_at, deleted); and the
-        database's now."""
-        t = product_ledger
-        query = select(t.c.product_id, t.c.updated_at, t.c.deleted).where(t.c.updated_at >= since)
-        with self.engine.connect() as conn:
-            now = conn.execute(select(func.now())).scalar_one()
-            changed = {r.product_id: (r.updated_at, r.deleted) for r in conn.execute(query)}
-        return changed, now
-
-    def product_rows(self, product_ids: Sequence[str]) -> list[dict[str, Any]]:
-        if not product_ids:
-            return []
-        with self.engine.connect() as conn:
-            query = select(products).where(products.c.product_id.in_(list(product_ids)))
-            return [dict(r._mapping) for r in conn.execute(query)]
-
-    def now(self) -> datetime:
-        with self.engine.connect() as conn:
-            value: datetime = conn.execute(select(func.now())).scalar_one()
-        return value
-
-    def count_products(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(products)).scalar_one())
-
-    def base_versions(self) -> list[str]:
-        """The base models behind the stored base embeddings (one, unless mid-migration)."""
-        query = (
-            select(products.c.model_version)
-            .where(products.c.base_embedding.is_not(None))
-            .distinct()
-        )
-        with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(query)]

@@ -18,6 +18,7 @@ import numpy as np
 
 from processors.products import BatchResult
 from stores.base import IndexTargets, LedgerEntry, MetadataRepository, VectorIndex
+from stores.rows import index_row, postgres_row
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,14 @@ class ProductWriter:
                 vectors = target.vectors(base)
                 version = target.model_version if target.head is not None else None
                 target.index.upsert(
-                    [u.milvus_row(v, version) for u, v in zip(upserts, vectors, strict=True)]
+                    [index_row(u, v, version) for u, v in zip(upserts, vectors, strict=True)]
                 )
             if deletes:
                 target.index.delete([d.product_id for d in deletes])
             self._written[id(target.index)] = target.index
         now = datetime.now(UTC)
         indexed, deleted = self.repo.apply(
-            [u.postgres_row(now) for u in upserts],
+            [postgres_row(u, now) for u in upserts],
             [(d.product_id, d.version) for d in deletes],
         )
         stale = len(batch.upserts) + len(batch.deletes) - len(upserts) - len(deletes)

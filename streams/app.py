@@ -15,9 +15,9 @@ from typing import Any
 
 import faust
 
+from config.settings import Settings
 from processors.products import RawEvent
 from streams.handler import BatchHandler
-from stylestream.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import faust
 
+from config.settings import Settings
 from processors.clicks import ClickMiner, Step
 from processors.decoding import decode_json_event
 from processors.errors import ProcessingError
@@ -32,7 +33,6 @@ from schemas.interactions import SearchImpression, parse_interaction_event
 from stores.pairs import PairRepository
 from streams.app import faust_app
 from streams.metrics import MinerMetrics
-from stylestream.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from stylestream.settings import Settings
+from config.settings import Settings
 
 
 def topic_specs(settings: Settings) -> dict[str, int]:

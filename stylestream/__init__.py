@@ -1,1 +1,1 @@
-"""StyleStream: the CLI, settings, local dev services, producer and demo."""
+"""StyleStream's command line (``stylestream``): nothing imports this package."""

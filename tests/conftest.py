@@ -6,17 +6,26 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import Settings
+from deploy.local import services
 from processors.detector import RegionFinder, detector_path
 from processors.embedding import OnnxEmbedder, base_model_path
 from processors.images import ImageLimits
 from processors.products import ProductProcessor
 from processors.tagger import OnnxTagger, tagger_path
-from stylestream.settings import Settings
 
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
     return Settings()
+
+
+@pytest.fixture(scope="session")
+def running_services(base_settings: Settings) -> Settings:
+    """The local Kafka, Postgres and Milvus Lite server (`stylestream dev up`), started if
+    they are not running."""
+    services.up(base_settings)
+    return base_settings
 
 
 @pytest.fixture(scope="session")

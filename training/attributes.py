@@ -17,7 +17,7 @@ import numpy as np
 from processors.detector import RegionFinder
 from processors.products import Embedder, describe_images
 from processors.roi import Box
-from stylestream.fashion_mnist import CLASSES, load_split, to_rgb
+from training.datasets import CLASSES, load_split, to_rgb
 from training.detector import BoxSample, fashion_mnist_box, train_detector
 from training.synthetic_garments import garments
 from training.tagger import ATTRIBUTE_GROUPS, LabelledSet, label_rows, train_tagger

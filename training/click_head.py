@@ -8,7 +8,6 @@ pairs (count, time range, a digest of their ids) and which base model.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -19,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from stores.registry import RegisteredModel, ServingRegistry, decode_base
+from stores.base import MetadataRepository
+from stores.registry import RegisteredModel, ServingRegistry
+from stores.rows import decode_base, decode_base64
 from training.embedding_head import (
     HeadConfig,
     Triplets,
@@ -48,7 +49,7 @@ class PairSet:
 
 def _anchor(query: Mapping[str, Any], rows: Mapping[str, int], gallery: np.ndarray) -> Any:
     if query.get("kind") == "image" and query.get("embedding_f16"):
-        return decode_base(base64.b64decode(query["embedding_f16"]))
+        return decode_base64(query["embedding_f16"])
     if query.get("kind") == "product" and query.get("product_id") in rows:
         return gallery[rows[query["product_id"]]]
     return None
@@ -133,17 +134,17 @@ def build_pairs(
     )
 
 
-def load_gallery(registry: ServingRegistry) -> tuple[list[str], np.ndarray, set[str]]:
+def load_gallery(repo: MetadataRepository) -> tuple[list[str], np.ndarray, set[str]]:
     """Every product's stored base embedding, and the base model versions they came from."""
     ids: list[str] = []
     vectors: list[np.ndarray] = []
-    for batch in registry.product_batches():
+    for batch in repo.product_batches():
         for row in batch:
             if row["base_embedding"] is not None:
                 ids.append(row["product_id"])
                 vectors.append(decode_base(row["base_embedding"]))
     gallery = np.asarray(vectors, dtype=np.float32)
-    return ids, gallery, set(registry.base_versions())
+    return ids, gallery, set(repo.base_versions())
 
 
 def new_version(now: datetime, digest: str) -> str:
@@ -152,13 +153,14 @@ def new_version(now: datetime, digest: str) -> str:
 
 def train_embedding(
     registry: ServingRegistry,
+    repo: MetadataRepository,
     pairs: Iterable[Mapping[str, Any]],
     models_dir: Path,
     config: HeadConfig | None = None,
     held_out_percent: int = 20,
     min_pairs: int = 50,
 ) -> RegisteredModel:
-    ids, gallery, bases = load_gallery(registry)
+    ids, gallery, bases = load_gallery(repo)
     if len(bases) != 1:
         raise RuntimeError(
             f"products carry base embeddings from {sorted(bases) or 'no model'}: "

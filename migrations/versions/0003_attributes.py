@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from schemas.attributes import TAXONOMY_V1
+from schemas.attributes import TAXONOMY_V1, taxonomy_rows
 
 revision = "0003"
 down_revision = "0002"
@@ -32,22 +32,7 @@ def upgrade() -> None:
         sa.Column("taxonomy_version", sa.Integer, nullable=False),
     )
     op.create_index("ix_attribute_taxonomy_group_key", "attribute_taxonomy", ["group_key"])
-    op.bulk_insert(
-        taxonomy,
-        [
-            {
-                "key": a.key,
-                "group_key": a.group,
-                "name": a.name,
-                "description": a.description,
-                "source": a.source.value,
-                "parent": a.parent,
-                "position": i,
-                "taxonomy_version": 1,
-            }
-            for i, a in enumerate(TAXONOMY_V1)
-        ],
-    )
+    op.bulk_insert(taxonomy, taxonomy_rows(TAXONOMY_V1, 1))
     op.create_table(
         "product_attributes",
         sa.Column("product_id", sa.String(128), primary_key=True),

@@ -5,8 +5,6 @@ database and collection, so tests never see each other's data."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -21,20 +19,20 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
+from bench.processes import Process
+from config import assembly
+from config.settings import Settings
+from deploy.local.postgres import PostgresService
+from deploy.local.process import free_port
 from processors.products import ProductProcessor, RawEvent
 from schemas.dead_letter import DeadLetter
 from schemas.events import ProductUpsert, encode_event
-from schemas.milvus import product_collection
 from stores.base import FixedTarget
 from stores.migrate import upgrade
 from stores.milvus import MilvusVectorIndex, drop_prefixed
 from stores.postgres import PostgresRepository
 from stores.writer import ProductWriter
 from streams.topics import ensure_topics, topic_specs
-from stylestream.dev import services
-from stylestream.dev.postgres import PostgresService
-from stylestream.dev.process import free_port, terminate
-from stylestream.settings import Settings
 
 pytestmark = pytest.mark.services
 
@@ -94,12 +92,6 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def running_services(base_settings: Settings) -> Settings:
-    services.up(base_settings)
-    return base_settings
-
-
-@pytest.fixture(scope="session")
 def make_stack(
     running_services: Settings, model_path: Path, attribute_models: tuple[Path, Path]
 ) -> Iterator[Callable[..., Stack]]:
@@ -124,10 +116,9 @@ def make_stack(
         ensure_topics(settings)
         stack = Stack(settings, overrides)
         stack.repo = PostgresRepository.from_dsn(settings.pg_dsn)
-        stack.index = MilvusVectorIndex(
-            settings.milvus_uri, settings.milvus_collection, product_collection(1280)
+        stack.index = MilvusVectorIndex.open(
+            assembly.milvus_config(settings), settings.milvus_collection, 1280
         )
-        stack.index.ensure()
         created.append(stack)
         return stack
 
@@ -150,19 +141,16 @@ def client(stack: Stack) -> Iterator[TestClient]:
         yield c
 
 
-class Worker:
+class Worker(Process):
     """A real `stylestream worker` process."""
 
     def __init__(self, stack: Stack, log_dir: Path) -> None:
+        super().__init__(
+            ["worker", "--loglevel", "warning"],
+            log_dir / f"worker-{uuid.uuid4().hex[:6]}.log",
+            stack.env(),
+        )
         self.stack = stack
-        self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stylestream.cli", "worker", "--loglevel", "warning"],
-                env=stack.env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
 
     def metrics(self) -> dict[str, float]:
         url = f"http://127.0.0.1:{self.stack.settings.metrics_port}/metrics"
@@ -183,16 +171,6 @@ class Worker:
     def wait_consumed(self, count: float, timeout: float = 60.0) -> None:
         wait_for(lambda: self.metric("stylestream_events_consumed_total") >= count, timeout)
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        terminate(self.proc)
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
 
 @pytest.fixture(scope="session")
 def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Stack], Worker]]:
@@ -204,7 +182,7 @@ def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
         workers.append(worker)
         # ready once its metrics endpoint answers (after the model and stores are open)
         wait_for(lambda: worker.proc.poll() is not None or worker.metrics(), timeout=90)
-        assert worker.proc.poll() is None, worker.log()
+        assert worker.running(), worker.tail()
         return worker
 
     yield start

@@ -16,11 +16,11 @@ from PIL import Image
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
+from deploy.local.process import free_port
 from processors.products import ProductProcessor
 from schemas.events import ImageRef
-from stylestream.dev.process import free_port
+from tests.events import photo, upsert
 from tests.integration.conftest import Stack
-from tests.integration.events import photo, upsert
 from tests.synthetic import encode, synthetic_garment
 
 pytestmark = pytest.mark.services

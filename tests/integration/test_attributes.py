@@ -15,13 +15,13 @@ from processors.products import ProductProcessor, RawEvent, describe_images
 from processors.tagger import fuse, knn_vote
 from schemas.attributes import CATEGORY_KEYS, TAXONOMY_V1
 from schemas.events import ImageRef, ProductUpsert, encode_event
+from search import IndexNeighbours
 from stores.base import FixedTarget
 from stores.writer import ProductWriter
-from stylestream.fashion_mnist import to_rgb
-from stylestream.search import IndexNeighbours
+from tests.events import delete, photo, upsert
 from tests.integration.conftest import Stack
-from tests.integration.events import delete, photo, upsert
 from tests.synthetic import encode
+from training.datasets import to_rgb
 from training.synthetic_garments import SyntheticGarment, garments
 
 pytestmark = pytest.mark.services
@@ -90,8 +90,8 @@ def test_synthetic_products_get_their_drawn_attributes(
     category_hits = pattern_hits = 0
     for pid, g in zip(ids, scenes, strict=True):
         keys = {a["attribute_key"] for a in stored[pid]}
-        assert sorted(rows[pid]["attributes"]) == sorted(keys)
-        category_hits += rows[pid]["predicted_category"] in g.attributes
+        assert sorted(rows[pid].attributes) == sorted(keys)
+        category_hits += rows[pid].predicted_category in g.attributes
         pattern_hits += bool({k for k in g.attributes if k.startswith("pattern.")} & keys)
     assert category_hits >= 12 and pattern_hits >= 12, (category_hits, pattern_hits)
 
@@ -110,7 +110,7 @@ def test_category_fusion_votes_with_neighbours_never_itself(
     tagger = processor.tagger
     assert tagger is not None
     lookup = IndexNeighbours(FixedTarget(stack.index))
-    vector = np.asarray([stack.index.get(["f000"], with_vectors=True)["f000"]["embedding"]])
+    vector = np.asarray([stack.index.get(["f000"], with_vectors=True)["f000"].embedding])
     found = lookup.neighbours(vector.astype(np.float32), tagger.card.fusion_k, ["f000"])[0]
     assert len(found) == tagger.card.fusion_k and all(score < 0.9999 for _, score in found)
     # a new version of f000 is tagged from the model fused with exactly that vote

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,15 +12,15 @@ import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 
+from config.settings import Settings
+from deploy.local.kafka import KafkaService, new_cluster_id
 from processors.products import ProductProcessor, RawEvent
 from schemas.events import encode_event, parse_product_event
 from stores.base import FixedTarget
 from stores.writer import ProductWriter
 from stylestream.cli import main
-from stylestream.dev.kafka import KafkaService, new_cluster_id
-from stylestream.settings import Settings
+from tests.events import upsert
 from tests.integration.conftest import Stack
-from tests.integration.events import upsert
 
 pytestmark = pytest.mark.services
 
@@ -95,7 +97,7 @@ def test_search_by_image_and_by_product_id(
 ) -> None:
     from PIL import Image
 
-    from tests.integration.events import photo
+    from tests.events import photo
 
     stack = make_stack(milvus_index="FLAT")
     result = processor.process([RawEvent(encode_event(upsert(f"s{i}", 1, i))) for i in range(30)])
@@ -181,3 +183,22 @@ def test_schemas_export_writes_json_schemas(tmp_path: Path) -> None:
     assert "error_kind" in (tmp_path / "dead-letter.v1.schema.json").read_text()
     interactions = (tmp_path / "interactions.v1.schema.json").read_text()
     assert "search.impression" in interactions and "interaction.click" in interactions
+
+
+def test_demo_json_keeps_stdout_for_the_json_object(make_stack: Callable[..., Stack]) -> None:
+    """`scripts/demo.sh --json | jq` works: progress and logs on stderr, one JSON on stdout."""
+    stack = make_stack()
+    args = ["demo", "-n", "60", "--queries", "50", "--no-loop", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "stylestream.cli", *args],
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)  # the whole of stdout is one JSON document
+    assert report["produced"] == report["indexed"] == 60 and report["queries"] == 50
+    assert 0.0 <= report["recall_at_10"] <= 1.0
+    assert "[1/6]" in done.stderr and "[6/6]" in done.stderr

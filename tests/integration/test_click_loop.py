@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from stylestream.click_eval import run_click_loop
-from stylestream.click_loop import LoopSizes
-from stylestream.settings import Settings
+from bench.click_loop import LoopSizes, run_click_loop
+from config.settings import Settings
 
 pytestmark = pytest.mark.services
 

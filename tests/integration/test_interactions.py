@@ -16,12 +16,12 @@ from kafka import KafkaConsumer, TopicPartition
 from PIL import Image
 
 from api.app import create_app
+from deploy.local.process import free_port
 from processors.products import ProductProcessor
 from schemas.interactions import Interaction, SearchImpression, parse_interaction_event
-from stylestream.dev.process import free_port
-from stylestream.fashion_mnist import to_rgb
+from tests.events import photo, upsert
 from tests.integration.conftest import Stack
-from tests.integration.events import photo, upsert
+from training.datasets import to_rgb
 
 pytestmark = pytest.mark.services
 
@@ -168,8 +168,8 @@ def test_without_kafka_searches_still_answer_and_clicks_say_503(stack: Stack) ->
 def test_simulated_shoppers_search_and_click_through_the_api(
     client: TestClient, stack: Stack
 ) -> None:
-    from stylestream.click_simulator import ShopperModel, SimulatedQuery, simulate
-    from stylestream.fashion_mnist import CLASSES, load_split
+    from bench.simulator import ShopperModel, SimulatedQuery, simulate
+    from training.datasets import CLASSES, load_split
 
     images, labels = load_split("t10k")
     queries = [SimulatedQuery(images[i], CLASSES[int(labels[i])]) for i in range(40)]

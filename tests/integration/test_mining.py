@@ -3,8 +3,6 @@ reported through the API become training pairs, once each, across a SIGKILL rest
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -14,32 +12,22 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from bench.processes import Process
+from bench.simulator import ShopperModel, SimulatedQuery, simulate
+from deploy.local.process import free_port
 from processors.products import ProductProcessor
 from stores.pairs import PairRepository
-from stylestream.click_simulator import ShopperModel, SimulatedQuery, simulate
-from stylestream.dev.process import free_port
-from stylestream.fashion_mnist import CLASSES, load_split
+from tests.events import upsert
 from tests.integration.conftest import Stack, wait_for
-from tests.integration.events import upsert
+from training.datasets import CLASSES, load_split
 
 pytestmark = pytest.mark.services
 
 
-class Miner:
-    def __init__(self, stack: Stack, log_dir: Path) -> None:
-        self.log = log_dir / f"miner-{uuid.uuid4().hex[:6]}.log"
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stylestream.cli", "mine", "--loglevel", "warning"],
-                env=stack.env(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc.poll() is None:
-            (self.proc.kill if kill else self.proc.terminate)()
-            self.proc.wait(30)
+def start_miner(stack: Stack, log_dir: Path) -> Process:
+    """A real `stylestream mine` process."""
+    log = log_dir / f"miner-{uuid.uuid4().hex[:6]}.log"
+    return Process(["mine", "--loglevel", "warning"], log, stack.env())
 
 
 @pytest.fixture(scope="module")
@@ -76,19 +64,19 @@ def test_clicks_become_pairs_once_each_across_a_kill(
 ) -> None:
     model = ShopperModel(k=10, noise=0.05)
     first = simulate(client, _queries(), sessions=4, queries_per_session=5, seed=1, model=model)
-    miner = Miner(stack, tmp_path)
+    miner = start_miner(stack, tmp_path)
     try:
         clicks = {(imp, pid) for log in first for imp, pid, _, _ in log.clicks}
         assert len(clicks) >= 5
         wait_for(lambda: len(_stored(stack)) == len(clicks), timeout=120)
-        miner.stop(kill=True)  # SIGKILL: no clean shutdown, offsets maybe uncommitted
+        miner.kill()  # SIGKILL: no clean shutdown, offsets maybe uncommitted
         second = simulate(client, _queries(), sessions=3, queries_per_session=5, seed=2,
                           model=model)  # fmt: skip
         # a click mined before the kill, reported again: a duplicate, never a second pair
         imp, pid = sorted(clicks)[0]
         clicks |= {(imp, pid) for log in second for imp, pid, _, _ in log.clicks}
         assert client.post("/v1/interactions", json={"impression_id": imp, "product_id": pid})
-        miner = Miner(stack, tmp_path)
+        miner = start_miner(stack, tmp_path)
         wait_for(lambda: len(_stored(stack)) >= len(clicks), timeout=180)
         # the repeated click met its impression's join state recovered from the changelog:
         # a duplicate (without that state it would wait, "pending", for an impression the

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +13,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
+from bench.processes import Process
+from deploy.local.process import free_port
 from processors.products import ProductProcessor
-from stylestream.dev.process import free_port
+from tests.events import photo, upsert
 from tests.integration.conftest import Stack, wait_for
-from tests.integration.events import photo, upsert
 
 pytestmark = pytest.mark.services
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -42,18 +41,11 @@ def api_url(
     stack = make_stack(milvus_index="FLAT", api_port=str(port))
     events = [upsert(f"w{i:03d}", 1, i) for i in range(80)]
     stack.write(processor, events)
-    log = tmp_path_factory.mktemp("api") / "api.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stylestream.cli", "api"],
-            env=stack.env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = Process(["api"], tmp_path_factory.mktemp("api") / "api.log", stack.env())
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
-        assert proc.poll() is None, log.read_text()
+        assert proc.running(), proc.tail()
         try:
             status: int = urllib.request.urlopen(f"{url}/readyz", timeout=2).status
             return status == 200
@@ -62,8 +54,7 @@ def api_url(
 
     wait_for(ready, timeout=60)
     yield url
-    proc.terminate()
-    proc.wait(20)
+    proc.stop(20)
 
 
 @pytest.fixture

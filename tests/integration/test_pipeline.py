@@ -13,13 +13,13 @@ from processors.products import ProductProcessor
 from schemas.attributes import CATEGORY_KEYS
 from schemas.dead_letter import ErrorKind
 from schemas.events import ImageRef, encode_event
+from search.service import SearchService
 from stores.base import FixedTarget
-from stylestream.fashion_mnist import to_rgb
-from stylestream.producer import ProductProducer
-from stylestream.search import SearchService
+from streams.producer import ProductProducer
+from tests.events import delete, photo, record, upsert
 from tests.integration.conftest import Stack, Worker, wait_for
-from tests.integration.events import delete, photo, record, upsert
 from tests.synthetic import encode
+from training.datasets import to_rgb
 
 pytestmark = pytest.mark.services
 N = 60
@@ -53,7 +53,7 @@ def test_every_product_is_indexed_in_both_stores(stack: Stack, indexed: list[str
     assert sorted(rows) == indexed
     pg = stack.repo.get_products(indexed)
     for i, pid in enumerate(indexed):
-        assert rows[pid]["category"] == pg[pid]["category"] == photo(i)[1]
+        assert rows[pid].category == pg[pid]["category"] == photo(i)[1]
         assert pg[pid]["model_version"].startswith("efficientnet-lite0")
         assert pg[pid]["synthetic_fields"] == ["title", "price", "currency"]
         assert len(pg[pid]["roi_box"]) == 4 and pg[pid]["primary_colour"]
@@ -71,9 +71,9 @@ def test_every_streamed_product_gets_attributes_in_both_stores(
         assert category in CATEGORY_KEYS and pg[pid]["tagger_version"].startswith("attribute-")
         keys = [a["attribute_key"] for a in attributes[pid]]
         assert category in keys and any(k.startswith("department.") for k in keys)
-        assert rows[pid]["predicted_category"] == category
-        assert sorted(rows[pid]["attributes"]) == sorted(keys)
-        assert set(rows[pid]["attribute_scores"]) == set(keys)
+        assert rows[pid].predicted_category == category
+        assert sorted(rows[pid].attributes) == sorted(keys)
+        assert set(rows[pid].attribute_scores) == set(keys)
         correct += category == f"category.{photo(i)[1]}"
     assert correct / len(indexed) > 0.75  # Fashion-MNIST train photos: ~0.9 measured
 
@@ -84,9 +84,9 @@ def test_indexed_products_are_searchable_by_their_photo(
     service = SearchService(processor, FixedTarget(stack.index))
     queries = [to_rgb(photo(i)[0]) for i in range(5)]
     results = service.by_images(queries, k=3)
-    for i, hits in enumerate(results):
-        assert hits[0].product_id == indexed[i]
-        assert hits[0].score > 0.99
+    for i, result in enumerate(results):
+        assert result.ranked[0].product_id == indexed[i]
+        assert result.ranked[0].score > 0.99
 
 
 def test_duplicates_and_stale_versions_change_nothing(
@@ -110,8 +110,8 @@ def test_duplicates_and_stale_versions_change_nothing(
 
     stack.send_raw([record(upsert(pid, 2, 7, category="bag"))])  # a newer version wins
     wait_for(lambda: (stack.repo.get_product(pid) or {}).get("version") == 2)
-    assert stack.index.get([pid])[pid]["category"] == "bag"
-    assert stack.index.get([pid])[pid]["version"] == 2
+    assert stack.index.get([pid])[pid].category == "bag"
+    assert stack.index.get([pid])[pid].version == 2
 
 
 def test_deletes_remove_from_both_stores(stack: Stack, worker: Worker, indexed: list[str]) -> None:
@@ -182,7 +182,7 @@ def test_bad_inputs_go_to_the_dead_letter_topic_and_good_ones_are_indexed(
     assert "title" in by_key["bad-schema"].error_message
     wait_for(lambda: all(stack.repo.get_product(g.product_id) for g in good))
     assert all(g.product_id in stack.index.get([g.product_id]) for g in good)
-    assert worker.proc.poll() is None  # the worker kept going
+    assert worker.running()  # the worker kept going
     assert worker.metric("stylestream_events_dead_lettered_total{error_kind=not_json}") >= 1
 
 

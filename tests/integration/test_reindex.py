@@ -19,18 +19,16 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from config import assembly
 from processors.products import ProductProcessor, RawEvent
 from schemas.events import ProductUpsert, encode_event
 from schemas.interactions import Query, TrainingPair
 from stores.pairs import PairRepository
 from stores.registry import ServingRegistry
 from stores.writer import ProductWriter
-from stylestream import components
 from stylestream.cli import main
-from stylestream.miner import CatalogueSampler
-from stylestream.serving import ServingIndex
+from tests.events import photo, upsert
 from tests.integration.conftest import Stack
-from tests.integration.events import photo, upsert
 
 pytestmark = pytest.mark.services
 N = 80
@@ -100,7 +98,7 @@ def test_reindex_switches_without_a_failed_search_or_a_lost_write(
 ) -> None:
     registry = ServingRegistry(stack.repo.engine)
     version = registry.models()[-1]["model_version"]
-    search = components.open_search(stack.settings, stack.repo)
+    search = assembly.open_search(stack.settings, stack.repo)
     failures: list[str] = []
     served: set[str] = set()
     stop = threading.Event()
@@ -108,12 +106,13 @@ def test_reindex_switches_without_a_failed_search_or_a_lost_write(
     def searching() -> None:
         while not stop.is_set():
             try:
-                _, model = search.rank_product("r001", k=5)
-                served.add(model)
+                served.add(search.by_product("r001", k=5).model_version)
             except Exception as exc:  # counted: the point of the test
                 failures.append(repr(exc))
 
-    worker = ProductWriter(ServingIndex(stack.settings, registry, *_base(search)), stack.repo)
+    worker = ProductWriter(
+        assembly.open_serving(stack.settings, stack.repo.engine, _base(search)), stack.repo
+    )
 
     def writing() -> None:  # a worker's writes while the re-index runs
         for i in range(10):
@@ -132,7 +131,7 @@ def test_reindex_switches_without_a_failed_search_or_a_lost_write(
         stop.set()
         threads[0].join()
     assert failures == []
-    assert served == {registry.base_versions()[0], version}
+    assert served == {stack.repo.base_versions()[0], version}
     assert report["retired"] == stack.settings.milvus_collection
     assert report["products"] == N and 0 in report["catch_up"]  # the catch-up converged
     new = registry.collections(("serving",))[0]
@@ -140,16 +139,16 @@ def test_reindex_switches_without_a_failed_search_or_a_lost_write(
     index = search.targets.serving().index
     rows = index.get([f"r{i:03d}" for i in range(N)] + ["late"], with_vectors=True)
     assert len(rows) == N + 1  # the product created during the re-index is there
-    assert {rows[f"r{i:03d}"]["version"] for i in range(10)} == {2}
-    assert {r["model_version"] for r in rows.values()} == {version}
-    assert len(rows["r000"]["embedding"]) == 32
+    assert {rows[f"r{i:03d}"].version for i in range(10)} == {2}
+    assert {r.model_version for r in rows.values()} == {version}
+    assert len(rows["r000"].embedding) == 32  # type: ignore[arg-type]
     # the head's scores reach the rerank on the base model's scale (its calibration)
     head = registry.model(version)
     assert head is not None and head.score_calibration is not None
     cal = head.score_calibration
-    query = np.asarray([rows["r001"]["embedding"]], dtype=np.float32)
+    query = np.asarray([rows["r001"].embedding], dtype=np.float32)
     raw = {h.product_id: h.score for h in index.search(query, N + 1)[0]}
-    ranked, _ = search.rank_product("r001", k=5)
+    ranked = search.by_product("r001", k=5).ranked
     assert len(ranked) == 5
     for r in ranked:
         assert r.visual == pytest.approx(cal["shift"] + cal["scale"] * raw[r.product_id], abs=1e-4)
@@ -162,14 +161,14 @@ def test_reindex_switches_without_a_failed_search_or_a_lost_write(
 
 def test_reindex_back_to_the_base_model_rolls_back(stack: Stack) -> None:
     registry = ServingRegistry(stack.repo.engine)
-    base = registry.base_versions()[0]
+    base = stack.repo.base_versions()[0]
     report = json.loads(_cli(stack, "reindex", "--model", base, "--no-progress"))
     serving = registry.collections(("serving",))[0]
     assert (serving.collection, serving.model_version) == (report["collection"], base)
     assert serving.dim == 1280 and report["rows"] == N + 1
-    search = components.open_search(stack.settings, stack.repo)
-    ranked, model = search.rank_product("r001", k=3)
-    assert model == base and len(ranked) == 3
+    search = assembly.open_search(stack.settings, stack.repo)
+    result = search.by_product("r001", k=3)
+    assert result.model_version == base and len(result.ranked) == 3
     search.targets.close()
     unknown = CliRunner().invoke(main, ["reindex", "--model", "nope"], env=stack.env())
     assert unknown.exit_code == 1 and "unknown embedding model 'nope'" in unknown.output
@@ -197,16 +196,6 @@ def test_export_pairs_as_jsonl_and_parquet(stack: Stack, tmp_path: Path) -> None
     assert (tmp_path / "none.jsonl").read_text() == ""
     bad = CliRunner().invoke(main, ["export", "pairs", "--since", "yesterday", "--out", "x"])
     assert bad.exit_code == 2 and "ISO 8601" in bad.output
-
-
-def test_random_negatives_follow_the_catalogue(stack: Stack, processor: ProductProcessor) -> None:
-    now = [0.0]
-    sampler = CatalogueSampler(stack.repo.engine, refresh_s=60, clock=lambda: now[0])
-    assert len(sampler.sample(1, 500, set())) >= N
-    stack.write(processor, [upsert("fresh-one", 1, 3)])
-    assert "fresh-one" not in sampler.sample(1, 500, set())  # not re-read yet
-    now[0] = 61.0
-    assert "fresh-one" in sampler.sample(1, 500, set())
 
 
 def test_the_documented_consumer_reads_the_live_topic_once_per_pair(stack: Stack) -> None:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from stylestream.producer import ProductProducer
+from streams.producer import ProductProducer
+from tests.events import upsert
 from tests.integration.conftest import Stack, Worker, wait_for
-from tests.integration.events import upsert
 
 pytestmark = pytest.mark.services
 N = 400
@@ -38,7 +38,7 @@ def test_killed_worker_restarts_without_loss_or_duplicates(
     assert stack.repo.count_products() == N
     assert stack.index.count() == N
     rows = stack.index.get(ids)
-    assert sorted(rows) == ids and all(r["version"] == 1 for r in rows.values())
+    assert sorted(rows) == ids and all(r.version == 1 for r in rows.values())
     assert all(e.version == 1 and not e.deleted for e in stack.repo.ledger(ids).values())
     # the restarted worker re-wrote none of what was already committed: products committed
     # before the kill that it consumed again were skipped as stale, not indexed twice

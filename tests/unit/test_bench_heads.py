@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from bench.click_heads import Replay, Side, calibrated, mine
-from stylestream.click_loop import LoopSizes
-from stylestream.click_simulator import SimulatedQuery
+from bench.click_loop import LoopSizes
+from bench.simulator import SimulatedQuery
 from training.click_head import build_pairs
 
 

@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from bench.judging import judge
+from bench.simulator import SimulatedQuery, relevance
 from processors.heads import OnnxHead
-from stylestream.click_loop import judge
-from stylestream.click_simulator import SimulatedQuery
-from stylestream.export import write_pairs
-from stylestream.reindex import collection_name
+from stores.pair_files import write_pairs
+from stores.reindex import collection_name
 from training.click_head import build_pairs, held_out
 from training.embedding_head import (
     HeadConfig,
@@ -36,14 +36,16 @@ def _results(categories: list[str]) -> list[dict[str, object]]:
 
 
 def test_judge_scores_a_perfect_and_a_late_list() -> None:
-    perfect = judge([(QUERY, _results(["Dress"] * 10))], {"Dress": 50})
+    perfect = judge([(QUERY, _results(["Dress"] * 10))], {"Dress": 50}, relevance)
     assert perfect == {"queries": 1, "recall_at_10": 1.0, "mrr": 1.0, "ndcg_at_10": 1.0}
-    late = judge([(QUERY, _results(["Bag"] * 2 + ["Dress"] + ["Bag"] * 7))], {"Dress": 50})
+    late = judge(
+        [(QUERY, _results(["Bag"] * 2 + ["Dress"] + ["Bag"] * 7))], {"Dress": 50}, relevance
+    )
     assert late["recall_at_10"] == 0.1
     assert late["mrr"] == pytest.approx(1 / 3, abs=1e-4)
     assert late["ndcg_at_10"] == pytest.approx(0.5 / sum(1 / np.log2(np.arange(2, 12))), abs=1e-3)
     # only 3 dresses exist: finding all 3 first is perfect recall and NDCG
-    few = judge([(QUERY, _results(["Dress"] * 3 + ["Bag"] * 7))], {"Dress": 3})
+    few = judge([(QUERY, _results(["Dress"] * 3 + ["Bag"] * 7))], {"Dress": 3}, relevance)
     assert few["recall_at_10"] == 1.0 and few["ndcg_at_10"] == 1.0
 
 
@@ -202,7 +204,7 @@ def test_pairs_export_as_jsonl_and_parquet(tmp_path: Path) -> None:
 
 
 def test_simulated_shoppers_click_by_relevance_under_position_bias() -> None:
-    from stylestream.click_simulator import ShopperModel, shopper_clicks
+    from bench.simulator import ShopperModel, shopper_clicks
 
     results = _results(["Dress", "Bag", "Dress", "Dress", "Dress", "Dress"])
     exact = ShopperModel(noise=0.0, max_clicks=2)

@@ -6,7 +6,15 @@ import pytest
 from PIL import Image
 
 from processors.errors import ImageError
-from processors.images import ImageLimits, decode_image, load_image, read_image_bytes
+from processors.images import (
+    HostRefused,
+    ImageLimits,
+    check_url_host,
+    decode_base64_image,
+    decode_image,
+    load_image,
+    read_image_bytes,
+)
 from schemas.dead_letter import ErrorKind
 from schemas.events import ImageRef
 from tests.synthetic import encode, synthetic_garment
@@ -149,3 +157,26 @@ def test_malformed_urls_are_image_errors(url: str) -> None:
     with pytest.raises(ImageError) as err:
         read_image_bytes(ImageRef(url=url), ImageLimits(fetch_timeout_s=1))
     assert err.value.kind is ErrorKind.IMAGE_UNAVAILABLE
+
+
+def test_one_host_policy_for_the_worker_and_the_api() -> None:
+    worker = ImageLimits()  # trusted producers: any host
+    api = ImageLimits(public_only=True)  # the public API: public addresses only
+    listed = ImageLimits(allowed_hosts=frozenset({"cdn.example"}), public_only=True)
+    for url in ("http://127.0.0.1/x.png", "http://10.1.2.3/x.png", "http://169.254.169.254/"):
+        check_url_host(url, worker)
+        with pytest.raises(HostRefused, match="non-public"):
+            check_url_host(url, api)
+    with pytest.raises(HostRefused, match="no host"):
+        check_url_host("http:///x.png", api)
+    check_url_host("https://cdn.example/a.png", listed)  # listed: no DNS needed
+    with pytest.raises(HostRefused, match="not in the allowed hosts") as refused:
+        check_url_host("http://127.0.0.1/x.png", listed)
+    assert refused.value.kind is ErrorKind.IMAGE_UNAVAILABLE  # a dead letter's kind
+    small = ImageLimits(max_bytes=30)
+    with pytest.raises(ImageError) as big:
+        decode_base64_image("A" * 48, small)  # refused by length, before decoding
+    assert big.value.kind is ErrorKind.IMAGE_TOO_LARGE
+    with pytest.raises(ImageError, match="not valid base64"):
+        decode_base64_image("###", small)
+    assert decode_base64_image("aGk=", small) == b"hi"

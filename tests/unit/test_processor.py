@@ -1,5 +1,6 @@
 import base64
 import json
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -7,8 +8,9 @@ from processors.embedding import OnnxEmbedder
 from processors.products import ProductProcessor, RawEvent
 from processors.roi import Box
 from schemas.dead_letter import ErrorKind
-from stylestream.fashion_mnist import load_split, to_rgb
+from stores.rows import decode_base, index_row, postgres_row
 from tests.synthetic import encode, synthetic_garment
+from training.datasets import load_split, to_rgb
 
 
 def upsert(pid: str, version: int, image: bytes, **extra: object) -> RawEvent:
@@ -95,13 +97,15 @@ def test_only_the_newest_version_in_a_batch_is_processed(processor: ProductProce
 
 
 def test_records_for_both_stores(processor: ProductProcessor) -> None:
-    from datetime import UTC, datetime
-
     result = processor.process([upsert("a", 1, encode(synthetic_garment()))])
     product = result.upserts[0]
-    row = product.milvus_row()
-    assert row["product_id"] == "a" and row["version"] == 1
-    assert len(row["embedding"]) == processor.embedder.dim  # type: ignore[arg-type]
-    pg = product.postgres_row(datetime.now(UTC))
+    row = index_row(product)
+    assert row.product_id == "a" and row.version == 1
+    assert row.embedding is not None and len(row.embedding) == processor.embedder.dim
+    assert row.attributes == tuple(row.attribute_scores)
+    pg = postgres_row(product, datetime.now(UTC))
     assert pg["synthetic_fields"] == [] and pg["roi_box"] == product.box.as_list()
     assert str(pg["image_ref"]).startswith("base64:")
+    stored = pg["base_embedding"]
+    assert isinstance(stored, bytes)  # the one float16 codec: what training and re-index read
+    assert np.allclose(decode_base(stored), product.embedding, atol=1e-3)

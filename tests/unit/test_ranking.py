@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from processors.ranking import Weights, attribute_similarity, rerank
-from stylestream.search import Filters
+from stores.base import Hit, IndexRow
+from stores.filters import Filters
+from stores.milvus import expression
 
 
 def test_attribute_overlap_is_weighted_by_group_and_confidence() -> None:
@@ -24,8 +26,10 @@ def test_attribute_overlap_is_weighted_by_group_and_confidence() -> None:
 
 def test_rerank_fuses_visual_colour_and_attributes() -> None:
     candidates = [
-        ("looks-alike", 0.80, {"attribute_scores": {"category.coat": 0.9}}),
-        ("same-kind", 0.78, {"attribute_scores": {"category.dress": 0.9, "colour.red": 0.9}}),
+        Hit(IndexRow("looks-alike", attribute_scores={"category.coat": 0.9}), 0.80),
+        Hit(
+            IndexRow("same-kind", attribute_scores={"category.dress": 0.9, "colour.red": 0.9}), 0.78
+        ),
     ]
     query = {"category.dress": 0.9, "colour.red": 0.9}
     visual_only = rerank(candidates, {}, Weights(1.0, 0.0, 0.0), query)
@@ -38,13 +42,15 @@ def test_rerank_fuses_visual_colour_and_attributes() -> None:
 
 
 def test_attribute_filters_are_any_of_within_a_group_and_all_groups() -> None:
-    expr = Filters(
-        category="dress",
-        attributes=("colour.red", "pattern.striped", "colour.blue", "colour.red"),
-    ).expression()
+    expr = expression(
+        Filters(
+            category="dress",
+            attributes=("colour.red", "pattern.striped", "colour.blue", "colour.red"),
+        )
+    )
     assert expr == (
         'category == "dress" and '
         'array_contains_any(attributes, ["colour.red", "colour.blue"]) and '
         'array_contains_any(attributes, ["pattern.striped"])'
     )
-    assert Filters().expression() == ""
+    assert expression(Filters()) == expression(None) == ""

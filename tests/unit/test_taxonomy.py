@@ -15,7 +15,7 @@ from schemas.attributes import (
     department_of,
 )
 from schemas.events import ProductUpsert
-from stylestream.fashion_mnist import CLASSES
+from training.datasets import CLASSES
 
 
 def test_at_least_90_attributes_with_unique_namespaced_keys() -> None:

@@ -1,0 +1,190 @@
+"""Builds the processors and stores from settings: the one place they are assembled, for the
+worker, the API, the CLI and the benches. Adapters get small typed configs, never the whole
+settings object."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from kafka import KafkaProducer
+from sqlalchemy import Engine
+
+from config.settings import Settings
+from processors.detector import RegionFinder, detector_path
+from processors.embedding import ModelCard, OnnxEmbedder, base_model_path, card_path
+from processors.images import ImageLimits
+from processors.products import ProductProcessor
+from processors.ranking import Weights
+from processors.tagger import OnnxTagger, tagger_path
+from search import IndexNeighbours, SearchService
+from stores.milvus import MilvusConfig, MilvusVectorIndex
+from stores.postgres import PostgresRepository, make_engine
+from stores.registry import ServingRegistry
+from stores.reindex import ReindexConfig, Reindexer
+from stores.serving import ServingConfig, ServingIndex
+from stores.writer import ProductWriter
+
+
+def milvus_config(settings: Settings) -> MilvusConfig:
+    return MilvusConfig(
+        uri=settings.milvus_uri,
+        token=settings.milvus_token,
+        index_type=settings.milvus_index,
+        search_consistency=settings.milvus_search_consistency,
+    )
+
+
+def open_collection(settings: Settings, collection: str, dim: int) -> MilvusVectorIndex:
+    return MilvusVectorIndex.open(milvus_config(settings), collection, dim)
+
+
+def kafka_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
+    """A kafka-python producer with the project's delivery settings: every write acknowledged
+    by all in-sync replicas, one request in flight (a product's versions stay in order), and a
+    fixed protocol version (kafka-python's start-up probe blocks 30 s when no broker answers)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "api_version": (2, 8),
+        "acks": "all",
+        "linger_ms": 20,
+        "retries": 5,
+        "max_in_flight_requests_per_connection": 1,
+        **overrides,
+    }
+    return KafkaProducer(**options)
+
+
+def image_limits(settings: Settings) -> ImageLimits:
+    return ImageLimits(
+        max_bytes=settings.max_image_bytes,
+        max_pixels=settings.max_image_pixels,
+        fetch_timeout_s=settings.image_fetch_timeout_s,
+        allowed_roots=tuple(settings.allowed_image_roots),
+        allowed_hosts=frozenset(settings.allowed_image_hosts),
+    )
+
+
+def api_image_limits(settings: Settings) -> ImageLimits:
+    """Query images from the public API: the same limits, but URLs only to the API's own
+    allowed hosts or, when none are listed, to public addresses."""
+    return replace(
+        image_limits(settings),
+        allowed_hosts=frozenset(settings.api_image_hosts),
+        public_only=True,
+        allowed_roots=(),
+    )
+
+
+def open_embedder(settings: Settings) -> OnnxEmbedder:
+    return OnnxEmbedder(
+        base_model_path(settings.models_path, settings.image_size),
+        batch_size=settings.embed_batch_size,
+        threads=settings.onnx_threads,
+    )
+
+
+def open_finder(settings: Settings) -> RegionFinder:
+    return RegionFinder(detector_path(settings.models_path), threads=settings.onnx_threads)
+
+
+def open_tagger(settings: Settings) -> OnnxTagger:
+    return OnnxTagger(tagger_path(settings.models_path), threads=settings.onnx_threads)
+
+
+def image_path(settings: Settings) -> ProductProcessor:
+    """The served image path (box, embedding, colour, attributes) without any store."""
+    return ProductProcessor(
+        open_embedder(settings),
+        image_limits(settings),
+        open_finder(settings),
+        open_tagger(settings),
+    )
+
+
+def base_model(settings: Settings) -> tuple[str, int]:
+    """The base embedding model's version and dimension, from its card."""
+    card = ModelCard.read(card_path(base_model_path(settings.models_path, settings.image_size)))
+    return card.model_version, card.dim
+
+
+def open_serving(settings: Settings, engine: Engine, base: tuple[str, int]) -> ServingIndex:
+    """The serving pointer (first start: the configured collection, base embeddings)."""
+    config = ServingConfig(settings.milvus_collection, settings.serving_refresh_s, *base)
+    milvus = milvus_config(settings)
+    return ServingIndex(
+        config,
+        ServingRegistry(engine),
+        lambda name, dim: MilvusVectorIndex.open(milvus, name, dim),
+    )
+
+
+def weights(settings: Settings) -> Weights:
+    return Weights(
+        settings.rank_weight_visual, settings.rank_weight_colour, settings.rank_weight_attributes
+    )
+
+
+def open_search(settings: Settings, repo: PostgresRepository | None = None) -> SearchService:
+    """The two-stage search as served: the API, the CLI and the demo all use this one."""
+    processor = image_path(settings)
+    engine = repo.engine if repo is not None else make_engine(settings.pg_dsn)
+    embedder = processor.embedder
+    targets = open_serving(settings, engine, (embedder.model_version, embedder.dim))
+    return SearchService(processor, targets, weights(settings), settings.rerank_candidates)
+
+
+def open_reindexer(
+    settings: Settings,
+    repo: PostgresRepository,
+    progress: Callable[[int, int], None] | None = None,
+) -> Reindexer:
+    """A re-index into new collections beside the configured one (stores/reindex.py)."""
+    config = ReindexConfig(
+        settings.milvus_collection,
+        *base_model(settings),
+        refresh_s=settings.serving_refresh_s,
+        alias=settings.milvus_alias,
+    )
+    milvus = milvus_config(settings)
+    extra = {} if progress is None else {"progress": progress}
+    return Reindexer(
+        config,
+        ServingRegistry(repo.engine),
+        repo,
+        lambda name, dim: MilvusVectorIndex.open(milvus, name, dim),
+        **extra,
+    )
+
+
+@dataclass
+class Components:
+    processor: ProductProcessor
+    targets: ServingIndex
+    repo: PostgresRepository
+    writer: ProductWriter
+
+    def close(self) -> None:
+        self.targets.close()
+        self.repo.close()
+
+
+def build(settings: Settings) -> Components:
+    """What a worker holds: the image path with the index's category vote, the serving
+    pointer, the repository and the idempotent writer."""
+    embedder = open_embedder(settings)
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    targets = open_serving(settings, repo.engine, (embedder.model_version, embedder.dim))
+    return Components(
+        processor=ProductProcessor(
+            embedder,
+            image_limits(settings),
+            open_finder(settings),
+            open_tagger(settings),
+            IndexNeighbours(targets),
+        ),
+        targets=targets,
+        repo=repo,
+        writer=ProductWriter(targets, repo, settings.milvus_flush_rows),
+    )

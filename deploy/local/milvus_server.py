@@ -1,0 +1,48 @@
+"""A real Milvus standalone server (Go binary from the PyPI ``milvus`` 2.3.5 wheel: embedded etcd,
+local storage), as a child of the calling process. Used by the store tests and the search
+benchmark to prove the adapter works unchanged against a server, not only Milvus Lite.
+
+Its coordinators are pinned to 127.0.0.1; some gRPC ports still listen on every interface
+(the wheel's template), which is acceptable for a child process that lives for one test run.
+Its embedded etcd's peer port is fixed at 2380, so one such server runs per machine at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from deploy.local.process import free_port
+
+COMPONENTS = (
+    "proxy",
+    "rootCoord",
+    "queryCoord",
+    "queryNode",
+    "indexCoord",
+    "indexNode",
+    "dataCoord",
+    "dataNode",
+)
+
+
+@contextmanager
+def milvus_standalone(
+    data_dir: Path, port: int, timeout_s: float = 120
+) -> Iterator[tuple[str, int]]:
+    """Yields (uri, pid). Needs the ``milvus`` wheel (a dev dependency)."""
+    from milvus import MilvusServer
+
+    server = MilvusServer(wait_for_started=False)
+    server.set_base_dir(str(data_dir))
+    server.listen_port = port
+    server.config.set("etcd_port", free_port())
+    for component in COMPONENTS:
+        server.config.set(f"{component}.ip", "127.0.0.1")
+    server.start()
+    try:
+        server.wait_started(timeout=int(timeout_s * 1000))
+        yield f"http://127.0.0.1:{port}", int(server.server_proc.pid)
+    finally:
+        server.stop()

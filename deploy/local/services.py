@@ -1,0 +1,54 @@
+"""``stylestream dev up|down|status``: every local service, health-checked and idempotent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config.settings import Settings
+from deploy.local.kafka import KafkaService
+from deploy.local.milvus import MilvusLiteService
+from deploy.local.postgres import PostgresService
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    running: bool
+    healthy: bool
+    detail: str
+
+
+def _services(settings: Settings) -> list[KafkaService | PostgresService | MilvusLiteService]:
+    services: list[KafkaService | PostgresService | MilvusLiteService] = [KafkaService(settings)]
+    if not settings.postgres_dsn:
+        services.append(PostgresService(settings))
+    milvus = MilvusLiteService(settings)
+    if milvus.enabled:
+        services.append(milvus)
+    return services
+
+
+def up(settings: Settings) -> None:
+    for service in _services(settings):
+        service.up()
+
+
+def down(settings: Settings) -> list[str]:
+    stopped = []
+    for service in reversed(_services(settings)):
+        if service.down():
+            stopped.append(service.name)
+    return stopped
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    out = []
+    for service in _services(settings):
+        pid = service.pid() if isinstance(service, PostgresService) else service.process().pid()
+        try:
+            healthy = service.healthy()
+            detail = "ok" if healthy else "not answering"
+        except Exception as exc:  # status reports, it does not fail
+            healthy, detail = False, str(exc).splitlines()[0][:120]
+        out.append(ServiceStatus(service.name, pid is not None, healthy, f"pid={pid} {detail}"))
+    return out

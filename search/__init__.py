@@ -1,0 +1,8 @@
+"""The read path: the two-stage search service, the neutral filters it takes and the worker's
+neighbour vote, shared by the API, the CLI and the benches."""
+
+from search.neighbours import IndexNeighbours
+from search.service import Result, SearchService, StageOne, UnknownProduct
+from stores.filters import Filters
+
+__all__ = ["Filters", "IndexNeighbours", "Result", "SearchService", "StageOne", "UnknownProduct"]

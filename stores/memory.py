@@ -1,0 +1,261 @@
+"""In-memory twins of the vector index and the metadata repository: the same contract as the
+Milvus and Postgres adapters (proved by tests/contract), for unit tests of the handler, the
+writer, the search service and the miner that need no service at all. Thread-safe, exact
+(brute-force) search, and the same neutral filters, translated into Python predicates."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from schemas.attributes import taxonomy_rows
+from schemas.tables import products
+from stores.base import ROW_FIELDS, Hit, IndexRow, LedgerEntry
+from stores.filters import Filters
+from stores.rows import INDEX_COLUMNS
+
+# The columns a result list shows (PostgresRepository.get_summaries).
+SUMMARY_COLUMNS = ("product_id", "title", "category", "price", "currency")
+PRODUCT_COLUMNS = tuple(c.name for c in products.columns)
+SEEDED_TAXONOMY = tuple(taxonomy_rows())  # as migration 0003 seeds it into Postgres
+
+
+def matches(filters: Filters | None, row: IndexRow) -> bool:
+    """The neutral filters as a predicate on one row (what expression() means in Milvus)."""
+    if filters is None:
+        return True
+    f = filters
+    checks = (
+        f.category is None or row.category == f.category,
+        f.colour is None or row.primary_colour == f.colour,
+        f.min_price is None or row.price >= f.min_price,
+        f.max_price is None or row.price <= f.max_price,
+        f.version is None or row.version == f.version,
+        all(set(group) & set(row.attributes) for group in f.attribute_groups()),
+    )
+    return all(checks)
+
+
+def _narrow(row: IndexRow, fields: Sequence[str] | None) -> IndexRow:
+    """The row with only ``fields`` (others at their defaults), as an index returns it."""
+    if fields is None:
+        return replace(row, embedding=None)
+    unknown = set(fields) - set(ROW_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown index fields {sorted(unknown)}")
+    return IndexRow(row.product_id, **{f: getattr(row, f) for f in fields})
+
+
+class MemoryVectorIndex:
+    """A collection in a dict: cosine similarity, exact."""
+
+    def __init__(self, collection: str = "memory", dim: int | None = None) -> None:
+        self.collection = collection
+        self.dim = dim
+        self.aliases: set[str] = set()
+        self._rows: dict[str, IndexRow] = {}
+        self._lock = threading.Lock()
+
+    def ensure(self) -> None:
+        """Nothing to create: the dict exists."""
+
+    def upsert(self, rows: Sequence[IndexRow]) -> None:
+        for row in rows:
+            if row.embedding is None:
+                raise ValueError(f"index row {row.product_id!r} has no embedding")
+            if self.dim is not None and len(row.embedding) != self.dim:
+                raise ValueError(f"vector of {len(row.embedding)} dims for a {self.dim}-d index")
+        with self._lock:
+            for row in rows:
+                vector = np.asarray(row.embedding, dtype=np.float32).copy()
+                self._rows[row.product_id] = replace(row, embedding=vector)
+
+    def delete(self, product_ids: Sequence[str]) -> None:
+        with self._lock:
+            for pid in product_ids:
+                self._rows.pop(pid, None)
+
+    def search(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        filters: Filters | None = None,
+        offset: int = 0,
+        fields: Sequence[str] | None = None,
+    ) -> list[list[Hit]]:
+        with self._lock:
+            rows = [r for r in self._rows.values() if matches(filters, r)]
+        if len(vectors) == 0:
+            return []
+        if not rows:
+            return [[] for _ in vectors]
+        gallery = np.asarray([r.embedding for r in rows], dtype=np.float32)
+        gallery /= np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+        queries = np.asarray(vectors, dtype=np.float32)
+        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        out = []
+        for sims in queries @ gallery.T:
+            order = np.argsort(-sims, kind="stable")[offset : offset + k]
+            out.append([Hit(_narrow(rows[j], fields), float(sims[j])) for j in order])
+        return out
+
+    def get(self, product_ids: Sequence[str], with_vectors: bool = False) -> dict[str, IndexRow]:
+        with self._lock:
+            found = {pid: self._rows[pid] for pid in product_ids if pid in self._rows}
+        return {pid: r if with_vectors else replace(r, embedding=None) for pid, r in found.items()}
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._rows)
+
+    def flush(self) -> None:
+        """Writes are visible at once."""
+
+    def set_alias(self, alias: str) -> None:
+        self.aliases.add(alias)
+
+    def drop(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+    def ping(self) -> None:
+        """Always reachable."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class MemoryRepository:
+    """Products, their attributes and the version ledger in dicts; ``apply`` is atomic under
+    one lock, as the Postgres adapter's is one transaction."""
+
+    def __init__(self, taxonomy: Sequence[Mapping[str, Any]] = SEEDED_TAXONOMY) -> None:
+        self._products: dict[str, dict[str, Any]] = {}
+        self._attributes: dict[str, list[dict[str, Any]]] = {}
+        self._ledger: dict[str, tuple[LedgerEntry, datetime]] = {}
+        self._taxonomy = [dict(t) for t in taxonomy]
+        self._lock = threading.Lock()
+
+    def ledger(self, product_ids: Sequence[str]) -> dict[str, LedgerEntry]:
+        with self._lock:
+            return {p: self._ledger[p][0] for p in product_ids if p in self._ledger}
+
+    def apply(
+        self,
+        upserts: Sequence[Mapping[str, Any]],
+        deletes: Sequence[tuple[str, int]],
+    ) -> tuple[list[str], list[str]]:
+        upserted: list[str] = []
+        deleted: list[str] = []
+        with self._lock:
+            now = datetime.now(UTC)
+            for row in upserts:
+                pid, version = row["product_id"], row["version"]
+                entry = self._ledger.get(pid)
+                if entry is not None and entry[0].version >= version:
+                    continue
+                self._ledger[pid] = (LedgerEntry(version, False), now)
+                self._products[pid] = copy.deepcopy({c: row.get(c) for c in PRODUCT_COLUMNS})
+                attributes = [dict(a) for a in row.get("attributes", ())]
+                self._attributes[pid] = sorted(attributes, key=lambda a: a["attribute_key"])
+                upserted.append(pid)
+            for pid, version in deletes:
+                entry = self._ledger.get(pid)
+                if entry is not None and not (
+                    version > entry[0].version
+                    or (version == entry[0].version and not entry[0].deleted)
+                ):
+                    continue
+                self._ledger[pid] = (LedgerEntry(version, True), now)
+                self._products.pop(pid, None)
+                self._attributes.pop(pid, None)
+                deleted.append(pid)
+        return upserted, deleted
+
+    def get_product(self, product_id: str) -> dict[str, Any] | None:
+        return self.get_products([product_id]).get(product_id)
+
+    def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {p: copy.deepcopy(self._products[p]) for p in product_ids if p in self._products}
+
+    def get_summaries(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {
+            p: {c: row.get(c) for c in SUMMARY_COLUMNS}
+            for p, row in self.get_products(product_ids).items()
+        }
+
+    def get_thumbnail(self, product_id: str) -> bytes | None:
+        row = self.get_product(product_id)
+        return None if row is None or row.get("thumbnail") is None else bytes(row["thumbnail"])
+
+    def get_attributes(self, product_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        with self._lock:
+            return {
+                p: copy.deepcopy(self._attributes[p])
+                for p in sorted(product_ids)
+                if self._attributes.get(p)
+            }
+
+    def taxonomy(self) -> list[dict[str, Any]]:
+        with self._lock:
+            counts: dict[str, int] = {}
+            for attributes in self._attributes.values():
+                for a in attributes:
+                    counts[a["attribute_key"]] = counts.get(a["attribute_key"], 0) + 1
+            return [{**t, "products": counts.get(t["key"], 0)} for t in self._taxonomy]
+
+    def products_with(self, attribute_key: str, limit: int = 100) -> list[str]:
+        with self._lock:
+            found = [
+                p
+                for p, attributes in self._attributes.items()
+                if any(a["attribute_key"] == attribute_key for a in attributes)
+            ]
+        return sorted(found)[:limit]
+
+    def categories(self) -> list[str]:
+        with self._lock:
+            return sorted({row["category"] for row in self._products.values()})
+
+    def count_products(self) -> int:
+        with self._lock:
+            return len(self._products)
+
+    def product_ids(self, limit: int) -> list[str]:
+        with self._lock:
+            return sorted(self._products)[:limit]
+
+    def product_batches(self, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
+        ids = self.product_ids(len(self._products))
+        for start in range(0, len(ids), batch):
+            rows = self.get_products(ids[start : start + batch]).values()
+            yield [{c: r[c] for c in INDEX_COLUMNS} for r in rows]
+
+    def changed_since(self, since: datetime) -> tuple[dict[str, tuple[datetime, bool]], datetime]:
+        with self._lock:
+            changed = {
+                p: (at, entry.deleted) for p, (entry, at) in self._ledger.items() if at >= since
+            }
+        return changed, datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def base_versions(self) -> list[str]:
+        with self._lock:
+            return sorted(
+                {r["model_version"] for r in self._products.values() if r.get("base_embedding")}
+            )
+
+    def ping(self) -> None:
+        """Always reachable."""
+
+    def close(self) -> None:
+        """Nothing to release."""

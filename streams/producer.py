@@ -1,0 +1,113 @@
+"""The producer platform teams import: validates every event before it reaches Kafka.
+
+    from streams.producer import ProductProducer
+    with ProductProducer("broker:9092", "stylestream.products.v1") as p:
+        p.send(ProductUpsert(...))
+
+Events are keyed by product id, so every version of a product lands on one partition, in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from config.assembly import kafka_producer
+from schemas.events import (
+    ProductDelete,
+    ProductUpsert,
+    UnknownSchemaVersion,
+    encode_event,
+    parse_product_event,
+    utcnow,
+)
+from schemas.validation import describe
+
+
+class InvalidEvent(ValueError):
+    """An event refused before sending, with the reason."""
+
+
+def validate(payload: dict[str, Any]) -> ProductUpsert | ProductDelete:
+    try:
+        return parse_product_event(payload)
+    except UnknownSchemaVersion as exc:
+        raise InvalidEvent(str(exc)) from exc
+    except ValidationError as exc:
+        raise InvalidEvent(describe(exc.errors())) from exc
+
+
+class ProductProducer:
+    def __init__(self, bootstrap: str, topic: str, **kafka_options: Any) -> None:
+        self.topic = topic
+        self._producer = kafka_producer(bootstrap, **kafka_options)
+
+    def send(self, event: ProductUpsert | ProductDelete) -> Future[Any]:
+        if event.produced_at is None:
+            event = event.model_copy(update={"produced_at": utcnow()})
+        future: Future[Any] = self._producer.send(
+            self.topic, key=event.product_id.encode(), value=encode_event(event)
+        )
+        return future
+
+    def send_payload(self, payload: dict[str, Any]) -> Future[Any]:
+        """Validate a decoded JSON object, then send it; raises InvalidEvent."""
+        return self.send(validate(payload))
+
+    def flush(self, timeout: float | None = 60) -> None:
+        self._producer.flush(timeout=timeout)
+
+    def close(self) -> None:
+        self._producer.close()
+
+    def __enter__(self) -> ProductProducer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.flush()
+        self.close()
+
+
+@dataclass
+class ProduceReport:
+    sent: int = 0
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open() as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                yield number, line
+
+
+def produce_file(producer: ProductProducer, path: Path, progress: bool = True) -> ProduceReport:
+    """Send every valid line of a JSONL file; invalid lines are reported, never sent."""
+    report = ProduceReport()
+    total = sum(1 for _ in read_jsonl(path))
+    with tqdm(total=total, unit="event", disable=not progress, desc=f"produce {path.name}") as bar:
+        for number, line in read_jsonl(path):
+            try:
+                payload = json.loads(line)
+                if not isinstance(payload, dict):
+                    raise InvalidEvent("each line must be a JSON object")
+                producer.send_payload(payload)
+                report.sent += 1
+            except (json.JSONDecodeError, InvalidEvent) as exc:
+                report.invalid.append((number, str(exc)))
+            bar.update(1)
+    producer.flush()
+    return report

@@ -1,0 +1,150 @@
+"""``stylestream bench``, ``demo`` and ``simulate``: benchmarks (JSON out, baselines in the
+same run), the main job end to end, and SIMULATED shoppers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import httpx
+
+from bench.catalog import ensure_model
+from bench.click_heads import run_heads_bench, write_report
+from bench.click_loop import LoopSizes, query_pool, run_click_loop
+from bench.demo import run_demo
+from bench.search import run_search_bench
+from bench.simulator import simulate as run_simulation
+from config.settings import Settings
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks (JSON out; baselines in the same run)."""
+
+
+@bench.command("search")
+@click.option("--sizes", default="100000,1000000", show_default=True, help="Index sizes.")
+@click.option("--dim", default=128, show_default=True, help="Synthetic vector dimension.")
+@click.option("--queries", default=200, show_default=True)
+@click.option("--backends", default="milvus-lite,milvus-standalone", show_default=True)
+@click.option("--api-seconds", default=60.0, show_default=True, help="0 skips the API load.")
+@click.option("--concurrency", default=16, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def bench_search(
+    settings: Settings,
+    sizes: str,
+    dim: int,
+    queries: int,
+    backends: str,
+    api_seconds: float,
+    concurrency: int,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """Milvus top-10 latency/recall at each size on Lite and a server, and the API under load."""
+    report = run_search_bench(
+        settings,
+        [int(s) for s in sizes.split(",")],
+        dim,
+        queries,
+        backends.split(","),
+        api_seconds,
+        concurrency,
+        out,
+        log=lambda m: click.echo(m, err=True),
+    )
+    click.echo(json.dumps(report, indent=None if as_json else 2))
+
+
+@bench.command("heads")
+@click.option("--small", is_flag=True, help="A quick run (300 products, 40 sessions).")
+@click.option("--eval-queries", default=2000, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("bench/results/click-heads.json"),
+    show_default=True,
+)
+@click.pass_obj
+def bench_heads(settings: Settings, small: bool, eval_queries: int, out: Path) -> None:
+    """Click-head training variants (triplet, InfoNCE, co-clicks; raw and calibrated scores) on
+    the same SIMULATED clicks, the served ranking replayed in process; no services needed."""
+    ensure_model(settings)
+    sizes = LoopSizes.small() if small else LoopSizes()
+    report = run_heads_bench(settings, sizes, eval_queries, lambda m: click.echo(m, err=True))
+    write_report(report, out)
+    click.echo(json.dumps(report, indent=2))
+
+
+@click.command()
+@click.option("-n", "--products", default=2000, show_default=True)
+@click.option("--queries", default=1000, show_default=True, help="Held-out queries (>= 500).")
+@click.option("--timeout", default=480.0, show_default=True, help="Seconds to wait for indexing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (progress: stderr).")
+@click.option("--no-loop", is_flag=True, help="Skip the click loop (eval clicks --small).")
+@click.pass_obj
+def demo(
+    settings: Settings, products: int, queries: int, timeout: float, as_json: bool, no_loop: bool
+) -> None:
+    """The main job: services up, catalogue produced, worker indexes it, held-out search;
+    then the click loop: SIMULATED clicks, pairs, a trained head, a re-index under load."""
+    report = run_demo(settings, products, queries, timeout, log=not as_json)
+    if not no_loop:
+
+        def say(message: str) -> None:
+            click.echo(message, err=True)
+
+        say("\nthe click loop (its own database and topics; SIMULATED shoppers):")
+        loop = run_click_loop(settings, LoopSizes.small(), say)
+        report["click_loop"] = loop
+        summary = (
+            f"  {loop['pairs_mined']} pairs mined from {loop['simulation']['clicks']} clicks; "
+            f"head {loop['model']['model_version']}; re-index: "
+            f"{loop['reindex']['failed_queries_during']} failed of "
+            f"{loop['reindex']['searches_during']} searches, "
+            f"{loop['reindex']['updates_in_new_collection']}/{loop['reindex']['updates_during']}"
+            " updates kept\n"
+            f"  held-out recall@10 / NDCG@10: base {loop['base']}, trained {loop['trained']}"
+        )
+        click.echo(summary, err=as_json)
+    if as_json:
+        click.echo(json.dumps(report))
+    if report["indexed"] != report["produced"]:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--api", "api_url", default=None, help="Default: http://API_HOST:API_PORT.")
+@click.option("--sessions", default=50, show_default=True)
+@click.option("--queries-per-session", default=10, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--concurrency", default=2, show_default=True)
+@click.pass_obj
+def simulate(
+    settings: Settings,
+    api_url: str | None,
+    sessions: int,
+    queries_per_session: int,
+    seed: int,
+    concurrency: int,
+) -> None:
+    """SIMULATED shoppers search a running API and click through it (demo and eval data)."""
+    url = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    with httpx.Client(base_url=url, timeout=60) as http:
+        logs = run_simulation(
+            http, query_pool("train"), sessions, queries_per_session, seed, concurrency=concurrency
+        )
+    click.echo(
+        json.dumps(
+            {
+                "simulated_sessions": len(logs),
+                "searches": sum(len(log.searches) for log in logs),
+                "clicks": sum(len(log.clicks) for log in logs),
+                "failed_queries": sum(log.failed_queries for log in logs),
+            }
+        )
+    )

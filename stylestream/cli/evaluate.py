@@ -1,0 +1,59 @@
+"""``stylestream eval``: the served models and the click loop judged on held-out data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from bench.click_loop import LoopSizes, run_click_loop
+from config import assembly
+from config.settings import Settings
+from training.evaluate_attributes import EvalSizes, evaluate_attributes, plot
+
+
+@click.group(name="eval")
+def evaluate() -> None:
+    """Evaluate the served models on held-out data (JSON out)."""
+
+
+@evaluate.command("attributes")
+@click.option("--fashion-mnist", default=2000, show_default=True, help="Test photos.")
+@click.option("--synthetic", default=1000, show_default=True, help="Held-out SYNTHETIC garments.")
+@click.option("--gallery", default=4000, show_default=True, help="Gallery photos for search.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
+@click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
+@click.pass_obj
+def eval_attributes(
+    settings: Settings, fashion_mnist: int, synthetic: int, gallery: int, out: Path, as_json: bool
+) -> None:
+    """Per-attribute P/R/F1, macro-F1 per group, category accuracy (model, search, fusion) and
+    the learned box's IoU against the foreground box; writes attributes.json and a PNG."""
+    sizes = EvalSizes(fashion_mnist, synthetic, gallery, max(1, gallery // 2))
+    report = evaluate_attributes(
+        assembly.open_embedder(settings),
+        assembly.open_finder(settings),
+        assembly.open_tagger(settings),
+        sizes,
+        log=lambda m: click.echo(m, err=True),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "attributes.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, out / "attributes.png")
+    click.echo(json.dumps(report, indent=None if as_json else 2))
+
+
+@evaluate.command("clicks")
+@click.option("--small", is_flag=True, help="A quick run (300 products, 40 sessions).")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results/clicks.json"))
+@click.pass_obj
+def eval_clicks(settings: Settings, small: bool, as_json: bool, out: Path) -> None:
+    """The loop end to end in its own database and topics: base vs trained on held-out
+    SIMULATED sessions, pairs mined, failed queries during a re-index under load."""
+    sizes = LoopSizes.small() if small else LoopSizes()
+    report = run_click_loop(settings, sizes, lambda m: click.echo(m, err=True))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str))
+    click.echo(json.dumps(report, indent=None if as_json else 2, default=str))

@@ -1,0 +1,71 @@
+"""``stylestream reindex`` and ``stylestream index``: Milvus collections and the serving
+pointer."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from tqdm import tqdm
+
+from config import assembly
+from config.settings import Settings
+from stores.milvus import connect
+from stores.postgres import PostgresRepository, make_engine
+from stores.registry import ServingRegistry
+
+
+def _registry(settings: Settings) -> ServingRegistry:
+    return ServingRegistry(make_engine(settings.pg_dsn))
+
+
+@click.command()
+@click.option("--model", "model_version", required=True, help="A registered model version.")
+@click.option("--no-progress", is_flag=True)
+@click.pass_obj
+def reindex(settings: Settings, model_version: str, no_progress: bool) -> None:
+    """Build a new collection for MODEL from Postgres, then switch searches to it."""
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    bar = tqdm(unit="product", disable=no_progress, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        report = assembly.open_reindexer(settings, repo, progress).run(model_version)
+    except (LookupError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        bar.close()
+        repo.close()
+    click.echo(json.dumps(report.as_dict(), indent=2))
+
+
+@click.group("index")
+def index() -> None:
+    """Milvus collections: which serves, which are kept."""
+
+
+@index.command("list")
+@click.pass_obj
+def index_list(settings: Settings) -> None:
+    for row in _registry(settings).collections():
+        click.echo(f"{row.state:9} {row.collection}  model={row.model_version} rows={row.rows}")
+
+
+@index.command("drop")
+@click.argument("collection")
+@click.pass_obj
+def index_drop(settings: Settings, collection: str) -> None:
+    """Drop a retired collection (never the serving one)."""
+    try:
+        _registry(settings).forget(collection)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    client = connect(settings.milvus_uri, settings.milvus_token)
+    if client.has_collection(collection):
+        client.drop_collection(collection)
+    client.close()
+    click.echo(f"dropped {collection}")

@@ -1,0 +1,119 @@
+"""``stylestream worker``, ``mine``, ``api`` and ``search``: the serving processes and the
+command-line search (the read path of the API, through ``search/``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import uvicorn
+
+from api.app import create_app
+from config import assembly
+from config.settings import Settings
+from processors.errors import ProcessingError
+from processors.images import decode_image
+from schemas.attributes import BY_KEY
+from search import Filters, Result, UnknownProduct
+from streams.miner import run_miner
+from streams.worker import run_worker
+
+
+@click.command()
+@click.option("--loglevel", default="info", show_default=True)
+@click.pass_obj
+def worker(settings: Settings, loglevel: str) -> None:
+    """Run a Faust worker: product events -> embeddings + colours -> Milvus and Postgres."""
+    run_worker(settings, loglevel)
+
+
+@click.command()
+@click.option("--loglevel", default="info", show_default=True)
+@click.pass_obj
+def mine(settings: Settings, loglevel: str) -> None:
+    """Run the click miner: impressions + clicks -> training pairs (Kafka and Postgres)."""
+    run_miner(settings, loglevel)
+
+
+@click.command()
+@click.option("--host", default=None, help="Default: STYLESTREAM_API_HOST (127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Default: STYLESTREAM_API_PORT (8000).")
+@click.pass_obj
+def api(settings: Settings, host: str | None, port: int | None) -> None:
+    """Serve the search API and the web page (uvicorn)."""
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@click.command()
+@click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--product-id")
+@click.option("-k", default=10, show_default=True)
+@click.option("--category")
+@click.option("--colour")
+@click.option(
+    "--attribute",
+    "attributes",
+    multiple=True,
+    help="Taxonomy key, repeatable: any of them within a group, every group (colour.red).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def search(
+    settings: Settings,
+    image: Path | None,
+    product_id: str | None,
+    k: int,
+    category: str | None,
+    colour: str | None,
+    attributes: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Visually similar products for an image file or an indexed product."""
+    if (image is None) == (product_id is None):
+        raise click.UsageError("give exactly one of --image or --product-id")
+    unknown = [a for a in attributes if a not in BY_KEY]
+    if unknown:
+        raise click.UsageError(f"unknown attribute keys {unknown} (see GET /v1/attributes)")
+    service = assembly.open_search(settings)
+    filters = Filters(category=category, colour=colour, attributes=attributes)
+    try:
+        result: Result
+        if image is not None:
+            rgb = decode_image(image.read_bytes(), assembly.image_limits(settings))
+            result = service.by_images([rgb], k, filters)[0]
+        else:
+            assert product_id is not None
+            result = service.by_product(product_id, k, filters)
+    except (ProcessingError, UnknownProduct) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        service.targets.close()
+    rows: list[dict[str, Any]] = [
+        {
+            "product_id": r.product_id,
+            "category": r.item.row.category,
+            "colour": r.item.row.primary_colour,
+            "score": round(r.score, 4),
+            "visual": round(r.visual, 4),
+            "attribute_overlap": round(r.attributes, 4),
+            "predicted_category": r.item.row.predicted_category,
+            "attributes": list(r.item.row.attributes),
+        }
+        for r in result.ranked
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for rank, r in enumerate(rows, 1):
+        click.echo(
+            f"{rank:2}. {r['product_id']:24} {r['category']!s:14} {r['colour']!s:8} "
+            f"{r['score']:.4f}  {' '.join(r['attributes'])}"
+        )

@@ -1,0 +1,110 @@
+"""``stylestream model`` and ``stylestream train``: model export and training (torch: the
+[train] extra)."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import click
+
+from config import assembly
+from config.settings import Settings
+from processors.detector import detector_path
+from processors.tagger import tagger_path
+from stores.pairs import PairRepository
+from stores.postgres import PostgresRepository
+from stores.registry import ServingRegistry
+from stylestream.cli.data import parse_since
+from training.attributes import Sizes, train_attributes
+from training.click_head import train_embedding
+from training.embedding_head import HeadConfig
+from training.export import export_base_model
+
+
+@click.group()
+def model() -> None:
+    """Models."""
+
+
+@model.command("export")
+@click.option("--force", is_flag=True, help="Re-export even if the file exists.")
+@click.pass_obj
+def model_export(settings: Settings, force: bool) -> None:
+    """Export EfficientNet-Lite0 (ImageNet) to ONNX at the configured image size (needs torch)."""
+    path = export_base_model(settings.models_path, settings.image_size, force=force)
+    click.echo(str(path))
+
+
+@click.group()
+def train() -> None:
+    """Train models (needs the [train] extra: torch)."""
+
+
+@train.command("attributes")
+@click.option("--fashion-mnist", default=6000, show_default=True, help="Real photos (category).")
+@click.option("--synthetic", default=4000, show_default=True, help="SYNTHETIC garments.")
+@click.option("--detector-scenes", default=3000, show_default=True)
+@click.option("--force", is_flag=True, help="Retrain even if both models exist.")
+@click.pass_obj
+def train_attributes_cmd(
+    settings: Settings, fashion_mnist: int, synthetic: int, detector_scenes: int, force: bool
+) -> None:
+    """The item-box regressor, then the attribute tagger with calibrated thresholds and
+    category fusion; exported to ONNX under the models directory."""
+    models = settings.models_path
+    if not force and detector_path(models).exists() and tagger_path(models).exists():
+        click.echo(f"{detector_path(models)} and {tagger_path(models)} exist (--force retrains)")
+        return
+    sizes = Sizes(fashion_mnist=fashion_mnist, synthetic=synthetic, detector_scenes=detector_scenes)
+    detector, tagger = train_attributes(
+        models, assembly.open_embedder(settings), sizes, log=lambda m: click.echo(m, err=True)
+    )
+    click.echo(f"{detector}\n{tagger}")
+
+
+@train.command("embedding")
+@click.option("--since", default=None, help="Only pairs mined after this ISO 8601 time.")
+@click.option("--held-out-percent", default=20, show_default=True)
+@click.option("--dim", default=128, show_default=True, help="Output dimension of the head.")
+@click.option("--max-epochs", default=15, show_default=True)
+@click.option(
+    "--loss",
+    type=click.Choice(["infonce", "triplet"]),
+    default="infonce",
+    show_default=True,
+    help="infonce: each query against the whole catalogue, plus co-clicks; triplet: each "
+    "pair's own negatives.",
+)
+@click.pass_obj
+def train_embedding_cmd(
+    settings: Settings,
+    since: str | None,
+    held_out_percent: int,
+    dim: int,
+    max_epochs: int,
+    loss: Literal["infonce", "triplet"],
+) -> None:
+    """A head over the base embedding, trained on mined pairs (contrastive or triplet loss),
+    judged on held-out sessions, its scores calibrated to the base model's scale, and
+    registered in Postgres with its lineage."""
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    try:
+        model = train_embedding(
+            ServingRegistry(repo.engine),
+            repo,
+            PairRepository(repo.engine).since(parse_since(since)),
+            settings.models_path,
+            HeadConfig(
+                dim=dim,
+                max_epochs=max_epochs,
+                loss=loss,
+                calibration_top=settings.rerank_candidates,
+            ),
+            held_out_percent,
+        )
+    finally:
+        repo.close()
+    summary = {k: v for k, v in model.__dict__.items() if k not in ("artifact", "created_at")}
+    summary["metrics"] = {k: v for k, v in model.metrics.items() if k != "history"}
+    click.echo(json.dumps(summary, indent=2, default=str))

@@ -1,0 +1,145 @@
+"""The MetadataRepository contract (stores/base.py): only newer versions apply, deletes leave
+tombstones, attributes are replaced whole, and every read the search, the re-index, the miner
+and training make; on the in-memory twin and on Postgres."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from schemas.attributes import TAXONOMY_V1
+from stores.base import MetadataRepository
+from stores.rows import decode_base, encode_base
+
+
+def row(pid: str, version: int, title: str, **extra: Any) -> dict[str, Any]:
+    """A products row as stores/rows.postgres_row shapes it (every row of a batch has the same
+    keys, as the writer's do)."""
+    now = datetime.now(UTC)
+    return {
+        "product_id": pid,
+        "version": version,
+        "title": title,
+        "brand": None,
+        "category": "dress",
+        "price": Decimal("1.50"),
+        "currency": "EUR",
+        "image_ref": "x",
+        "synthetic_fields": [],
+        "roi_box": [0, 0, 1, 1],
+        "image_width": 1,
+        "image_height": 1,
+        "primary_colour": "red",
+        "colour_fractions": {"red": 1.0},
+        "colour_vector": [0.5],
+        "model_version": "m",
+        "event_time": now,
+        "produced_at": now,
+        "indexed_at": now,
+        "thumbnail": None,
+        "base_embedding": None,
+        "attributes": [],
+        **extra,
+    }
+
+
+def attribute(key: str, confidence: float = 0.9) -> dict[str, Any]:
+    return {"attribute_key": key, "confidence": confidence, "source": "model", "model_version": "t"}
+
+
+def test_only_newer_versions_apply_and_deletes_leave_tombstones(repo: MetadataRepository) -> None:
+    assert repo.apply([row("a", 2, "v2"), row("b", 1, "b1")], []) == (["a", "b"], [])
+    assert repo.apply([row("a", 2, "dup")], []) == ([], [])
+    assert repo.apply([row("a", 1, "old")], []) == ([], [])
+    assert repo.get_product("a")["title"] == "v2"  # type: ignore[index]
+    assert repo.ledger(["a", "zz"]) == {"a": repo.ledger(["a"])["a"]}
+    assert repo.ledger(["a"])["a"].version == 2 and not repo.ledger(["a"])["a"].deleted
+    assert repo.apply([row("a", 3, "v3")], [("b", 1)]) == (["a"], ["b"])
+    assert repo.get_product("b") is None and repo.ledger(["b"])["b"].deleted
+    assert repo.apply([row("b", 1, "again")], [("b", 1)]) == ([], [])  # stale after delete
+    assert repo.apply([], [("b", 0)]) == ([], [])  # an older delete changes nothing
+    assert repo.apply([row("b", 2, "back")], []) == (["b"], [])  # a newer version returns
+    assert repo.apply([], [("never", 4)]) == ([], ["never"])  # a tombstone for the unseen
+    assert repo.apply([row("never", 3, "late")], []) == ([], [])
+    assert repo.count_products() == 2
+    assert repo.get_products([]) == {} and repo.ledger([]) == {}
+
+
+def test_reads_for_results_pages_and_facets(repo: MetadataRepository) -> None:
+    repo.apply(
+        [
+            row("p1", 1, "one", thumbnail=b"webp", category="bag"),
+            row("p2", 1, "two", attributes=[attribute("colour.red"), attribute("pattern.striped")]),
+            row("p3", 1, "three", attributes=[attribute("colour.red", 0.5)]),
+        ],
+        [],
+    )
+    summary = repo.get_summaries(["p1", "nope"])
+    assert summary == {
+        "p1": {
+            "product_id": "p1",
+            "title": "one",
+            "category": "bag",
+            "price": Decimal("1.50"),
+            "currency": "EUR",
+        }
+    }
+    product = repo.get_product("p2")
+    assert product is not None and product["colour_fractions"] == {"red": 1.0}
+    assert "attributes" not in product
+    assert repo.get_thumbnail("p1") == b"webp" and repo.get_thumbnail("p2") is None
+    assert repo.get_thumbnail("nope") is None
+    assert repo.categories() == ["bag", "dress"]
+    attributes = repo.get_attributes(["p3", "p2", "p1"])
+    assert list(attributes) == ["p2", "p3"]
+    assert [a["attribute_key"] for a in attributes["p2"]] == ["colour.red", "pattern.striped"]
+    assert attributes["p3"][0]["confidence"] == 0.5 and attributes["p3"][0]["source"] == "model"
+    assert repo.products_with("colour.red") == ["p2", "p3"]
+    assert repo.products_with("colour.red", limit=1) == ["p2"]
+    counts = {t["key"]: t["products"] for t in repo.taxonomy()}
+    assert len(counts) == len(TAXONOMY_V1)
+    assert counts["colour.red"] == 2 and counts["pattern.striped"] == 1 and counts["fit.slim"] == 0
+
+
+def test_attributes_are_replaced_whole_and_removed_with_the_product(
+    repo: MetadataRepository,
+) -> None:
+    repo.apply(
+        [row("p", 1, "x", attributes=[attribute("colour.red"), attribute("colour.blue")])], []
+    )
+    repo.apply([row("p", 2, "x", attributes=[attribute("pattern.dotted")])], [])
+    assert [a["attribute_key"] for a in repo.get_attributes(["p"])["p"]] == ["pattern.dotted"]
+    repo.apply([], [("p", 2)])
+    assert repo.get_attributes(["p"]) == {} and repo.products_with("pattern.dotted") == []
+
+
+def test_reads_for_the_reindex_the_miner_and_training(repo: MetadataRepository) -> None:
+    before = repo.now() - timedelta(seconds=1)
+    vectors = np.eye(3, dtype=np.float32)
+    repo.apply(
+        [row(f"p{i}", 1, "t", base_embedding=encode_base(vectors[i])) for i in range(3)]
+        + [row("bare", 1, "t")],
+        [("gone", 1)],
+    )
+    assert repo.product_ids(10) == ["bare", "p0", "p1", "p2"] and repo.product_ids(2) == [
+        "bare",
+        "p0",
+    ]
+    batches = list(repo.product_batches(batch=3))
+    assert [len(b) for b in batches] == [3, 1]
+    stored = {r["product_id"]: r for b in batches for r in b}
+    assert list(stored) == ["bare", "p0", "p1", "p2"]
+    assert stored["bare"]["base_embedding"] is None
+    assert np.allclose(decode_base(stored["p1"]["base_embedding"]), vectors[1])
+    assert {"version", "category", "price", "colour_vector", "predicted_category"} <= set(
+        stored["p0"]
+    )
+    changed, now = repo.changed_since(before)
+    assert set(changed) == {"p0", "p1", "p2", "bare", "gone"} and changed["gone"][1]
+    assert not changed["p0"][1] and now >= before
+    assert repo.changed_since(now + timedelta(seconds=5))[0] == {}
+    assert repo.base_versions() == ["m"]
+    repo.ping()

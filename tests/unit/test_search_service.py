@@ -1,0 +1,104 @@
+"""The read path with no service: the search service and the neighbour vote over the
+in-memory index, with the base model and with a calibrated head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from processors.products import ProductProcessor, RawEvent
+from schemas.events import encode_event
+from search import Filters, IndexNeighbours, SearchService, UnknownProduct
+from stores.base import FixedTarget, IndexTargets, Target
+from stores.memory import MemoryRepository, MemoryVectorIndex
+from stores.writer import ProductWriter
+from tests.events import photo, upsert
+from training.datasets import to_rgb
+
+N = 24
+
+
+@pytest.fixture(scope="module")
+def catalogue(processor: ProductProcessor) -> MemoryVectorIndex:
+    index = MemoryVectorIndex()
+    events = [upsert(f"p{i:02d}", 1, i) for i in range(N)]
+    ProductWriter(FixedTarget(index), MemoryRepository()).write(
+        processor.process([RawEvent(encode_event(e)) for e in events])
+    )
+    return index
+
+
+def test_an_indexed_photo_finds_itself_first(
+    processor: ProductProcessor, catalogue: MemoryVectorIndex
+) -> None:
+    service = SearchService(processor, FixedTarget(catalogue, "base-v"))
+    results = service.by_images([to_rgb(photo(i)[0]) for i in range(3)], k=5)
+    for i, result in enumerate(results):
+        assert result.ranked[0].product_id == f"p{i:02d}"
+        assert result.ranked[0].visual == pytest.approx(1.0, abs=1e-3)
+        assert result.model_version == "base-v" and result.vector is not None
+        scores = [r.score for r in result.ranked]
+        assert scores == sorted(scores, reverse=True) and len(scores) == 5
+
+
+def test_filters_paging_and_more_like_this(
+    processor: ProductProcessor, catalogue: MemoryVectorIndex
+) -> None:
+    service = SearchService(processor, FixedTarget(catalogue))
+    category = photo(0)[1]
+    filtered = service.by_images([to_rgb(photo(0)[0])], k=N, filters=Filters(category=category))
+    assert {r.item.row.category for r in filtered[0].ranked} == {category}
+    everything = service.by_images([to_rgb(photo(0)[0])], k=10)[0].ranked
+    page2 = service.by_images([to_rgb(photo(0)[0])], k=5, offset=5)[0].ranked
+    assert [r.product_id for r in page2] == [r.product_id for r in everything[5:]]
+    similar = service.by_product("p03", k=5)
+    assert len(similar.ranked) == 5 and "p03" not in {r.product_id for r in similar.ranked}
+    with pytest.raises(UnknownProduct):
+        service.by_product("nope")
+
+
+@dataclass(frozen=True)
+class ScaledHead:
+    """A head that keeps the space but reports scores through a calibration."""
+
+    shift: float = 0.5
+    scale: float = 0.25
+    model_version: str = "head-v"
+    dim: int = 1280
+
+    def project(self, base: np.ndarray) -> np.ndarray:
+        return np.asarray(base, dtype=np.float32)
+
+    def score(self, cosine: float) -> float:
+        return self.shift + self.scale * cosine
+
+
+@dataclass(frozen=True)
+class HeadTarget:
+    index: MemoryVectorIndex
+
+    def serving(self) -> Target:
+        return Target(self.index, "head-v", ScaledHead(), "c")
+
+    def writes(self) -> list[Target]:
+        return [self.serving()]
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_a_heads_scores_reach_the_rerank_calibrated(
+    processor: ProductProcessor, catalogue: MemoryVectorIndex
+) -> None:
+    targets: IndexTargets = HeadTarget(catalogue)
+    service = SearchService(processor, targets)
+    result = service.by_images([to_rgb(photo(1)[0])], k=3)[0]
+    assert result.model_version == "head-v"
+    assert result.ranked[0].visual == pytest.approx(0.5 + 0.25 * 1.0, abs=1e-3)
+    neighbours = IndexNeighbours(targets).neighbours(
+        np.asarray([catalogue.get(["p01"], with_vectors=True)["p01"].embedding]), 4, ["p01"]
+    )[0]
+    assert len(neighbours) == 4 and all(score <= 0.75 + 1e-6 for _, score in neighbours)
+    assert all(category for category, _ in neighbours)
