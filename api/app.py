@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors, interactions, routes
-from api.interactions import ImpressionEmitter, KafkaSender
+from api.events import ImpressionEmitter, KafkaSender
 from api.metrics import ApiMetrics
 from api.models import Health
 from api.state import ApiState, State

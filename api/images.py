@@ -9,8 +9,8 @@ import numpy as np
 from api.errors import ApiError, image_error
 from processors.errors import ProcessingError
 from processors.images import (
-    HostRefused,
     ImageLimits,
+    UrlRefused,
     decode_base64_image,
     decode_image,
     load_image,
@@ -21,7 +21,7 @@ from schemas.events import ImageRef
 def from_url(url: str, limits: ImageLimits) -> np.ndarray:
     try:
         return load_image(ImageRef(url=url), limits)
-    except HostRefused as exc:
+    except UrlRefused as exc:
         raise ApiError(422, "invalid_image_url", str(exc)) from exc
     except ProcessingError as exc:
         raise image_error(exc) from exc

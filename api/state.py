@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
 
-if TYPE_CHECKING:  # api.interactions depends on this module for its routes
-    from api.interactions import ImpressionEmitter, KafkaSender
-
+from api.events import ImpressionEmitter, KafkaSender
 from config.settings import Settings
 from processors.images import ImageLimits
 from search import SearchService

@@ -38,8 +38,9 @@ class ImageLimits:
     public_only: bool = False  # with no allowed hosts: refuse private, loopback, link-local
 
 
-class HostRefused(ImageError):
-    """An image URL whose host may not be fetched: not allowed, or not a public address."""
+class UrlRefused(ImageError):
+    """An image URL that may not be fetched: malformed, without a host, a host not allowed, or
+    one that is not a public address."""
 
     kind = ErrorKind.IMAGE_UNAVAILABLE
 
@@ -64,24 +65,24 @@ def check_url_host(url: str, limits: ImageLimits) -> None:
     try:
         host = urllib.parse.urlparse(url).hostname
     except ValueError as exc:
-        raise HostRefused(f"malformed image url: {exc}") from exc
+        raise UrlRefused(f"malformed image url: {exc}") from exc
     if not host:
-        raise HostRefused("image url has no host")
+        raise UrlRefused("image url has no host")
     if limits.allowed_hosts:
         if host not in limits.allowed_hosts:
-            raise HostRefused(f"image host {host!r} is not in the allowed hosts")
+            raise UrlRefused(f"image host {host!r} is not in the allowed hosts")
         return
     if not limits.public_only:
         return
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
     except UnicodeError as exc:
-        raise HostRefused(f"image host {host!r} is not valid") from exc
+        raise UrlRefused(f"image host {host!r} is not valid") from exc
     except OSError as exc:
         raise ImageError(f"cannot resolve {host!r}", ErrorKind.IMAGE_UNAVAILABLE) from exc
     for address in addresses:
         if not ipaddress.ip_address(str(address).split("%")[0]).is_global:
-            raise HostRefused(f"image host {host!r} resolves to a non-public address")
+            raise UrlRefused(f"image host {host!r} resolves to a non-public address")
 
 
 def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
@@ -94,7 +95,7 @@ def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
     try:
         parsed = urllib.parse.urlparse(ref.url)
     except ValueError as exc:
-        raise ImageError(f"malformed image url: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
+        raise UrlRefused(f"malformed image url: {exc}") from exc
     if parsed.scheme == "file":
         return _read_path(Path(urllib.parse.unquote(parsed.path)), limits)
     check_url_host(ref.url, limits)

@@ -102,6 +102,46 @@ def test_schemas_and_processors_stay_pure() -> None:
     assert not [w for p, t, w in arrows() if p == "processors" and t in SERVICE_CLIENTS]
 
 
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the project modules its import statements name (``from pkg import mod``
+    names the module ``pkg.mod`` when that is a file)."""
+
+    def name_of(path: Path) -> str:
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    files = {name_of(p): p for package in PACKAGES for p in modules(package)}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        edges = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in files}
+            elif isinstance(node, ast.ImportFrom) and node.module in files and node.level == 0:
+                subs = {f"{node.module}.{a.name}" for a in node.names}
+                edges |= (subs & set(files)) or {node.module}
+        edges.discard(name)
+    return graph
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """No circle of modules either (TYPE_CHECKING imports and imports in functions count)."""
+    graph = module_graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            assert state.get(target) != 1, f"circle: {' -> '.join([*path, module, target])}"
+            if target not in state:
+                visit(target, [*path, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
 def test_the_rules_catch_a_violation(tmp_path: Path) -> None:
     """The checker sees imports inside functions too (a rule that cannot fail proves nothing)."""
     probe = tmp_path / "probe.py"

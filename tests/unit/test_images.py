@@ -7,8 +7,8 @@ from PIL import Image
 
 from processors.errors import ImageError
 from processors.images import (
-    HostRefused,
     ImageLimits,
+    UrlRefused,
     check_url_host,
     decode_base64_image,
     decode_image,
@@ -165,12 +165,12 @@ def test_one_host_policy_for_the_worker_and_the_api() -> None:
     listed = ImageLimits(allowed_hosts=frozenset({"cdn.example"}), public_only=True)
     for url in ("http://127.0.0.1/x.png", "http://10.1.2.3/x.png", "http://169.254.169.254/"):
         check_url_host(url, worker)
-        with pytest.raises(HostRefused, match="non-public"):
+        with pytest.raises(UrlRefused, match="non-public"):
             check_url_host(url, api)
-    with pytest.raises(HostRefused, match="no host"):
+    with pytest.raises(UrlRefused, match="no host"):
         check_url_host("http:///x.png", api)
     check_url_host("https://cdn.example/a.png", listed)  # listed: no DNS needed
-    with pytest.raises(HostRefused, match="not in the allowed hosts") as refused:
+    with pytest.raises(UrlRefused, match="not in the allowed hosts") as refused:
         check_url_host("http://127.0.0.1/x.png", listed)
     assert refused.value.kind is ErrorKind.IMAGE_UNAVAILABLE  # a dead letter's kind
     small = ImageLimits(max_bytes=30)
