@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from prometheus_client import Counter
 
-from config.assembly import kafka_producer
+from config.kafka import kafka_producer
 from schemas.interactions import SearchImpression
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,13 @@ class KafkaSender:
     def producer(self) -> KafkaProducer:
         with self._lock:
             if self._producer is None:
-                # max_block_ms bounds every send while Kafka is down
                 self._producer = kafka_producer(
-                    self.bootstrap, max_block_ms=5000, request_timeout_ms=10000
+                    self.bootstrap,
+                    # a fixed protocol version skips the start-up probe, which blocks for
+                    # 30 s without a broker; max_block_ms then bounds every send
+                    api_version=(2, 8),
+                    max_block_ms=5000,
+                    request_timeout_ms=10000,
                 )
             return self._producer
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
-from kafka import KafkaProducer
 from sqlalchemy import Engine
 
 from config.settings import Settings
@@ -38,22 +36,6 @@ def milvus_config(settings: Settings) -> MilvusConfig:
 
 def open_collection(settings: Settings, collection: str, dim: int) -> MilvusVectorIndex:
     return MilvusVectorIndex.open(milvus_config(settings), collection, dim)
-
-
-def kafka_producer(bootstrap: str, **overrides: Any) -> KafkaProducer:
-    """A kafka-python producer with the project's delivery settings: every write acknowledged
-    by all in-sync replicas, one request in flight (a product's versions stay in order), and a
-    fixed protocol version (kafka-python's start-up probe blocks 30 s when no broker answers)."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
-        "api_version": (2, 8),
-        "acks": "all",
-        "linger_ms": 20,
-        "retries": 5,
-        "max_in_flight_requests_per_connection": 1,
-        **overrides,
-    }
-    return KafkaProducer(**options)
 
 
 def image_limits(settings: Settings) -> ImageLimits:

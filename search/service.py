@@ -5,7 +5,7 @@ from the vector index under the filters, then a rerank on the full features
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,7 +29,8 @@ class StageOne:
     candidates: list[Hit]
     colours: dict[str, float]
     attributes: dict[str, float]
-    vector: np.ndarray  # the query's base embedding (impressions carry it; heads train on it)
+    # the query's base embedding (impressions carry it; heads train on it)
+    vector: np.ndarray = field(compare=False)
     model_version: str  # the model of the collection searched
 
 
@@ -39,7 +40,7 @@ class Result:
 
     ranked: list[Ranked[Hit]]
     model_version: str
-    vector: np.ndarray | None = None  # an image query's base embedding
+    vector: np.ndarray | None = field(default=None, compare=False)  # an image query's base one
 
 
 class SearchService:

@@ -56,6 +56,23 @@ class Hit:
 
 # Fields a search may be narrowed to (``fields=``); product_id and the score always come back.
 ROW_FIELDS = tuple(f for f in IndexRow.__dataclass_fields__ if f not in ("product_id", "embedding"))
+# Fields kept together: an index stores an item's colour shares and vector as one value.
+FIELD_GROUPS = (("colour_fractions", "colour_vector"),)
+
+
+def narrow_fields(fields: Sequence[str] | None) -> tuple[str, ...]:
+    """The row fields a search returns for ``fields`` (None: all of them), the same on every
+    backend; an unknown name is refused."""
+    if fields is None:
+        return ROW_FIELDS
+    unknown = set(fields) - set(ROW_FIELDS) - {"product_id"}
+    if unknown:
+        raise ValueError(f"unknown index fields {sorted(unknown)}")
+    wanted = set(fields)
+    for group in FIELD_GROUPS:
+        if wanted & set(group):
+            wanted |= set(group)
+    return tuple(f for f in ROW_FIELDS if f in wanted)
 
 
 class VectorIndex(Protocol):

@@ -16,13 +16,28 @@ import numpy as np
 
 from schemas.attributes import taxonomy_rows
 from schemas.tables import products
-from stores.base import ROW_FIELDS, Hit, IndexRow, LedgerEntry
+from stores.base import Hit, IndexRow, LedgerEntry, narrow_fields
 from stores.filters import Filters
 from stores.rows import INDEX_COLUMNS
 
 # The columns a result list shows (PostgresRepository.get_summaries).
 SUMMARY_COLUMNS = ("product_id", "title", "category", "price", "currency")
 PRODUCT_COLUMNS = tuple(c.name for c in products.columns)
+REQUIRED_COLUMNS = tuple(
+    c.name
+    for c in products.columns
+    if not c.nullable and c.default is None and c.server_default is None
+)
+
+
+def _check_row(row: Mapping[str, Any]) -> None:
+    """What Postgres refuses, refused here too: unknown columns and missing required ones."""
+    unknown = set(row) - set(PRODUCT_COLUMNS) - {"attributes"}
+    missing = [c for c in REQUIRED_COLUMNS if row.get(c) is None]
+    if unknown or missing:
+        raise ValueError(f"product row: unknown columns {sorted(unknown)}, missing {missing}")
+
+
 SEEDED_TAXONOMY = tuple(taxonomy_rows())  # as migration 0003 seeds it into Postgres
 
 
@@ -42,14 +57,12 @@ def matches(filters: Filters | None, row: IndexRow) -> bool:
     return all(checks)
 
 
-def _narrow(row: IndexRow, fields: Sequence[str] | None) -> IndexRow:
-    """The row with only ``fields`` (others at their defaults), as an index returns it."""
-    if fields is None:
-        return replace(row, embedding=None)
-    unknown = set(fields) - set(ROW_FIELDS)
-    if unknown:
-        raise ValueError(f"unknown index fields {sorted(unknown)}")
-    return IndexRow(row.product_id, **{f: getattr(row, f) for f in fields})
+def _copy(row: IndexRow, fields: Sequence[str] | None = None, vector: bool = False) -> IndexRow:
+    """What an index returns: a copy (callers cannot change the index through it) with only
+    the fields asked for, the others at their defaults."""
+    kept = {f: copy.deepcopy(getattr(row, f)) for f in narrow_fields(fields)}
+    embedding = None if not vector or row.embedding is None else row.embedding.copy()
+    return IndexRow(row.product_id, embedding=embedding, **kept)
 
 
 class MemoryVectorIndex:
@@ -73,8 +86,12 @@ class MemoryVectorIndex:
                 raise ValueError(f"vector of {len(row.embedding)} dims for a {self.dim}-d index")
         with self._lock:
             for row in rows:
-                vector = np.asarray(row.embedding, dtype=np.float32).copy()
-                self._rows[row.product_id] = replace(row, embedding=vector)
+                self._rows[row.product_id] = replace(
+                    _copy(row, vector=True),
+                    # stored as Milvus stores them: a FLOAT (float32) price, float32 vectors
+                    price=float(np.float32(row.price)),
+                    embedding=np.asarray(row.embedding, dtype=np.float32).copy(),
+                )
 
     def delete(self, product_ids: Sequence[str]) -> None:
         with self._lock:
@@ -102,13 +119,13 @@ class MemoryVectorIndex:
         out = []
         for sims in queries @ gallery.T:
             order = np.argsort(-sims, kind="stable")[offset : offset + k]
-            out.append([Hit(_narrow(rows[j], fields), float(sims[j])) for j in order])
+            out.append([Hit(_copy(rows[j], fields), float(sims[j])) for j in order])
         return out
 
     def get(self, product_ids: Sequence[str], with_vectors: bool = False) -> dict[str, IndexRow]:
         with self._lock:
             found = {pid: self._rows[pid] for pid in product_ids if pid in self._rows}
-        return {pid: r if with_vectors else replace(r, embedding=None) for pid, r in found.items()}
+        return {pid: _copy(r, vector=with_vectors) for pid, r in found.items()}
 
     def count(self) -> int:
         with self._lock:
@@ -153,6 +170,8 @@ class MemoryRepository:
     ) -> tuple[list[str], list[str]]:
         upserted: list[str] = []
         deleted: list[str] = []
+        for row in upserts:
+            _check_row(row)
         with self._lock:
             now = datetime.now(UTC)
             for row in upserts:
@@ -251,7 +270,11 @@ class MemoryRepository:
     def base_versions(self) -> list[str]:
         with self._lock:
             return sorted(
-                {r["model_version"] for r in self._products.values() if r.get("base_embedding")}
+                {
+                    r["model_version"]
+                    for r in self._products.values()
+                    if r.get("base_embedding") is not None
+                }
             )
 
     def ping(self) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 
 from schemas.milvus import CollectionSpec, FieldKind, product_collection
-from stores.base import ROW_FIELDS, Hit, IndexRow
+from stores.base import Hit, IndexRow, narrow_fields
 from stores.filters import Filters
 
 _TYPES = {
@@ -136,12 +136,7 @@ def from_entity(product_id: str, entity: Mapping[str, Any]) -> IndexRow:
 
 def output_fields(fields: Sequence[str] | None) -> list[str]:
     """Row fields asked for, as collection fields (the colour fields share one JSON field)."""
-    wanted = ROW_FIELDS if fields is None else fields
-    out = {"colour" if f.startswith("colour_") else f for f in wanted}
-    unknown = out - set(product_collection(1).scalar_fields)
-    if unknown:
-        raise ValueError(f"unknown index fields {sorted(unknown)}")
-    return sorted(out)
+    return sorted({"colour" if f.startswith("colour_") else f for f in narrow_fields(fields)})
 
 
 class MilvusVectorIndex:
@@ -205,10 +200,9 @@ class MilvusVectorIndex:
             )
 
     def upsert(self, rows: Sequence[IndexRow]) -> None:
-        for start in range(0, len(rows), self.batch_size):
-            self.client.upsert(
-                self.collection, [to_entity(r) for r in rows[start : start + self.batch_size]]
-            )
+        entities = [to_entity(r) for r in rows]  # every row checked before any is written
+        for start in range(0, len(entities), self.batch_size):
+            self.client.upsert(self.collection, entities[start : start + self.batch_size])
 
     def delete(self, product_ids: Sequence[str]) -> None:
         if product_ids:

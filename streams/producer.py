@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from config.assembly import kafka_producer
+from config.kafka import kafka_producer
 from schemas.events import (
     ProductDelete,
     ProductUpsert,

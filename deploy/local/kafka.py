@@ -6,7 +6,6 @@ import base64
 import hashlib
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -51,7 +50,7 @@ class KafkaService:
             )
         shutil.rmtree(self.libs, ignore_errors=True)
         self.libs.mkdir(parents=True)
-        subprocess.run(
+        done = subprocess.run(
             [
                 "mvn",
                 "-q",
@@ -62,9 +61,12 @@ class KafkaService:
                 "dependency:copy-dependencies",
                 f"-Dkafka.libs.dir={self.libs}",
             ],
-            check=True,
-            stdout=sys.stderr,  # set-up output never mixes with a command's stdout (--json)
+            capture_output=True,  # never on a command's stdout (--json)
+            text=True,
+            check=False,
         )
+        if done.returncode != 0:
+            raise RuntimeError(f"fetching Kafka's jars failed:\n{done.stdout}{done.stderr}"[-4000:])
         marker.write_text(digest)
 
     def _write_config(self) -> Path:

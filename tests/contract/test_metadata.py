@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import pytest
 
 from schemas.attributes import TAXONOMY_V1
 from stores.base import MetadataRepository
@@ -102,6 +103,14 @@ def test_reads_for_results_pages_and_facets(repo: MetadataRepository) -> None:
     counts = {t["key"]: t["products"] for t in repo.taxonomy()}
     assert len(counts) == len(TAXONOMY_V1)
     assert counts["colour.red"] == 2 and counts["pattern.striped"] == 1 and counts["fit.slim"] == 0
+
+
+def test_rows_the_table_would_refuse_are_refused(repo: MetadataRepository) -> None:
+    with pytest.raises(Exception, match=r"nope|unknown|not-null|null value"):
+        repo.apply([row("a", 1, "x", nope=1)], [])
+    with pytest.raises(Exception, match=r"title|null value|not-null"):
+        repo.apply([{**row("b", 1, "x"), "title": None}], [])
+    assert repo.count_products() == 0 and repo.ledger(["a", "b"]) == {}  # all or nothing
 
 
 def test_attributes_are_replaced_whole_and_removed_with_the_product(

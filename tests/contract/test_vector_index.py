@@ -96,6 +96,36 @@ def test_fields_narrow_what_comes_back(index: VectorIndex) -> None:
     hit = index.search(query_of(data[1]), 1, fields=["category"])[0][0]
     assert hit.product_id == "p1" and hit.row.category == "bag"
     assert hit.row.attribute_scores == {} and hit.row.primary_colour == ""
+    colour = index.search(query_of(data[1]), 1, fields=["product_id", "colour_fractions"])[0][0]
+    assert colour.row.colour_fractions == {"red": 1.0}  # the colour fields come together
+    assert colour.row.colour_vector == [0.5] * 4 and colour.row.category == ""
+    with pytest.raises(ValueError, match="unknown index fields"):
+        index.search(query_of(data[1]), 1, fields=["colour"])
+
+
+def test_prices_are_single_precision_on_every_backend(index: VectorIndex) -> None:
+    data = [replace(r, price=p) for r, p in zip(rows(3), (19.99, 5.0, 0.1), strict=True)]
+    index.upsert(data)
+    got = index.get(["p0", "p2"])
+    assert got["p0"].price == float(np.float32(19.99)) and got["p2"].price == float(np.float32(0.1))
+    query = query_of(data[0])
+    assert {h.product_id for h in index.search(query, 3, Filters(max_price=19.99))[0]} == {
+        "p0",
+        "p1",
+        "p2",
+    }
+    assert {h.product_id for h in index.search(query, 3, Filters(min_price=19.0))[0]} == {"p0"}
+
+
+def test_rows_handed_out_cannot_change_the_index(index: VectorIndex) -> None:
+    data = rows(2)
+    index.upsert(data)
+    got = index.get(["p0"], with_vectors=True)["p0"]
+    assert isinstance(got.attribute_scores, dict) and got.embedding is not None
+    got.attribute_scores["colour.red"] = 0.0
+    got.embedding[:] = 0
+    again = index.get(["p0"], with_vectors=True)["p0"]
+    assert again.attribute_scores["colour.red"] == 0.9 and np.any(again.embedding)
 
 
 def test_attribute_filters_any_within_a_group_all_groups(index: VectorIndex) -> None:
@@ -147,5 +177,7 @@ def test_delete_get_and_vectors(index: VectorIndex) -> None:
 
 
 def test_a_row_without_a_vector_is_refused(index: VectorIndex) -> None:
+    good, bad = rows(2)
     with pytest.raises(ValueError, match="no embedding"):
-        index.upsert([replace(rows(1)[0], embedding=None)])
+        index.upsert([good, replace(bad, embedding=None)])
+    assert index.count() == 0  # the batch is checked before anything is written
