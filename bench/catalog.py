@@ -43,6 +43,25 @@ def _write_png(array: np.ndarray, path: Path) -> None:
         Image.fromarray(array, mode="L").save(path)
 
 
+def image_roots(settings: Settings, out_dir: Path) -> list[Path]:
+    """The settings' allowed image roots plus a catalogue's image folder: its events name
+    their photos by path, and workers read local files only inside allowed roots."""
+    return [*settings.allowed_image_roots, (out_dir / "images").resolve()]
+
+
+def with_image_roots(settings: Settings, out_dir: Path) -> Settings:
+    return settings.model_copy(update={"allowed_image_roots": image_roots(settings, out_dir)})
+
+
+def roots_text(settings: Settings, out_dir: Path) -> str:
+    """The same as a setting's text (JSON), for a child process's environment."""
+    return json.dumps([str(p) for p in image_roots(settings, out_dir)])
+
+
+def roots_env(settings: Settings, out_dir: Path) -> dict[str, str]:
+    return {"STYLESTREAM_ALLOWED_IMAGE_ROOTS": roots_text(settings, out_dir)}
+
+
 def fashion_mnist_catalogue(out_dir: Path, n: int, version: int = 1, seed: int = 0) -> Catalogue:
     images, labels = load_split("train")
     if not 0 < n <= len(images):

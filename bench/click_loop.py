@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -27,7 +28,7 @@ from kafka import KafkaAdminClient
 from sqlalchemy import func, select
 
 from bench.api_load import SearchLoad
-from bench.catalog import ensure_model, fashion_mnist_catalogue
+from bench.catalog import ensure_model, fashion_mnist_catalogue, roots_text
 from bench.judging import judge, served_and_visual
 from bench.processes import Process, wait_or_fail
 from bench.simulator import ShopperModel, SimulatedQuery, png_bytes, relevance, simulate
@@ -89,7 +90,12 @@ def isolated(settings: Settings, run: str) -> dict[str, str]:
         "data_dir": str(settings.data_dir.resolve()),
         "milvus_index": "FLAT",
         "click_window_s": "3600",
+        "allowed_image_roots": roots_text(settings, catalogue_dir(settings)),
     }
+
+
+def catalogue_dir(settings: Settings) -> Path:
+    return settings.data_dir / "demo"
 
 
 def visual_recall(settings: Settings, queries: Sequence[SimulatedQuery]) -> float:
@@ -140,7 +146,7 @@ def run_click_loop(
         miner = Process(["mine", "--loglevel", "warning"], out / "miner.log", env)
         procs = [worker, api, miner]
         say(f"[2/8] {sizes.products} Fashion-MNIST products -> Kafka -> worker")
-        cat = fashion_mnist_catalogue(settings.data_dir / "demo", sizes.products)
+        cat = fashion_mnist_catalogue(catalogue_dir(settings), sizes.products)
         with ProductProducer(s.kafka_bootstrap, s.products_topic) as producer:
             for event in cat.events:
                 producer.send(event)

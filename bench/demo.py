@@ -16,7 +16,7 @@ import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Integer, func, select
 
-from bench.catalog import ensure_model, fashion_mnist_catalogue, held_out_queries
+from bench.catalog import ensure_model, fashion_mnist_catalogue, held_out_queries, roots_env
 from bench.judging import recall_at_k, served_and_visual
 from bench.processes import Process
 from config import assembly
@@ -120,7 +120,7 @@ def run_demo(
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     dlq = DeadLetterCounter(settings)
     # a long-running worker may hold the default metrics port
-    env = {**os.environ, "STYLESTREAM_METRICS_PORT": str(free_port())}
+    env = {**os.environ, "STYLESTREAM_METRICS_PORT": str(free_port()), **roots_env(settings, out)}
     worker = Process(["worker"], out / "worker.log", env)
     try:
         say(f"[3/6] producing {n} events to {settings.products_topic}")

@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 
 from bench.api_load import run_load
-from bench.catalog import fashion_mnist_catalogue, held_out_queries
+from bench.catalog import fashion_mnist_catalogue, held_out_queries, with_image_roots
 from bench.milvus_bench import build_and_measure
 from bench.processes import Process
 from bench.simulator import png_bytes
@@ -85,7 +85,7 @@ def _ensure_indexed(settings: Settings, log: Callable[[str], None]) -> int:
     """The API load needs an index: the demo's, or the catalogue indexed here without Kafka."""
     services.up(settings)
     upgrade(settings.pg_dsn)
-    built = assembly.build(settings)
+    built = assembly.build(with_image_roots(settings, settings.data_dir / "demo"))
     try:
         count = built.repo.count_products()
         if count == 0:

@@ -42,6 +42,7 @@ def image_limits(settings: Settings) -> ImageLimits:
     return ImageLimits(
         max_bytes=settings.max_image_bytes,
         max_pixels=settings.max_image_pixels,
+        max_decode_bytes=settings.max_image_decode_bytes,
         fetch_timeout_s=settings.image_fetch_timeout_s,
         allowed_roots=tuple(settings.allowed_image_roots),
         allowed_hosts=frozenset(settings.allowed_image_hosts),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas import topics
 
@@ -64,14 +66,17 @@ class Settings(BaseSettings):
     api_port: int = 8000
     # Hosts the API may fetch image URLs from; empty = any public address (never private,
     # loopback or link-local ones unless listed here).
-    api_image_hosts: list[str] = Field(default_factory=list)
+    api_image_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Image limits (bad images are dead-lettered, never crash the worker)
     max_image_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 40_000_000
+    # PIL's full-size decode of one image, estimated from its header (RGBA 4000x4000 = 128 MiB)
+    max_image_decode_bytes: int = 128 * 1024 * 1024
     image_fetch_timeout_s: float = 5.0
-    allowed_image_roots: list[Path] = Field(default_factory=list)  # empty = any local path
-    allowed_image_hosts: list[str] = Field(default_factory=list)  # empty = any URL host
+    # Local image files (``path`` / ``file://``) only inside these folders; empty = none at all.
+    allowed_image_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    allowed_image_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: any
 
     # Worker
     batch_max: int = 64
@@ -87,6 +92,15 @@ class Settings(BaseSettings):
     click_window_s: float = 1800.0  # a click pairs with an impression at most this much older
     random_negatives: int = 4
     negatives_refresh_s: float = 60.0  # how often the miner re-reads the catalogue's ids
+
+    @field_validator("allowed_image_roots", "allowed_image_hosts", "api_image_hosts", mode="before")
+    @classmethod
+    def _list_from_text(cls, value: object) -> object:
+        """A list given as text, as in the environment: JSON (``["a", "b"]``) or ``a,b``."""
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v]
+        return value
 
     @property
     def models_path(self) -> Path:

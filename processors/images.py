@@ -10,7 +10,9 @@ import base64
 import binascii
 import io
 import ipaddress
+import os
 import socket
+import stat
 import urllib.parse
 import urllib.request
 import warnings
@@ -29,11 +31,22 @@ DEFAULT_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"})
 
 @dataclass(frozen=True)
 class ImageLimits:
+    """What an image may cost. Peak memory for one image: the encoded bytes (``max_bytes``),
+    PIL's decode at full resolution (JPEGs at a reduced scale), estimated from the header and
+    refused over ``max_decode_bytes`` (measured peaks are about 1.35x the estimate), then only
+    a copy at most ``decode_side`` on a side (3 MB as RGB) is kept; a worker holds at most
+    ``batch_bytes`` of decoded images before embedding them."""
+
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 40_000_000
+    max_side: int = 20_000  # either side, in pixels
+    max_aspect: float = 10.0  # long side / short side
+    max_decode_bytes: int = 128 * 1024 * 1024  # PIL's full-size decode, estimated
+    decode_side: int = 1024  # decoded images are shrunk to this; the models need 160 px
+    batch_bytes: int = 96 * 1024 * 1024  # decoded images a worker holds before embedding them
     formats: frozenset[str] = DEFAULT_FORMATS
     fetch_timeout_s: float = 5.0
-    allowed_roots: tuple[Path, ...] = field(default_factory=tuple)
+    allowed_roots: tuple[Path, ...] = field(default_factory=tuple)  # empty: no local files
     allowed_hosts: frozenset[str] = frozenset()  # empty = any host (see public_only)
     public_only: bool = False  # with no allowed hosts: refuse private, loopback, link-local
 
@@ -110,22 +123,75 @@ def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
 
 
 def _read_path(path: Path, limits: ImageLimits) -> bytes:
+    """A local image: only with allowed roots configured, only inside one of them, only a
+    regular file (never a device, a FIFO or a symlink swapped in after the check), and never
+    more than ``max_bytes + 1`` read."""
+    if not limits.allowed_roots:
+        raise ImageError(
+            f"local image {path} refused: no image roots are allowed "
+            "(STYLESTREAM_ALLOWED_IMAGE_ROOTS)",
+            ErrorKind.IMAGE_UNAVAILABLE,
+        )
     resolved = path.resolve()
-    if limits.allowed_roots and not any(
-        resolved.is_relative_to(root.resolve()) for root in limits.allowed_roots
-    ):
+    if not any(resolved.is_relative_to(root.resolve()) for root in limits.allowed_roots):
         raise ImageError(f"{path} is outside the allowed image roots", ErrorKind.IMAGE_UNAVAILABLE)
     try:
-        size = resolved.stat().st_size
-        if size > limits.max_bytes:
-            raise _too_large(f"{path} is {size} bytes, over the {limits.max_bytes} limit")
-        return resolved.read_bytes()
+        fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ImageError(f"cannot read {path}: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(f"{path} is not a regular file", ErrorKind.IMAGE_UNAVAILABLE)
+        if info.st_size > limits.max_bytes:
+            raise _too_large(f"{path} is {info.st_size} bytes, over the {limits.max_bytes} limit")
+        data = _read_at_most(fd, limits.max_bytes + 1)
+    except OSError as exc:
+        raise ImageError(f"cannot read {path}: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
+    finally:
+        os.close(fd)
+    if len(data) > limits.max_bytes:
+        raise _too_large(f"{path} grew over the {limits.max_bytes} limit while read")
+    return data
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := os.read(fd, min(1 << 20, limit - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _check_size(size: tuple[int, int], limits: ImageLimits) -> None:
+    """From the header, before a pixel is decoded."""
+    width, height = size
+    if width * height > limits.max_pixels:
+        raise _too_large(
+            f"image is {width}x{height} = {width * height} pixels, "
+            f"over the {limits.max_pixels} limit"
+        )
+    if max(width, height) > limits.max_side:
+        raise _too_large(f"image is {width}x{height}, a side over the {limits.max_side} limit")
+    if min(width, height) < 1 or max(width, height) / min(width, height) > limits.max_aspect:
+        raise _too_large(
+            f"image is {width}x{height}, an aspect ratio over the {limits.max_aspect:g} limit"
+        )
+
+
+def decode_cost(mode: str, size: tuple[int, int]) -> int:
+    """Bytes PIL holds to decode an image of this mode and size: 1 per pixel for grey and
+    palette images, 4 for the rest (PIL keeps RGB as RGBX), twice that with an alpha channel
+    (resampling works on a premultiplied copy)."""
+    per_pixel = 1 if mode in ("1", "L", "P") else 4
+    alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa")
+    return size[0] * size[1] * per_pixel * (2 if alpha else 1)
 
 
 def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
-    """Decode to an RGB uint8 array (H, W, 3), upright per EXIF, alpha flattened on white."""
+    """Decode to an RGB uint8 array (H, W, 3) at most ``decode_side`` on a side, upright per
+    EXIF, alpha flattened on white."""
     if len(data) > limits.max_bytes:
         raise _too_large(f"image is {len(data)} bytes, over the {limits.max_bytes} limit")
     try:
@@ -137,13 +203,16 @@ def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
                     f"image format {img.format} is not accepted ({sorted(limits.formats)})",
                     ErrorKind.UNSUPPORTED_IMAGE_FORMAT,
                 )
-            width, height = img.size
-            if width * height > limits.max_pixels:
+            _check_size(img.size, limits)
+            img.draft(None, (limits.decode_side, limits.decode_side))  # JPEG: decode smaller
+            if (cost := decode_cost(img.mode, img.size)) > limits.max_decode_bytes:
                 raise _too_large(
-                    f"image is {width}x{height} = {width * height} pixels, "
-                    f"over the {limits.max_pixels} limit"
+                    f"decoding a {img.size[0]}x{img.size[1]} {img.mode} image takes about "
+                    f"{cost >> 20} MiB, over the {limits.max_decode_bytes >> 20} MiB limit"
                 )
             img.load()
+            if max(img.size) > limits.decode_side:
+                img.thumbnail((limits.decode_side, limits.decode_side), Image.Resampling.LANCZOS)
             upright: Image.Image = ImageOps.exif_transpose(img)
             if upright.mode in ("RGBA", "LA", "P"):
                 upright = upright.convert("RGBA")

@@ -147,6 +147,27 @@ class ProductProcessor:
 
     def process(self, raws: Sequence[RawEvent]) -> BatchResult:
         result = BatchResult()
+        chunk: list[tuple[ProductUpsert, np.ndarray]] = []
+        for raw, event in self._latest(raws, result).values():
+            if isinstance(event, ProductDelete):
+                result.deletes.append(event)
+                continue
+            try:
+                chunk.append((event, load_image(event.image, self.limits)))
+            except ProcessingError as exc:
+                result.failures.append(Failure(raw, exc.kind, str(exc), event.product_id))
+            # decoded images are bounded by bytes too, not only by the batch's count
+            if sum(rgb.nbytes for _, rgb in chunk) >= self.limits.batch_bytes:
+                result.upserts += self._index(chunk)
+                chunk = []
+        result.upserts += self._index(chunk)
+        return result
+
+    @staticmethod
+    def _latest(
+        raws: Sequence[RawEvent], result: BatchResult
+    ) -> dict[str, tuple[RawEvent, ProductUpsert | ProductDelete]]:
+        """Each product's newest event in the batch; undecodable records become failures."""
         latest: dict[str, tuple[RawEvent, ProductUpsert | ProductDelete]] = {}
         for raw in raws:
             try:
@@ -159,35 +180,27 @@ class ProductProcessor:
             if seen is None or event.version > seen[1].version:
                 latest[event.product_id] = (raw, event)
             result.superseded += seen is not None
-        pending: list[tuple[ProductUpsert, np.ndarray]] = []
-        for raw, event in latest.values():
-            if isinstance(event, ProductDelete):
-                result.deletes.append(event)
-                continue
-            try:
-                pending.append((event, load_image(event.image, self.limits)))
-            except ProcessingError as exc:
-                result.failures.append(Failure(raw, exc.kind, str(exc), event.product_id))
+        return latest
+
+    def _index(self, pending: Sequence[tuple[ProductUpsert, np.ndarray]]) -> list[IndexedProduct]:
         if not pending:
-            return result
-        images = [rgb for _, rgb in pending]
-        described = describe_images(images, self.embedder, self.finder)
+            return []
+        described = describe_images([rgb for _, rgb in pending], self.embedder, self.finder)
         tags = self._tag(described, [event for event, _ in pending])
-        for i, (event, rgb) in enumerate(pending):
-            result.upserts.append(
-                IndexedProduct(
-                    event,
-                    described.vectors[i],
-                    described.regions[i].box,
-                    rgb.shape[1],
-                    rgb.shape[0],
-                    described.colours[i],
-                    self.embedder.model_version,
-                    thumbnail(rgb),
-                    tags[i],
-                )
+        return [
+            IndexedProduct(
+                event,
+                described.vectors[i],
+                described.regions[i].box,
+                rgb.shape[1],
+                rgb.shape[0],
+                described.colours[i],
+                self.embedder.model_version,
+                thumbnail(rgb),
+                tags[i],
             )
-        return result
+            for i, (event, rgb) in enumerate(pending)
+        ]
 
     def _tag(self, described: Described, events: Sequence[ProductUpsert]) -> list[ProductTags]:
         if self.tagger is None:

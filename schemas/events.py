@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from schemas.attributes import BY_KEY
 
@@ -21,6 +29,30 @@ SUPPORTED_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
 ProductId = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 ]
+# Versions are Postgres BIGINT and Milvus INT64: one past this fails the store write.
+MAX_VERSION = 2**63 - 1
+
+
+def _printable(value: str) -> str:
+    """No control characters (a NUL fails Postgres text, the others only hide things)."""
+    bad = next((c for c in value if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0), None)
+    if bad is not None:
+        raise ValueError(f"control character U+{ord(bad):04X} is not allowed")
+    return value
+
+
+def utf8_bytes(limit: int) -> AfterValidator:
+    """A length in UTF-8 bytes, as Milvus VARCHAR counts it (64 emoji are 256 bytes)."""
+
+    def check(value: str) -> str:
+        if len(value.encode()) > limit:
+            raise ValueError(f"at most {limit} bytes in UTF-8")
+        return value
+
+    return AfterValidator(check)
+
+
+Text = Annotated[str, AfterValidator(_printable)]
 
 
 def utcnow() -> datetime:
@@ -32,8 +64,8 @@ class ImageRef(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str | None = Field(default=None, max_length=4096, pattern=r"^(https?|file)://")
-    path: str | None = Field(default=None, max_length=4096)
+    url: Text | None = Field(default=None, max_length=4096, pattern=r"^(https?|file)://")
+    path: Text | None = Field(default=None, max_length=4096)
     data_base64: str | None = None
 
     @model_validator(mode="after")
@@ -57,7 +89,9 @@ class _EventBase(BaseModel):
 
     schema_version: Literal[1] = 1
     product_id: ProductId
-    version: int = Field(ge=0, description="Monotonically increasing per product; stale ones lose.")
+    version: int = Field(
+        ge=0, le=MAX_VERSION, description="Monotonically increasing per product; stale ones lose."
+    )
     event_time: datetime = Field(default_factory=utcnow)
     produced_at: datetime | None = Field(
         default=None, description="Set by the producer when sent; used for freshness."
@@ -68,14 +102,15 @@ class ProductUpsert(_EventBase):
     """A product was created or changed."""
 
     type: Literal["product.upsert"] = "product.upsert"
-    title: str = Field(min_length=1, max_length=512)
-    brand: str | None = Field(default=None, max_length=128)
-    category: str = Field(min_length=1, max_length=64)
+    title: Text = Field(min_length=1, max_length=512)
+    brand: Text | None = Field(default=None, max_length=128)
+    category: Annotated[Text, utf8_bytes(64)] = Field(min_length=1, max_length=64)
     price: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     image: ImageRef
-    synthetic_fields: list[str] = Field(
+    synthetic_fields: list[Annotated[Text, Field(max_length=64)]] = Field(
         default_factory=list,
+        max_length=32,
         description="Fields whose values were invented (e.g. a demo catalogue's titles/prices).",
     )
     attributes: list[str] = Field(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -30,3 +32,22 @@ def encode(rgb: np.ndarray, fmt: str = "PNG", **kwargs: object) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format=fmt, **kwargs)
     return buf.getvalue()
+
+
+def flat_png(width: int, height: int, mode: str = "RGB") -> bytes:
+    """A valid PNG of one flat colour at any size, written row by row (a 40000 x 40000 image
+    costs a few kilobytes of memory to make, and a few hundred to compress): the shape of a
+    decompression attack that passes byte limits."""
+    channels = {"L": (0, 1), "RGB": (2, 3), "RGBA": (6, 4)}[mode]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, channels[0], 0, 0, 0)
+    packer = zlib.compressobj(9)
+    row = b"\x00" + b"\x7f" * (width * channels[1])
+    idat = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )

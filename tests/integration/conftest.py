@@ -76,7 +76,11 @@ class Stack:
         producer.flush()
         producer.close()
 
-    def dead_letters(self, expected: int, timeout: float = 60.0) -> list[DeadLetter]:
+    def dead_letters(
+        self, expected: int = 0, timeout: float = 60.0, keys: Sequence[str] = ()
+    ) -> list[DeadLetter]:
+        """The dead-letter topic from its start, once it holds ``expected`` letters and one
+        for each of ``keys`` (or the timeout passed)."""
         consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
         topic = self.settings.dead_letter_topic
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
@@ -84,7 +88,12 @@ class Stack:
         consumer.seek_to_beginning(*parts)
         letters: list[DeadLetter] = []
         deadline = time.monotonic() + timeout
-        while len(letters) < expected and time.monotonic() < deadline:
+
+        def waiting() -> bool:
+            missing = set(keys) - {dl.original_key for dl in letters}
+            return (len(letters) < expected or bool(missing)) and time.monotonic() < deadline
+
+        while waiting():
             for records in consumer.poll(timeout_ms=500).values():
                 letters += [DeadLetter.model_validate_json(r.value) for r in records]
         consumer.close()

@@ -21,7 +21,7 @@ from processors.products import ProductProcessor
 from schemas.events import ImageRef
 from tests.events import photo, upsert
 from tests.integration.conftest import Stack
-from tests.synthetic import encode, synthetic_garment
+from tests.synthetic import encode, flat_png, synthetic_garment
 
 pytestmark = pytest.mark.services
 N = 40
@@ -263,3 +263,17 @@ def test_openapi_contract(client: TestClient) -> None:
             case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
         check()
+
+
+def test_images_that_would_buy_memory_are_413_from_their_header(client: TestClient) -> None:
+    """A 118 KB 40000x1000 PNG raised the API's memory by 2.5 GB; a 169 KB 6324x6324 RGBA PNG
+    within every byte and pixel limit cost ~890 MB to decode. Both are refused before any
+    pixel is decoded, and the API goes on answering."""
+    for data in (flat_png(40_000, 1_000), flat_png(6_324, 6_324, "RGBA"), flat_png(100_000, 1)):
+        code, body = upload(client, data)
+        assert code == 413 and body["error"]["code"] == "image_too_large", body
+        b64 = base64.b64encode(data).decode()
+        r = client.post("/v1/search", json={"image_base64": b64})
+        assert r.status_code == 413
+    code, _ = upload(client, png(1))
+    assert code == 200

@@ -18,7 +18,7 @@ from stores.base import FixedTarget
 from streams.producer import ProductProducer
 from tests.events import delete, photo, record, upsert
 from tests.integration.conftest import Stack, Worker, wait_for
-from tests.synthetic import encode
+from tests.synthetic import encode, flat_png
 from training.datasets import to_rgb
 
 pytestmark = pytest.mark.services
@@ -192,3 +192,51 @@ def test_worker_metrics_are_exposed(worker: Worker, indexed: list[str]) -> None:
     assert m["stylestream_products_indexed_total"] >= N
     assert m["stylestream_event_to_searchable_seconds_count"] >= N
     assert m["stylestream_batch_processing_seconds_count"] >= 1
+
+
+def test_hostile_events_are_one_dead_letter_each_and_spare_their_neighbours(
+    stack: Stack, worker: Worker, indexed: list[str]
+) -> None:
+    """Events that passed the schema and then failed their whole batch's store write (or
+    crashed it), interleaved with good ones, through the real worker: each is one dead letter
+    with its reason, every good neighbour is indexed, the worker lives on."""
+    good = [upsert(f"calm-{i}", 1, 200 + i) for i in range(6)]
+
+    def hostile(pid: str, **changes: object) -> tuple[bytes, bytes]:
+        event = upsert(pid, 1, 0).model_dump(mode="json", exclude_none=True)
+        event.update(changes)
+        return pid.encode(), json.dumps(event).encode()
+
+    def image(data: bytes) -> dict[str, str]:
+        return {"data_base64": base64.b64encode(data).decode()}
+
+    attacks = {
+        "nul-title": (hostile("nul-title", title="red\x00dress"), ErrorKind.SCHEMA_VIOLATION),
+        "huge-version": (hostile("huge-version", version=2**63), ErrorKind.SCHEMA_VIOLATION),
+        "emoji-category": (
+            hostile("emoji-category", category="\U0001f600" * 64),
+            ErrorKind.SCHEMA_VIOLATION,
+        ),
+        "deep-json": ((b"deep-json", b'{"a":' * 5000 + b"1" + b"}" * 5000), ErrorKind.NOT_JSON),
+        "passwd": (hostile("passwd", image={"path": "/etc/passwd"}), ErrorKind.IMAGE_UNAVAILABLE),
+        "zero": (hostile("zero", image={"url": "file:///dev/zero"}), ErrorKind.IMAGE_UNAVAILABLE),
+        "wide": (hostile("wide", image=image(flat_png(2400, 100))), ErrorKind.IMAGE_TOO_LARGE),
+        "bomb": (
+            hostile("bomb", image=image(flat_png(40_000, 1_000))),
+            ErrorKind.IMAGE_TOO_LARGE,
+        ),
+    }
+    records: list[tuple[bytes | None, bytes | None]] = []
+    for g, (bad, _) in zip(good, attacks.values(), strict=False):
+        records += [record(g), bad]
+    records += [bad for bad, _ in list(attacks.values())[len(good) :]]
+    stack.send_raw(records)
+
+    letters = {dl.original_key: dl for dl in stack.dead_letters(keys=list(attacks))}
+    for key, ((_, value), kind) in attacks.items():
+        letter = letters[key]
+        assert letter.error_kind is kind, (key, letter.error_message)
+        assert letter.original() == value and letter.error_message
+    wait_for(lambda: all(stack.repo.get_product(g.product_id) for g in good))
+    assert all(g.product_id in stack.index.get([g.product_id]) for g in good)
+    assert worker.running()

@@ -3,8 +3,11 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from processors.decoding import MAX_DEPTH, MAX_EVENT_BYTES, decode_json_event, too_deep
+from processors.errors import ProcessingError
 from schemas.dead_letter import DeadLetter, ErrorKind
 from schemas.events import (
+    MAX_VERSION,
     ProductDelete,
     ProductUpsert,
     UnknownSchemaVersion,
@@ -120,3 +123,48 @@ def test_interaction_events_validate_their_shape() -> None:
     assert parse_interaction_event(click).type == "interaction.click"
     with pytest.raises(UnknownSchemaVersion):
         parse_interaction_event({**click, "schema_version": 2})
+
+
+def test_events_that_would_fail_the_stores_are_schema_violations() -> None:
+    """Each of these passed the schema before and then failed its whole batch's store write."""
+
+    good = {
+        "schema_version": 1,
+        "type": "product.upsert",
+        "product_id": "a",
+        "version": 1,
+        "title": "T",
+        "category": "dress",
+        "price": "1.00",
+        "currency": "EUR",
+        "image": {"url": "https://cdn.example/a.png"},
+    }
+    for patch in (
+        {"version": MAX_VERSION + 1},  # Milvus INT64 / Postgres BIGINT
+        {"title": "red\x00dress"},  # Postgres text refuses NUL
+        {"brand": "acme\x1b[31m"},
+        {"category": "\U0001f600" * 64},  # 64 characters, 256 bytes: Milvus VARCHAR(64)
+        {"image": {"path": "/x\x00.png"}},
+    ):
+        with pytest.raises(ProcessingError) as refused:
+            decode_json_event(json.dumps({**good, **patch}).encode(), parse_product_event)
+        assert refused.value.kind is ErrorKind.SCHEMA_VIOLATION, patch
+    for patch in ({"version": MAX_VERSION}, {"category": "\U0001f600" * 16}, {"title": "Ünïcode"}):
+        decode_json_event(json.dumps({**good, **patch}).encode(), parse_product_event)
+
+
+def test_deep_or_huge_json_is_one_not_json_dead_letter_not_a_crash() -> None:
+
+    for value in (
+        b"[" * 100_000 + b"]" * 100_000,  # a RecursionError in json.loads before
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        b" " * (MAX_EVENT_BYTES + 1),
+    ):
+        with pytest.raises(ProcessingError) as refused:
+            decode_json_event(value, parse_product_event)
+        assert refused.value.kind is ErrorKind.NOT_JSON
+    # brackets inside strings are text, not nesting; escaped quotes do not end a string
+    assert too_deep(b'{"t": "' + b"[" * 500 + b'"}') is None
+    assert too_deep(b'{"t": "\\"' + b"[" * 500 + b'"}') is None
+    assert too_deep(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)) == MAX_DEPTH + 1
+    assert too_deep(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) is None

@@ -1,5 +1,7 @@
 import base64
 import io
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,7 +93,7 @@ def test_sources_path_url_and_base64(tmp_path: object) -> None:
     data = encode(synthetic_garment())
     file = tmp_path / "a.png"
     file.write_bytes(data)
-    limits = ImageLimits()
+    limits = ImageLimits(allowed_roots=(tmp_path,))
     assert read_image_bytes(ImageRef(path=str(file)), limits) == data
     assert read_image_bytes(ImageRef(url=file.as_uri()), limits) == data
     b64 = base64.b64encode(data).decode()
@@ -180,3 +182,46 @@ def test_one_host_policy_for_the_worker_and_the_api() -> None:
     with pytest.raises(ImageError, match="not valid base64"):
         decode_base64_image("###", small)
     assert decode_base64_image("aGk=", small) == b"hi"
+
+
+def test_local_files_only_inside_allowed_roots_and_only_regular_files(tmp_path: Path) -> None:
+    """An event naming /etc/passwd, /dev/zero or a FIFO is one dead letter, read or blocked
+    on never (the worker's only executor thread would hang on a FIFO)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    image = root / "a.png"
+    image.write_bytes(encode(synthetic_garment()))
+    (root / "to-passwd.png").symlink_to("/etc/passwd")
+    os.mkfifo(root / "fifo.png")
+    (root / "dir.png").mkdir()
+    (root / "big.png").write_bytes(b"\0" * 101)
+
+    def refused(ref: ImageRef, limits: ImageLimits, why: str) -> ErrorKind:
+        with pytest.raises(ImageError, match=why) as err:
+            read_image_bytes(ref, limits)
+        return err.value.kind
+
+    closed = ImageLimits()  # no roots configured: no local file at all
+    for ref in (ImageRef(path=str(image)), ImageRef(url=image.as_uri())):
+        assert refused(ref, closed, "no image roots") is ErrorKind.IMAGE_UNAVAILABLE
+    limits = ImageLimits(allowed_roots=(root,), max_bytes=100)
+    assert read_image_bytes(
+        ImageRef(path=str(root / "big.png")), ImageLimits(allowed_roots=(root,))
+    )
+    for path, why in (
+        ("/etc/passwd", "outside"),
+        ("/dev/zero", "outside"),
+        (str(root / ".." / "root" / ".." / "x.png"), "outside"),
+        (str(root / "to-passwd.png"), "outside"),  # a symlink out of the root
+        (str(root / "fifo.png"), "not a regular file"),
+        (str(root / "dir.png"), "not a regular file|cannot read"),
+        (str(root / "missing.png"), "cannot read"),
+    ):
+        assert refused(ImageRef(path=path), limits, why) is ErrorKind.IMAGE_UNAVAILABLE
+    assert refused(ImageRef(path=str(root / "big.png")), limits, "over the") is (
+        ErrorKind.IMAGE_TOO_LARGE
+    )
+    devices = ImageLimits(allowed_roots=(Path("/dev"),))
+    assert refused(ImageRef(path="/dev/zero"), devices, "not a regular file") is (
+        ErrorKind.IMAGE_UNAVAILABLE
+    )
