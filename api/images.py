@@ -4,26 +4,37 @@ worker's own (processors/images.py), under the API's limits (config/assembly.api
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+from pydantic import ValidationError
 
 from api.errors import ApiError, image_error
-from processors.errors import ProcessingError
-from processors.images import (
-    ImageLimits,
-    UrlRefused,
-    decode_base64_image,
-    decode_image,
-    load_image,
-)
+from processors.errors import ProcessingError, UrlInvalid
+from processors.images import ImageLimits, decode_base64_image, decode_image, load_image
+from schemas.dead_letter import ErrorKind
 from schemas.events import ImageRef
+from schemas.validation import describe
+
+log = logging.getLogger(__name__)
+# One answer for every host that may not be used or could not be reached: which internal names
+# resolve and which ports answer is not for an anonymous caller (the detail is logged).
+UNAVAILABLE = "the image URL could not be fetched: it must be a public http(s) address"
 
 
 def from_url(url: str, limits: ImageLimits) -> np.ndarray:
     try:
-        return load_image(ImageRef(url=url), limits)
-    except UrlRefused as exc:
+        ref = ImageRef(url=url)
+    except ValidationError as exc:  # e.g. control characters
+        raise ApiError(422, "invalid_image_url", describe(exc.errors(), root="image_url")) from exc
+    try:
+        return load_image(ref, limits)
+    except UrlInvalid as exc:
         raise ApiError(422, "invalid_image_url", str(exc)) from exc
     except ProcessingError as exc:
+        if exc.kind is ErrorKind.IMAGE_UNAVAILABLE:
+            log.info("image_url refused: %s", exc)
+            raise ApiError(422, "image_unavailable", UNAVAILABLE) from exc
         raise image_error(exc) from exc
 
 

@@ -76,7 +76,8 @@ class Settings(BaseSettings):
     image_fetch_timeout_s: float = 5.0
     # Local image files (``path`` / ``file://``) only inside these folders; empty = none at all.
     allowed_image_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
-    allowed_image_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: any
+    # Product events' image URLs: only to these hosts; empty = public addresses only.
+    allowed_image_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Worker
     batch_max: int = 64

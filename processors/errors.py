@@ -18,3 +18,15 @@ class ProcessingError(Exception):
 
 class ImageError(ProcessingError):
     kind = ErrorKind.UNDECODABLE_IMAGE
+
+
+class UrlRefused(ImageError):
+    """An image URL that may not be fetched: its host is not allowed or not a public address.
+    Callers outside the trust boundary get no more than "unavailable" (which names resolve,
+    and to what, is for logs and dead letters)."""
+
+    kind = ErrorKind.IMAGE_UNAVAILABLE
+
+
+class UrlInvalid(UrlRefused):
+    """Not an http(s) URL with a host: the caller's own text is wrong (safe to say how)."""

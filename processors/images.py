@@ -9,12 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import ipaddress
 import os
-import socket
 import stat
 import urllib.parse
-import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from processors.errors import ImageError
+from processors.fetch import FetchPolicy, fetch
 from schemas.dead_letter import ErrorKind
 from schemas.events import ImageRef
 
@@ -47,15 +45,14 @@ class ImageLimits:
     formats: frozenset[str] = DEFAULT_FORMATS
     fetch_timeout_s: float = 5.0
     allowed_roots: tuple[Path, ...] = field(default_factory=tuple)  # empty: no local files
-    allowed_hosts: frozenset[str] = frozenset()  # empty = any host (see public_only)
-    public_only: bool = False  # with no allowed hosts: refuse private, loopback, link-local
+    allowed_hosts: frozenset[str] = frozenset()  # listed: URLs only to these hosts
+    public_only: bool = True  # none listed: only hosts whose every address is public
 
-
-class UrlRefused(ImageError):
-    """An image URL that may not be fetched: malformed, without a host, a host not allowed, or
-    one that is not a public address."""
-
-    kind = ErrorKind.IMAGE_UNAVAILABLE
+    @property
+    def fetch(self) -> FetchPolicy:
+        return FetchPolicy(
+            self.allowed_hosts, self.public_only, self.fetch_timeout_s, self.max_bytes
+        )
 
 
 def _too_large(message: str) -> ImageError:
@@ -72,32 +69,6 @@ def decode_base64_image(data: str, limits: ImageLimits) -> bytes:
         raise ImageError(f"image data is not valid base64: {exc}") from exc
 
 
-def check_url_host(url: str, limits: ImageLimits) -> None:
-    """The one host policy for image URLs: the allowed hosts when any are listed, else (with
-    ``public_only``) only hosts that resolve to public addresses."""
-    try:
-        host = urllib.parse.urlparse(url).hostname
-    except ValueError as exc:
-        raise UrlRefused(f"malformed image url: {exc}") from exc
-    if not host:
-        raise UrlRefused("image url has no host")
-    if limits.allowed_hosts:
-        if host not in limits.allowed_hosts:
-            raise UrlRefused(f"image host {host!r} is not in the allowed hosts")
-        return
-    if not limits.public_only:
-        return
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except UnicodeError as exc:
-        raise UrlRefused(f"image host {host!r} is not valid") from exc
-    except OSError as exc:
-        raise ImageError(f"cannot resolve {host!r}", ErrorKind.IMAGE_UNAVAILABLE) from exc
-    for address in addresses:
-        if not ipaddress.ip_address(str(address).split("%")[0]).is_global:
-            raise UrlRefused(f"image host {host!r} resolves to a non-public address")
-
-
 def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
     """Fetch the encoded bytes, never reading more than ``max_bytes + 1``."""
     if ref.data_base64 is not None:
@@ -105,21 +76,9 @@ def read_image_bytes(ref: ImageRef, limits: ImageLimits) -> bytes:
     if ref.path is not None:
         return _read_path(Path(ref.path), limits)
     assert ref.url is not None
-    try:
-        parsed = urllib.parse.urlparse(ref.url)
-    except ValueError as exc:
-        raise UrlRefused(f"malformed image url: {exc}") from exc
-    if parsed.scheme == "file":
-        return _read_path(Path(urllib.parse.unquote(parsed.path)), limits)
-    check_url_host(ref.url, limits)
-    try:
-        with urllib.request.urlopen(ref.url, timeout=limits.fetch_timeout_s) as resp:
-            data: bytes = resp.read(limits.max_bytes + 1)
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"cannot fetch {ref.url}: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
-    if len(data) > limits.max_bytes:
-        raise _too_large(f"image at {ref.url} exceeds {limits.max_bytes} bytes")
-    return data
+    if ref.url.startswith("file://"):
+        return _read_path(Path(urllib.parse.unquote(urllib.parse.urlsplit(ref.url).path)), limits)
+    return fetch(ref.url, limits.fetch)
 
 
 def _read_path(path: Path, limits: ImageLimits) -> bytes:

@@ -6,6 +6,7 @@ import base64
 import http.server
 import io
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -16,6 +17,7 @@ from PIL import Image
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
+from api.images import UNAVAILABLE
 from deploy.local.process import free_port
 from processors.products import ProductProcessor
 from schemas.events import ImageRef
@@ -175,30 +177,55 @@ def test_bad_images_and_content_types(client: TestClient, stack: Stack) -> None:
 
 
 def test_image_urls_refuse_private_hosts_unless_allowed(stack: Stack) -> None:
+    """A loopback SSRF server: its address, a redirect to it from an allowed host and a server
+    trickling one byte at a time all end in the same 422 within the fetch deadline, which says
+    nothing of what resolved or answered; allowed, the same server serves the image."""
     data = png(2)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/to-private":
+                self.send_response(302)
+                self.send_header("Location", f"http://127.0.0.1:{server.server_port}/q.png")
+                self.end_headers()
+                return
             self.send_response(200)
             self.end_headers()
+            if self.path == "/trickle":
+                for _ in range(100):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+                return
             self.wfile.write(data)
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/q.png"
+    port = server.server_port
+    quick = stack.settings.model_copy(update={"image_fetch_timeout_s": 1.0})
     try:
-        with TestClient(create_app(stack.settings)) as c:
-            r = c.post("/v1/search", json={"image_url": url})
-            assert r.status_code == 422 and "non-public" in r.json()["error"]["message"]
-        allowed = stack.settings.model_copy(update={"api_image_hosts": ["127.0.0.1"]})
+        with TestClient(create_app(quick)) as c:
+            for url in (f"http://127.0.0.1:{port}/q.png", f"http://localhost:{port}/q.png"):
+                r = c.post("/v1/search", json={"image_url": url})
+                assert r.status_code == 422
+                assert r.json()["error"] == {"code": "image_unavailable", "message": UNAVAILABLE}
+        allowed = quick.model_copy(update={"api_image_hosts": ["localhost"]})
         with TestClient(create_app(allowed)) as c:
-            r = c.post("/v1/search", json={"image_url": url, "k": 1})
+            url = f"http://localhost:{port}"
+            r = c.post("/v1/search", json={"image_url": f"{url}/q.png", "k": 1})
             assert r.status_code == 200 and r.json()["results"][0]["product_id"] == "a002"
+            for path in ("/to-private", "/trickle"):
+                started = time.monotonic()
+                r = c.post("/v1/search", json={"image_url": url + path})
+                assert r.status_code == 422 and r.json()["error"]["message"] == UNAVAILABLE
+                assert time.monotonic() - started < 3.0
             r = c.post("/v1/search", json={"image_url": "file:///etc/passwd"})
             assert r.status_code == 422
+            assert c.get("/healthz").status_code == 200
     finally:
         server.shutdown()
 

@@ -220,6 +220,10 @@ def test_hostile_events_are_one_dead_letter_each_and_spare_their_neighbours(
         "deep-json": ((b"deep-json", b'{"a":' * 5000 + b"1" + b"}" * 5000), ErrorKind.NOT_JSON),
         "passwd": (hostile("passwd", image={"path": "/etc/passwd"}), ErrorKind.IMAGE_UNAVAILABLE),
         "zero": (hostile("zero", image={"url": "file:///dev/zero"}), ErrorKind.IMAGE_UNAVAILABLE),
+        "metadata": (
+            hostile("metadata", image={"url": "http://169.254.169.254/latest/meta-data/"}),
+            ErrorKind.IMAGE_UNAVAILABLE,
+        ),
         "wide": (hostile("wide", image=image(flat_png(2400, 100))), ErrorKind.IMAGE_TOO_LARGE),
         "bomb": (
             hostile("bomb", image=image(flat_png(40_000, 1_000))),
@@ -237,6 +241,8 @@ def test_hostile_events_are_one_dead_letter_each_and_spare_their_neighbours(
         letter = letters[key]
         assert letter.error_kind is kind, (key, letter.error_message)
         assert letter.original() == value and letter.error_message
+    assert "non-public" in letters["metadata"].error_message  # the detail is for operators
+    assert "no image roots" in letters["passwd"].error_message
     wait_for(lambda: all(stack.repo.get_product(g.product_id) for g in good))
     assert all(g.product_id in stack.index.get([g.product_id]) for g in good)
     assert worker.running()
