@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors, interactions, routes
 from api.events import ImpressionEmitter, KafkaSender
+from api.guards import BodyLimit, RateLimit
 from api.metrics import ApiMetrics
 from api.models import Health
 from api.state import ApiState, State
@@ -56,11 +57,18 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     metrics = ApiMetrics()
     metrics.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(  # outermost: a limited client costs nothing further
+        RateLimit,
+        rate=settings.api_rate_per_s,
+        burst=settings.api_rate_burst,
+        exempt=frozenset({"/healthz", "/readyz", "/metrics"}),
+    )
     app.include_router(routes.router)
     app.include_router(interactions.router)
 
     @app.get("/healthz", summary="The process is alive")
-    def healthz() -> Health:
+    async def healthz() -> Health:  # on the event loop: busy search threads cannot starve it
         return Health(status="ok")
 
     @app.get("/readyz", summary="Milvus and Postgres are reachable", responses={503: {}})

@@ -15,6 +15,7 @@ AttributeKey = Literal[tuple(BY_KEY)]  # type: ignore[valid-type]
 MAX_ATTRIBUTE_FILTERS = 32
 MAX_K = 100
 MAX_OFFSET = 900
+MAX_BASE64_CHARS = (10 * 1024 * 1024 * 4) // 3 + 4  # the default image byte limit, encoded
 
 
 class SearchFilters(BaseModel):
@@ -63,7 +64,11 @@ class ImageSearchRequest(Paging):
     image_url: str | None = Field(
         default=None, max_length=2048, pattern=r"^https?://", description="http(s) only"
     )
-    image_base64: str | None = Field(default=None, description="The encoded image, base64")
+    image_base64: str | None = Field(
+        default=None,
+        max_length=MAX_BASE64_CHARS,
+        description="The encoded image, base64 (at most 10 MiB decoded)",
+    )
     filters: SearchFilters = Field(default_factory=SearchFilters)
 
     @model_validator(mode="after")

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_max_body_bytes: int = 16 * 1024 * 1024  # a 10 MiB image as base64 JSON fits
+    api_rate_per_s: float = 50.0  # per client address; 0 = no limit
+    api_rate_burst: int = 100
     # Hosts the API may fetch image URLs from; empty = any public address (never private,
     # loopback or link-local ones unless listed here).
     api_image_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -117,6 +117,7 @@ def make_stack(
             "metrics_port": str(free_port()),
             "topic_partitions": "2",
             "batch_within_s": "0.2",
+            "api_rate_per_s": "0",  # tests send bursts from one client (its own test checks it)
             **extra,
         }
         settings = Settings(**overrides)  # type: ignore[arg-type]

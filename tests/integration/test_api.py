@@ -304,3 +304,19 @@ def test_images_that_would_buy_memory_are_413_from_their_header(client: TestClie
         assert r.status_code == 413
     code, _ = upload(client, png(1))
     assert code == 200
+
+
+def test_large_bodies_and_busy_clients_are_refused_before_any_work(stack: Stack) -> None:
+    """A 57 MB JSON body was read and parsed whole before its 413: now it is refused from its
+    length, before a byte is read; one client's burst gets 429 with Retry-After while probes
+    still answer."""
+    limited = stack.settings.model_copy(update={"api_rate_per_s": 1.0, "api_rate_burst": 3})
+    with TestClient(create_app(limited)) as c:
+        huge = b'{"image_base64": "' + b"A" * (limited.api_max_body_bytes + 10) + b'"}'
+        r = c.post("/v1/search", content=huge, headers={"content-type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+        codes = [c.get("/v1/facets").status_code for _ in range(6)]
+        assert codes[:2] == [200, 200] and codes[-1] == 429
+        r = c.get("/v1/facets")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200

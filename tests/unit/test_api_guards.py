@@ -1,0 +1,67 @@
+"""The API's guards with no service: the body limit (declared or streamed) and the per-client
+rate limit, in front of a small app that records what reached it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+
+from api.guards import BodyLimit, RateLimit
+
+
+def app_with_guards(max_bytes: int, rate: float, burst: int) -> tuple[FastAPI, list[int]]:
+    app = FastAPI()
+    seen: list[int] = []
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        body = await request.body()
+        seen.append(len(body))
+        return {"bytes": len(body)}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(RateLimit, rate=rate, burst=burst, exempt=frozenset({"/healthz"}))
+    return app, seen
+
+
+def test_a_body_over_the_limit_is_413_before_the_route_reads_it() -> None:
+    app, seen = app_with_guards(max_bytes=1000, rate=0, burst=1)
+    with TestClient(app) as client:
+        assert client.post("/echo", content=b"x" * 1000).json() == {"bytes": 1000}
+        r = client.post("/echo", content=b"x" * 5000)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
+            for _ in range(50):
+                yield b"y" * 100
+
+        r = client.post("/echo", content=chunks())
+        assert r.status_code == 413
+    assert seen == [1000]  # neither large body reached the route
+
+
+def test_each_client_gets_its_rate_and_probes_are_exempt() -> None:
+    app, _ = app_with_guards(max_bytes=10_000, rate=1.0, burst=3)
+    with TestClient(app) as client:
+        codes = [client.post("/echo", content=b"").status_code for _ in range(5)]
+        assert codes == [200, 200, 200, 429, 429]
+        r = client.post("/echo", content=b"")
+        assert r.json()["error"]["code"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
+        assert all(client.get("/healthz").status_code == 200 for _ in range(10))
+
+
+def test_buckets_refill_and_stay_bounded() -> None:
+    now = [0.0]
+    limit = RateLimit(FastAPI(), rate=2.0, burst=2, max_clients=3, clock=lambda: now[0])
+    assert [limit.wait_s("a") for _ in range(3)] == [0.0, 0.0, 0.5]
+    now[0] = 0.5  # one token back after half a second
+    assert limit.wait_s("a") == 0.0 and limit.wait_s("a") > 0
+    for client in ("b", "c", "d", "e"):
+        limit.wait_s(client)
+    assert len(limit._buckets) == 3 and "a" not in limit._buckets  # the least recent dropped
