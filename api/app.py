@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +17,7 @@ from api.events import ImpressionEmitter, KafkaSender
 from api.guards import BodyLimit, RateLimit
 from api.metrics import ApiMetrics
 from api.models import Health
+from api.sessions import Sessions
 from api.state import ApiState, State
 from config import assembly
 from config.settings import Settings
@@ -22,6 +25,14 @@ from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
 
 STATIC = Path(__file__).resolve().parent / "static"
+log = logging.getLogger(__name__)
+
+
+def session_key(settings: Settings) -> bytes:
+    if settings.api_session_key is not None:
+        return settings.api_session_key.get_secret_value().encode()
+    log.warning("STYLESTREAM_API_SESSION_KEY is unset: sessions end when this process does")
+    return secrets.token_bytes(32)
 
 
 def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
@@ -36,6 +47,8 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         assembly.api_image_limits(settings),
         sender,
         ImpressionEmitter(sender, settings.impressions_topic, metrics.impressions),
+        Sessions(session_key(settings)),
+        tuple(k.get_secret_value().encode() for k in settings.api_keys),
     )
 
 

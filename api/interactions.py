@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 from typing import Annotated, Literal
 
 import numpy as np
@@ -17,7 +16,8 @@ from kafka.errors import KafkaError
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.errors import ApiError
-from api.state import State
+from api.models import ErrorBody
+from api.state import State, require_key
 from schemas.events import ProductId
 from schemas.interactions import Identifier, Interaction, Query, Shown
 from stores.rows import encode_base64
@@ -30,10 +30,6 @@ UserHeader = Annotated[
     str | None,
     Header(alias="X-User-Id", max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"),
 ]
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
 
 
 def image_query(rgb: np.ndarray, embedding: np.ndarray, filters: dict[str, object]) -> Query:
@@ -60,14 +56,17 @@ class InteractionAccepted(BaseModel):
     interaction: Interaction
 
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[require_key(search=False)])
 
 
 @router.post(
     "/interactions",
     status_code=202,
     summary="Report a click (or add-to-cart, purchase) on a search result",
-    responses={503: {"description": "Kafka did not acknowledge; retry"}},
+    responses={
+        503: {"description": "Kafka did not acknowledge; retry"},
+        **{code: {"model": ErrorBody} for code in (401, 413, 422, 429)},
+    },
 )
 def report_interaction(
     state: State,
@@ -75,10 +74,20 @@ def report_interaction(
     x_session_id: SessionHeader = None,
     x_user_id: UserHeader = None,
 ) -> InteractionAccepted:
+    """Only on an impression this API served, in the session it served it in (the search
+    response's ``impression_id`` and ``session_id``, sent back as X-Session-Id)."""
+    if not state.sessions.served(body.impression_id, x_session_id):
+        raise ApiError(
+            422,
+            "unknown_impression",
+            "report interactions with a search response's impression_id, sending its "
+            "session_id as X-Session-Id",
+        )
+    assert x_session_id is not None
     event = Interaction(
         type=f"interaction.{body.type}",  # type: ignore[arg-type]
         impression_id=body.impression_id,
-        session_id=x_session_id or "anonymous",
+        session_id=x_session_id,
         user_id=x_user_id,
         product_id=body.product_id,
         position=body.position,

@@ -108,7 +108,10 @@ class SearchResponse(BaseModel):
     model_version: str
     took_ms: float
     impression_id: str = Field(description="Report clicks on these results with it")
-    session_id: str = Field(description="X-Session-Id as sent, or a new one to send next time")
+    session_id: str = Field(
+        description="The session this API issued (X-Session-Id as sent when it issued that "
+        "one, else a new one): send it as X-Session-Id next time and with clicks"
+    )
 
 
 class ProductAttribute(BaseModel):

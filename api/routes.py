@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Respon
 
 from api import images
 from api.errors import ApiError
-from api.interactions import SessionHeader, UserHeader, image_query, new_id, shown
+from api.interactions import SessionHeader, UserHeader, image_query, shown
 from api.models import (
     MAX_ATTRIBUTE_FILTERS,
     MAX_K,
@@ -32,7 +32,7 @@ from api.models import (
     SimilarQuery,
     Taxonomy,
 )
-from api.state import ApiState, State
+from api.state import ApiState, State, require_key
 from processors.colour import PALETTE_NAMES
 from processors.ranking import Ranked
 from schemas.attributes import GROUPS
@@ -45,10 +45,10 @@ ProductIdPath = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 ]
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (404, 413, 415, 422)
+    code: {"model": ErrorBody} for code in (401, 404, 413, 415, 422, 429)
 }
 
-router = APIRouter(prefix="/v1", responses=ERRORS)
+router = APIRouter(prefix="/v1", responses=ERRORS, dependencies=[require_key(search=True)])
 
 
 def require_content_type(expected: str) -> Any:
@@ -117,9 +117,9 @@ def _respond(
 ) -> SearchResponse:
     """The response, and its impression on Kafka (queued: never waits for Kafka)."""
     k, offset, explain = page
-    session_id = who[0] or new_id()
+    session_id = state.sessions.session(who[0])
     impression = SearchImpression(
-        impression_id=new_id(),
+        impression_id=state.sessions.impression(session_id),
         session_id=session_id,
         user_id=who[1],
         query=query,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
+from api.errors import ApiError
 from api.events import ImpressionEmitter, KafkaSender
+from api.sessions import Sessions
 from config.settings import Settings
 from processors.images import ImageLimits
 from search import SearchService
@@ -24,6 +27,8 @@ class ApiState:
     limits: ImageLimits
     sender: KafkaSender
     impressions: ImpressionEmitter
+    sessions: Sessions
+    api_keys: tuple[bytes, ...] = ()
 
     def close(self) -> None:
         self.impressions.close()
@@ -39,3 +44,20 @@ def get_state(request: Request) -> ApiState:
 
 
 State = Annotated[ApiState, Depends(get_state)]
+
+
+def require_key(search: bool) -> Any:
+    """When API keys are configured: interactions (``search`` False) always need one in
+    X-Api-Key, searches only with ``api_keys_for_search``."""
+
+    def check(
+        state: State,
+        x_api_key: Annotated[str | None, Header(alias="X-Api-Key", max_length=256)] = None,
+    ) -> None:
+        if not state.api_keys or (search and not state.settings.api_keys_for_search):
+            return
+        given = (x_api_key or "").encode()
+        if not any(hmac.compare_digest(given, key) for key in state.api_keys):
+            raise ApiError(401, "unauthorized", "a valid X-Api-Key header is needed")
+
+    return Depends(check)

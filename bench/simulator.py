@@ -45,7 +45,7 @@ class ShopperModel:
 
 @dataclass
 class SessionLog:
-    session_id: str
+    session_id: str  # the API's, once it issued one (the simulator's label until then)
     impressions: list[str] = field(default_factory=list)
     clicks: list[tuple[str, str, int, float]] = field(default_factory=list)  # imp, pid, pos, r
     failed_queries: int = 0
@@ -98,13 +98,15 @@ def plan_session(
 
 def simulate_session(
     http: Http,
-    session_id: str,
+    label: str,
     queries: Sequence[SimulatedQuery],
     rng: np.random.Generator,
     model: ShopperModel = ShopperModel(),
 ) -> SessionLog:
-    log = SessionLog(session_id)
-    headers = {"X-Session-Id": session_id, "X-User-Id": f"simulated-{session_id}"}
+    """One shopper: the API issues the session on the first search; every later search and
+    every click carries it back (X-Session-Id), as a browser would."""
+    log = SessionLog(label)
+    headers = {"X-User-Id": f"simulated-{label}"}
     for query in queries:
         r = http.post(
             "/v1/search/upload",
@@ -116,6 +118,7 @@ def simulate_session(
             log.failed_queries += 1
             continue
         body = r.json()
+        log.session_id = headers["X-Session-Id"] = body["session_id"]
         log.impressions.append(body["impression_id"])
         log.searches.append((query, body["results"]))
         for position, result, rel in shopper_clicks(query, body["results"], rng, model):

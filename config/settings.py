@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas import topics
@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 16 * 1024 * 1024  # a 10 MiB image as base64 JSON fits
     api_rate_per_s: float = 50.0  # per client address; 0 = no limit
     api_rate_burst: int = 100
+    # Signs the session and impression ids the API issues; every replica needs the same one.
+    # Unset: a random key per process (sessions then end with the process).
+    api_session_key: SecretStr | None = None
+    # X-Api-Key values accepted; when any are set, reporting interactions needs one (and
+    # searching too with api_keys_for_search).
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    api_keys_for_search: bool = False
     # Hosts the API may fetch image URLs from; empty = any public address (never private,
     # loopback or link-local ones unless listed here).
     api_image_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -97,7 +104,9 @@ class Settings(BaseSettings):
     random_negatives: int = 4
     negatives_refresh_s: float = 60.0  # how often the miner re-reads the catalogue's ids
 
-    @field_validator("allowed_image_roots", "allowed_image_hosts", "api_image_hosts", mode="before")
+    @field_validator(
+        "allowed_image_roots", "allowed_image_hosts", "api_image_hosts", "api_keys", mode="before"
+    )
     @classmethod
     def _list_from_text(cls, value: object) -> object:
         """A list given as text, as in the environment: JSON (``["a", "b"]``) or ``a,b``."""

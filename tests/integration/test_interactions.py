@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 from PIL import Image
+from pydantic import SecretStr
 
 from api.app import create_app
 from deploy.local.process import free_port
@@ -74,12 +75,13 @@ def test_every_image_search_emits_its_impression(
     )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["session_id"] == "sess-1" and body["impression_id"]
+    # a session the caller chose is not taken: the API issues (and signs) its own
+    assert body["session_id"] != "sess-1" and body["impression_id"]
     found = read_topic(stack, stack.settings.impressions_topic)(body["impression_id"])
     assert len(found) == 1
     impression = found[0]
     assert isinstance(impression, SearchImpression)
-    assert impression.session_id == "sess-1" and impression.user_id == "user-9"
+    assert impression.session_id == body["session_id"] and impression.user_id == "user-9"
     assert [(s.product_id, s.position) for s in impression.results] == [
         (item["product_id"], n) for n, item in enumerate(body["results"], 1)
     ]
@@ -99,6 +101,10 @@ def test_more_like_this_emits_a_product_impression_with_page_positions(
 ) -> None:
     body = client.get("/v1/products/i002/similar", params={"k": 4, "offset": 3}).json()
     assert body["session_id"]  # a new session for a caller that sent none
+    again = client.get(
+        "/v1/products/i002/similar", params={"k": 1}, headers={"X-Session-Id": body["session_id"]}
+    ).json()
+    assert again["session_id"] == body["session_id"]  # an issued session is kept
     impression = read_topic(stack, stack.settings.impressions_topic)(body["impression_id"])[0]
     assert isinstance(impression, SearchImpression)
     assert impression.query.kind == "product" and impression.query.product_id == "i002"
@@ -128,8 +134,61 @@ def test_clicks_are_acknowledged_by_kafka_then_accepted(client: TestClient, stac
     cart = client.post(
         "/v1/interactions",
         json={"impression_id": search["impression_id"], "product_id": clicked, "type": "purchase"},
+        headers={"X-Session-Id": search["session_id"]},
     )
-    assert cart.status_code == 202 and cart.json()["interaction"]["session_id"] == "anonymous"
+    assert cart.status_code == 202 and cart.json()["interaction"]["type"] == "interaction.purchase"
+
+
+def test_clicks_only_on_impressions_served_in_their_session(client: TestClient) -> None:
+    """Poisoned clicks: an invented impression, a real one without its session, or under
+    another session (a session of the caller's choosing, steering the held-out split) are
+    all refused."""
+    mine = client.get("/v1/products/i001/similar", params={"k": 2}).json()
+    other = client.get("/v1/products/i001/similar", params={"k": 2}).json()
+    assert mine["session_id"] != other["session_id"]
+    product = mine["results"][0]["product_id"]
+    invented = "0" * 24 + "." + "f" * 32
+    for impression, session in (
+        (invented, mine["session_id"]),
+        (mine["impression_id"], None),
+        (mine["impression_id"], other["session_id"]),
+        (mine["impression_id"], "sim-chosen-by-caller"),
+        (mine["impression_id"], mine["session_id"][:-1] + "0"),
+    ):
+        headers = {"X-Session-Id": session} if session else {}
+        r = client.post(
+            "/v1/interactions",
+            json={"impression_id": impression, "product_id": product},
+            headers=headers,
+        )
+        assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_impression"
+    ok = client.post(
+        "/v1/interactions",
+        json={"impression_id": mine["impression_id"], "product_id": product},
+        headers={"X-Session-Id": mine["session_id"]},
+    )
+    assert ok.status_code == 202
+
+
+def test_api_keys_guard_interactions_and_optionally_searches(stack: Stack) -> None:
+    keyed = stack.settings.model_copy(update={"api_keys": [SecretStr("k-1"), SecretStr("k-2")]})
+    with TestClient(create_app(keyed)) as c:
+        search = c.get("/v1/products/i001/similar", params={"k": 1})
+        assert search.status_code == 200  # searches stay open by default
+        body = search.json()
+        click = {"impression_id": body["impression_id"], "product_id": "i0"}
+        session = {"X-Session-Id": body["session_id"]}
+        for key in (None, "wrong", "k-1x"):
+            headers = session | ({"X-Api-Key": key} if key else {})
+            r = c.post("/v1/interactions", json=click, headers=headers)
+            assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+        r = c.post("/v1/interactions", json=click, headers=session | {"X-Api-Key": "k-2"})
+        assert r.status_code == 202
+    closed = keyed.model_copy(update={"api_keys_for_search": True})
+    with TestClient(create_app(closed)) as c:
+        assert c.get("/v1/facets").status_code == 401
+        assert c.get("/v1/facets", headers={"X-Api-Key": "k-1"}).status_code == 200
+        assert c.get("/healthz").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -159,6 +218,7 @@ def test_without_kafka_searches_still_answer_and_clicks_say_503(stack: Stack) ->
         click = c.post(
             "/v1/interactions",
             json={"impression_id": r.json()["impression_id"], "product_id": "i0"},
+            headers={"X-Session-Id": r.json()["session_id"]},
         )
         assert click.status_code == 503
         assert click.json()["error"]["code"] == "events_unavailable"
@@ -188,4 +248,5 @@ def test_simulated_shoppers_search_and_click_through_the_api(
     assert any(
         isinstance(e, Interaction) and e.product_id == pid and e.position == pos for e in events
     )
-    assert all(isinstance(e, Interaction) and e.session_id.startswith("sim-3-") for e in events)
+    session = next(log.session_id for log in logs if any(c[0] == imp for c in log.clicks))
+    assert all(isinstance(e, Interaction) and e.session_id == session for e in events)
