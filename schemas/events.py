@@ -146,7 +146,8 @@ class UnknownSchemaVersion(ValueError):
 def check_schema_version(payload: dict[str, Any]) -> None:
     """Consumers refuse versions they do not know rather than guess (any versioned event)."""
     version = payload.get("schema_version")
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
+    # any JSON value may come here: a list or an object is unhashable, True == 1
+    if type(version) is not int or version not in SUPPORTED_SCHEMA_VERSIONS:
         raise UnknownSchemaVersion(
             f"schema_version {version!r} is not supported "
             f"(supported: {sorted(SUPPORTED_SCHEMA_VERSIONS)})"

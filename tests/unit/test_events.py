@@ -168,3 +168,12 @@ def test_deep_or_huge_json_is_one_not_json_dead_letter_not_a_crash() -> None:
     assert too_deep(b'{"t": "\\"' + b"[" * 500 + b'"}') is None
     assert too_deep(b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)) == MAX_DEPTH + 1
     assert too_deep(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) is None
+
+
+@pytest.mark.parametrize("version", [[], {}, [1], True, "1", 1.0, None])
+def test_any_schema_version_value_is_refused_cleanly(version: object) -> None:
+    """Found by the fuzzer: a list here raised TypeError (unhashable) and failed the batch."""
+    payload = {"schema_version": version, "type": "product.delete", "product_id": "a", "version": 1}
+    with pytest.raises(ProcessingError) as refused:
+        decode_json_event(json.dumps(payload).encode(), parse_product_event)
+    assert refused.value.kind is ErrorKind.UNKNOWN_SCHEMA_VERSION
