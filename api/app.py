@@ -20,6 +20,7 @@ from api.models import Health
 from api.sessions import Sessions
 from api.state import ApiState, State
 from config import assembly
+from config.kafka import KafkaConfig
 from config.settings import Settings
 from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
@@ -38,7 +39,7 @@ def session_key(settings: Settings) -> bytes:
 def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     search = assembly.open_search(settings, repo)
-    sender = KafkaSender(settings.kafka_bootstrap)
+    sender = KafkaSender(KafkaConfig.of(settings))
     return ApiState(
         settings,
         search,

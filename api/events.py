@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from prometheus_client import Counter
 
-from config.kafka import kafka_producer
+from config.kafka import KafkaConfig, kafka_producer
 from schemas.interactions import SearchImpression
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,8 @@ class KafkaSender:
     """One kafka-python producer shared by the impression thread and interaction requests
     (it is thread-safe); created lazily so the API starts while Kafka is down."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConfig) -> None:
+        self.kafka = kafka
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
 
@@ -36,7 +36,7 @@ class KafkaSender:
         with self._lock:
             if self._producer is None:
                 self._producer = kafka_producer(
-                    self.bootstrap,
+                    self.kafka,
                     # a fixed protocol version skips the start-up probe, which blocks for
                     # 30 s without a broker; max_block_ms then bounds every send
                     api_version=(2, 8),

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
-from kafka import KafkaAdminClient
 from sqlalchemy import func, select
 
 from bench.api_load import SearchLoad
@@ -33,6 +32,7 @@ from bench.judging import judge, served_and_visual
 from bench.processes import Process, wait_or_fail
 from bench.simulator import ShopperModel, SimulatedQuery, png_bytes, relevance, simulate
 from config import assembly
+from config.kafka import KafkaConfig, kafka_admin
 from config.settings import Settings
 from deploy.local import services
 from deploy.local.postgres import PostgresService
@@ -147,7 +147,7 @@ def run_click_loop(
         procs = [worker, api, miner]
         say(f"[2/8] {sizes.products} Fashion-MNIST products -> Kafka -> worker")
         cat = fashion_mnist_catalogue(catalogue_dir(settings), sizes.products)
-        with ProductProducer(s.kafka_bootstrap, s.products_topic) as producer:
+        with ProductProducer(KafkaConfig.of(s), s.products_topic) as producer:
             for event in cat.events:
                 producer.send(event)
         count = select(func.count()).select_from(products)
@@ -237,7 +237,7 @@ def run_click_loop(
         ]
 
         def produce_updates() -> None:
-            with ProductProducer(s.kafka_bootstrap, s.products_topic) as producer:
+            with ProductProducer(KafkaConfig.of(s), s.products_topic) as producer:
                 for event in updates:
                     producer.send(event)
                     time.sleep(0.01)
@@ -288,9 +288,9 @@ def run_click_loop(
 def _cleanup(settings: Settings, s: Settings) -> None:
     """Drop the run's database, collections and topics (the dev stack keeps running)."""
     PostgresService(settings).drop_database(s.pg_database)
-    client = connect(s.milvus_uri, s.milvus_token)
+    client = connect(s.milvus_uri, s.milvus_token.get_secret_value())
     drop_prefixed(client, s.milvus_collection)
     client.close()
-    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    admin = kafka_admin(s)
     admin.delete_topics(list(topic_specs(s)))
     admin.close()

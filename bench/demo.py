@@ -13,13 +13,14 @@ import time
 from typing import Any
 
 import numpy as np
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from sqlalchemy import Integer, func, select
 
 from bench.catalog import ensure_model, fashion_mnist_catalogue, held_out_queries, roots_env
 from bench.judging import recall_at_k, served_and_visual
 from bench.processes import Process
 from config import assembly
+from config.kafka import KafkaConfig, kafka_consumer
 from config.settings import Settings
 from deploy.local import services
 from deploy.local.process import free_port
@@ -37,9 +38,7 @@ class DeadLetterCounter:
     """Counts dead letters for a set of product ids, from the offsets at construction."""
 
     def __init__(self, settings: Settings) -> None:
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-        )
+        self.consumer = kafka_consumer(settings, enable_auto_commit=False)
         parts = self.consumer.partitions_for_topic(settings.dead_letter_topic) or set()
         tps = [TopicPartition(settings.dead_letter_topic, p) for p in parts]
         self.consumer.assign(tps)
@@ -125,7 +124,7 @@ def run_demo(
     try:
         say(f"[3/6] producing {n} events to {settings.products_topic}")
         produce_started = time.monotonic()
-        with ProductProducer(settings.kafka_bootstrap, settings.products_topic) as producer:
+        with ProductProducer(KafkaConfig.of(settings), settings.products_topic) as producer:
             for event in cat.events:
                 producer.send(event)
         say("[4/6] worker indexing ...")

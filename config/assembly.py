@@ -28,7 +28,7 @@ from stores.writer import ProductWriter
 def milvus_config(settings: Settings) -> MilvusConfig:
     return MilvusConfig(
         uri=settings.milvus_uri,
-        token=settings.milvus_token,
+        token=settings.milvus_token.get_secret_value(),
         index_type=settings.milvus_index,
         search_consistency=settings.milvus_search_consistency,
     )

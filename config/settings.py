@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas import topics
+
+# Passwords seen in examples and manifests: a production DSN never uses them.
+DEFAULT_PASSWORDS = ("stylestream", "postgres", "password", "change-me", "changeme", "admin")
 
 
 class Settings(BaseSettings):
@@ -20,8 +23,17 @@ class Settings(BaseSettings):
     # Local data: every dev service, model file and catalogue lives under this folder.
     data_dir: Path = Path(".stylestream")
 
+    # development: the embedded local services; production: refuses to start while a setting
+    # is unsafe (production_problems).
+    env: Literal["development", "production"] = "development"
+
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None  # the CA that signed the brokers' certificates
     kafka_controller_port: int = 19093
     topic_prefix: str = "stylestream."
     topic_partitions: int = 4
@@ -31,13 +43,14 @@ class Settings(BaseSettings):
     kafka_heartbeat_interval_s: float = 2.0
 
     # Postgres: the DSN wins when set; else the local embedded server on pg_port.
-    postgres_dsn: str | None = None
+    postgres_dsn: SecretStr | None = None  # holds the password: from a secret
+    pg_sslmode: str | None = None  # libpq sslmode added to the DSN (require, verify-full...)
     pg_port: int = 15432
     pg_database: str = "stylestream"
 
     # Milvus: a local Milvus Lite path (in-process) or any http(s)://host:port server URI.
     milvus_uri: str = "http://127.0.0.1:19540"
-    milvus_token: str = ""
+    milvus_token: SecretStr = SecretStr("")
     milvus_collection: str = "products_v1"
     milvus_index: str = "HNSW"  # HNSW | FLAT | IVF_FLAT
     milvus_lite_port: int = 19540
@@ -121,9 +134,39 @@ class Settings(BaseSettings):
 
     @property
     def pg_dsn(self) -> str:
-        if self.postgres_dsn:
-            return self.postgres_dsn
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.pg_port}/{self.pg_database}"
+        dsn = (
+            self.postgres_dsn.get_secret_value()
+            if self.postgres_dsn
+            else f"postgresql+psycopg2://postgres@127.0.0.1:{self.pg_port}/{self.pg_database}"
+        )
+        if self.pg_sslmode and "sslmode=" not in dsn:
+            dsn += ("&" if "?" in dsn else "?") + f"sslmode={self.pg_sslmode}"
+        return dsn
+
+    def production_problems(self) -> list[str]:
+        """What makes these settings unsafe to serve the public with (checked when
+        ``env`` is production: the worker, the miner and the API then refuse to start)."""
+        problems = []
+        if self.api_session_key is None:
+            problems.append("STYLESTREAM_API_SESSION_KEY is unset")
+        if not self.api_keys:
+            problems.append("STYLESTREAM_API_KEYS is empty: interactions would be open")
+        dsn = self.postgres_dsn.get_secret_value() if self.postgres_dsn else ""
+        if not dsn:
+            problems.append("STYLESTREAM_POSTGRES_DSN is unset (the embedded dev database)")
+        elif any(f":{word}@" in dsn for word in DEFAULT_PASSWORDS):
+            problems.append("STYLESTREAM_POSTGRES_DSN uses a default password")
+        if self.pg_sslmode not in ("require", "verify-ca", "verify-full") and "sslmode=" not in dsn:
+            problems.append("Postgres without TLS: set STYLESTREAM_PG_SSLMODE")
+        if self.kafka_security_protocol != "SASL_SSL":
+            problems.append("Kafka without SASL_SSL: set STYLESTREAM_KAFKA_SECURITY_PROTOCOL")
+        elif not (self.kafka_sasl_username and self.kafka_sasl_password):
+            problems.append("Kafka SASL without STYLESTREAM_KAFKA_SASL_USERNAME/_PASSWORD")
+        if not self.milvus_token.get_secret_value():
+            problems.append("STYLESTREAM_MILVUS_TOKEN is unset")
+        if any(Path(root).resolve() == Path("/") for root in self.allowed_image_roots):
+            problems.append("STYLESTREAM_ALLOWED_IMAGE_ROOTS opens the whole filesystem")
+        return problems
 
     @property
     def products_topic(self) -> str:

@@ -85,6 +85,9 @@ def check_k8s(directory: Path = DEPLOY / "k8s") -> list[str]:
             errors.append(f"kustomization.yaml does not list {path.name}")
     objects = [(p, d) for p, ds in docs.items() for d in ds]
     names = {(d["kind"], d["metadata"]["name"]) for _, d in objects}
+    for generated in kustomization.get("secretGenerator", []):
+        names.add(("Secret", generated["name"]))
+        errors += _generated_secret_errors(directory, generated)
     for path, doc in objects:
         where = f"{path.name}:{doc['kind']}/{doc['metadata']['name']}"
         if (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS:
@@ -96,6 +99,27 @@ def check_k8s(directory: Path = DEPLOY / "k8s") -> list[str]:
         except kubernetes_validate.ValidationError as exc:
             errors.append(f"{where}: {exc.message} at {'.'.join(map(str, exc.path))}")
         errors += _workload_errors(doc, where, names)
+    return errors
+
+
+def _generated_secret_errors(directory: Path, generated: dict[str, Any]) -> list[str]:
+    """A generated Secret's env files: never committed (gitignored), described by a committed
+    ``.example`` whose keys are settings, and holding no values there."""
+    errors: list[str] = []
+    ignored = {Path(line).name for line in (DEPLOY.parent / ".gitignore").read_text().split()}
+    for env in generated.get("envs", []):
+        if Path(env).name not in ignored:
+            errors.append(f"kustomization.yaml: {env} is not gitignored (it holds secrets)")
+        example = directory / f"{env}.example"
+        if not example.exists():
+            errors.append(f"kustomization.yaml: {example.name} is missing")
+            continue
+        lines = [x for x in example.read_text().splitlines() if x and not x.startswith("#")]
+        keys = [x.split("=", 1)[0] for x in lines]
+        errors += _setting_errors(keys, example.name)
+        errors += [f"{example.name}: {x.split('=')[0]} has a value" for x in lines
+                   if x.split("=", 1)[1] and not x.startswith("POSTGRES_USER")
+                   and not x.startswith("POSTGRES_DB")]  # fmt: skip
     return errors
 
 

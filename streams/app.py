@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
 
+from config.kafka import KafkaConfig
 from config.settings import Settings
 from processors.products import RawEvent
 from streams.handler import BatchHandler
@@ -43,6 +45,23 @@ def faust_app(settings: Settings, app_id: str, serializer: str = "raw") -> faust
         web_enabled=False,
         web_port=settings.worker_web_port,
         producer_acks=-1,
+        broker_credentials=faust_credentials(KafkaConfig.of(settings)),
+    )
+
+
+def faust_credentials(kafka: KafkaConfig) -> faust.SASLCredentials | faust.SSLCredentials | None:
+    """The settings' TLS and SASL for Faust (aiokafka), as the kafka-python clients get them
+    (config/kafka.py)."""
+    if not kafka.tls and not kafka.sasl:
+        return None
+    context = ssl.create_default_context(cafile=kafka.ssl_cafile) if kafka.tls else None
+    if not kafka.sasl:
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=kafka.username,
+        password=kafka.password,
+        mechanism=kafka.sasl_mechanism,
+        ssl_context=context,
     )
 
 

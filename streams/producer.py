@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from config.kafka import kafka_producer
+from config.kafka import KafkaConfig, kafka_producer
 from schemas.events import (
     ProductDelete,
     ProductUpsert,
@@ -46,9 +46,11 @@ def validate(payload: dict[str, Any]) -> ProductUpsert | ProductDelete:
 
 
 class ProductProducer:
-    def __init__(self, bootstrap: str, topic: str, **kafka_options: Any) -> None:
+    def __init__(self, kafka: KafkaConfig | str, topic: str, **kafka_options: Any) -> None:
+        """``kafka``: a broker list, or a KafkaConfig with TLS/SASL; ``kafka_options``: any
+        other kafka-python producer option."""
         self.topic = topic
-        self._producer = kafka_producer(bootstrap, **kafka_options)
+        self._producer = kafka_producer(kafka, **kafka_options)
 
     def send(self, event: ProductUpsert | ProductDelete) -> Future[Any]:
         if event.produced_at is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 
-from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from config.kafka import kafka_admin
 from config.settings import Settings
 
 
@@ -24,7 +24,7 @@ def topic_specs(settings: Settings) -> dict[str, int]:
 
 def ensure_topics(settings: Settings) -> dict[str, int]:
     """Create missing topics; returns every project topic with its partition count."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    admin = kafka_admin(settings, request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
         missing = [

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from bench.catalog import fashion_mnist_catalogue, write_jsonl
+from config.kafka import KafkaConfig
 from config.settings import Settings
 from schemas.dead_letter import DeadLetter
 from schemas.events import dumps_schema, product_event_json_schema
@@ -41,7 +42,7 @@ def produce() -> None:
 @click.pass_obj
 def produce_products(settings: Settings, file: Path, no_progress: bool) -> None:
     """Send each line of FILE (JSONL product events); invalid lines are listed, not sent."""
-    with ProductProducer(settings.kafka_bootstrap, settings.products_topic) as producer:
+    with ProductProducer(KafkaConfig.of(settings), settings.products_topic) as producer:
         report = produce_file(producer, file, progress=not no_progress)
     for number, reason in report.invalid:
         click.echo(f"line {number}: {reason}", err=True)

@@ -64,7 +64,7 @@ def index_drop(settings: Settings, collection: str) -> None:
         _registry(settings).forget(collection)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    client = connect(settings.milvus_uri, settings.milvus_token)
+    client = connect(settings.milvus_uri, settings.milvus_token.get_secret_value())
     if client.has_collection(collection):
         client.drop_collection(collection)
     client.close()

@@ -21,11 +21,21 @@ from streams.miner import run_miner
 from streams.worker import run_worker
 
 
+def refuse_unsafe(settings: Settings) -> None:
+    """In production (STYLESTREAM_ENV=production) a serving process does not start while a
+    setting is unsafe: it says which, all at once."""
+    problems = settings.production_problems() if settings.env == "production" else []
+    if problems:
+        listed = "".join(f"\n  - {p}" for p in problems)
+        raise click.ClickException(f"refusing to start in production:{listed}")
+
+
 @click.command()
 @click.option("--loglevel", default="info", show_default=True)
 @click.pass_obj
 def worker(settings: Settings, loglevel: str) -> None:
     """Run a Faust worker: product events -> embeddings + colours -> Milvus and Postgres."""
+    refuse_unsafe(settings)
     run_worker(settings, loglevel)
 
 
@@ -34,6 +44,7 @@ def worker(settings: Settings, loglevel: str) -> None:
 @click.pass_obj
 def mine(settings: Settings, loglevel: str) -> None:
     """Run the click miner: impressions + clicks -> training pairs (Kafka and Postgres)."""
+    refuse_unsafe(settings)
     run_miner(settings, loglevel)
 
 
@@ -43,6 +54,7 @@ def mine(settings: Settings, loglevel: str) -> None:
 @click.pass_obj
 def api(settings: Settings, host: str | None, port: int | None) -> None:
     """Serve the search API and the web page (uvicorn)."""
+    refuse_unsafe(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.api_host,

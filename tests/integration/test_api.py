@@ -14,6 +14,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from PIL import Image
+from pydantic import SecretStr
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
@@ -73,7 +74,9 @@ def test_health_and_readiness(client: TestClient) -> None:
 
 def test_readiness_fails_when_postgres_is_unreachable(stack: Stack) -> None:
     broken = stack.settings.model_copy(
-        update={"postgres_dsn": f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/x"}
+        update={
+            "postgres_dsn": SecretStr(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/x")
+        }
     )
     with TestClient(create_app(broken)) as c:
         r = c.get("/readyz")

@@ -66,3 +66,17 @@ def test_compose_checks(tmp_path: Path) -> None:
     errors = check_compose(compose)
     assert any("unknown service milvuz" in e for e in errors)
     assert any("STYLESTREAM_TOPIC_PARTITION is not a setting" in e for e in errors)
+
+
+def test_no_secret_is_committed(k8s_copy: Path) -> None:
+    """The Secret comes from an uncommitted env file; its committed example holds keys only,
+    and no manifest carries a password."""
+    for path in [*DEPLOY.glob("k8s/*.yaml"), DEPLOY / "compose.yaml"]:
+        text = path.read_text()
+        assert "change-me" not in text and "PASSWORD: stylestream" not in text, path
+        assert "kind: Secret" not in text, path
+    example = k8s_copy / "secrets.env.example"
+    example.write_text(example.read_text().replace("POSTGRES_PASSWORD=", "POSTGRES_PASSWORD=x"))
+    assert any("POSTGRES_PASSWORD has a value" in e for e in check_k8s(k8s_copy))
+    example.write_text("STYLESTREAM_NOT_A_SETTING=\n")
+    assert any("not a setting" in e for e in check_k8s(k8s_copy))
