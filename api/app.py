@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -50,6 +51,7 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         ImpressionEmitter(sender, settings.impressions_topic, metrics.impressions),
         Sessions(session_key(settings)),
         tuple(k.get_secret_value().encode() for k in settings.api_keys),
+        threading.BoundedSemaphore(settings.api_max_concurrent_decodes),
     )
 
 

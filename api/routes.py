@@ -45,7 +45,7 @@ ProductIdPath = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 ]
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 404, 413, 415, 422, 429)
+    code: {"model": ErrorBody} for code in (401, 404, 413, 415, 422, 429, 503)
 }
 
 router = APIRouter(prefix="/v1", responses=ERRORS, dependencies=[require_key(search=True)])
@@ -164,11 +164,12 @@ def search_json(
     x_session_id: SessionHeader = None,
     x_user_id: UserHeader = None,
 ) -> SearchResponse:
-    if body.image_url is not None:
-        rgb = images.from_url(body.image_url, state.limits)
-    else:
-        assert body.image_base64 is not None
-        rgb = images.from_base64(body.image_base64, state.limits)
+    with state.decoding():
+        if body.image_url is not None:
+            rgb = images.from_url(body.image_url, state.limits)
+        else:
+            assert body.image_base64 is not None
+            rgb = images.from_base64(body.image_base64, state.limits)
     page = (body.k, body.offset, body.explain)
     return _search_image(state, rgb, body.filters, page, (x_session_id, x_user_id))
 
@@ -208,7 +209,8 @@ def search_upload(
     raw = image.file.read(state.limits.max_bytes + 1)
     if len(raw) > state.limits.max_bytes:
         raise ApiError(413, "image_too_large", f"image exceeds {state.limits.max_bytes} bytes")
-    rgb = images.from_bytes(raw, state.limits)
+    with state.decoding():
+        rgb = images.from_bytes(raw, state.limits)
     return _search_image(state, rgb, filters, (k, offset, explain), (x_session_id, x_user_id))
 
 

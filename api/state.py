@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
@@ -29,6 +32,20 @@ class ApiState:
     impressions: ImpressionEmitter
     sessions: Sessions
     api_keys: tuple[bytes, ...] = ()
+    decodes: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(4)
+    )
+
+    @contextmanager
+    def decoding(self) -> Iterator[None]:
+        """A turn to decode a query image: at most a few at once, so the API's memory is
+        bounded whatever the number of concurrent uploads; 503 when none comes in time."""
+        if not self.decodes.acquire(timeout=self.settings.api_decode_wait_s):
+            raise ApiError(503, "busy", "too many images are being decoded: retry shortly")
+        try:
+            yield
+        finally:
+            self.decodes.release()
 
     def close(self) -> None:
         self.impressions.close()

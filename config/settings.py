@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 16 * 1024 * 1024  # a 10 MiB image as base64 JSON fits
     api_rate_per_s: float = 50.0  # per client address; 0 = no limit
     api_rate_burst: int = 100
+    # Query images decoded at once by one API process (each may take PIL up to
+    # max_image_decode_bytes x ~1.35), and how long a request waits for a turn before a 503.
+    api_max_concurrent_decodes: int = 4
+    api_decode_wait_s: float = 10.0
     # Signs the session and impression ids the API issues; every replica needs the same one.
     # Unset: a random key per process (sessions then end with the process).
     api_session_key: SecretStr | None = None

@@ -323,3 +323,20 @@ def test_large_bodies_and_busy_clients_are_refused_before_any_work(stack: Stack)
         r = c.get("/v1/facets")
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+
+
+def test_query_images_are_decoded_a_few_at_a_time(stack: Stack) -> None:
+    """Memory per API process is bounded by how many images it decodes at once: with every
+    turn taken, an upload waits, then gets 503 (retry), and is served once a turn frees."""
+    one = stack.settings.model_copy(
+        update={"api_max_concurrent_decodes": 1, "api_decode_wait_s": 0.3}
+    )
+    with TestClient(create_app(one)) as c:
+        state = c.app.state.api  # type: ignore[attr-defined]
+        assert state.decodes.acquire(timeout=1)  # another request is decoding
+        try:
+            code, body = upload(c, png(1))
+            assert code == 503 and body["error"]["code"] == "busy"
+        finally:
+            state.decodes.release()
+        assert upload(c, png(1))[0] == 200

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.validate import DEPLOY, check_compose, check_k8s
+from deploy.validate import DEPLOY, check_compose, check_k8s, load_k8s
 
 
 def test_shipped_manifests_are_valid() -> None:
@@ -80,3 +80,20 @@ def test_no_secret_is_committed(k8s_copy: Path) -> None:
     assert any("POSTGRES_PASSWORD has a value" in e for e in check_k8s(k8s_copy))
     example.write_text("STYLESTREAM_NOT_A_SETTING=\n")
     assert any("not a setting" in e for e in check_k8s(k8s_copy))
+
+
+def test_network_policies_deny_by_default_and_open_only_what_is_used() -> None:
+
+    policies = {
+        d["metadata"]["name"]: d["spec"]
+        for docs in load_k8s().values()
+        for d in docs
+        if d["kind"] == "NetworkPolicy"
+    }
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    postgres = policies["postgres-clients"]["ingress"][0]
+    allowed = postgres["from"][0]["podSelector"]["matchExpressions"][0]["values"]
+    assert "stylestream-worker" in allowed and "prometheus" not in allowed
+    assert [p["port"] for p in postgres["ports"]] == [5432]
+    metrics = policies["metrics-from-prometheus"]["ingress"][0]["from"][0]
+    assert metrics == {"podSelector": {"matchLabels": {"app": "prometheus"}}}
