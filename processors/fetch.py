@@ -55,8 +55,34 @@ def _unavailable(message: str) -> ImageError:
     return ImageError(message, ErrorKind.IMAGE_UNAVAILABLE)
 
 
-def vet(url: str, policy: FetchPolicy) -> Target:
-    """Check a URL against the policy and resolve the address to connect to."""
+def _resolve(host: str, port: int, timeout_s: float) -> list[str]:
+    """The host's addresses, within ``timeout_s`` (getaddrinfo itself cannot be bounded: it
+    runs in a daemon thread, left to the resolver's own timeout when it hangs)."""
+    found: list[str] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            found.extend(str(info[4][0]) for info in infos)
+        except BaseException as exc:  # handed to the caller
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="resolve", daemon=True)
+    thread.start()
+    thread.join(max(0.0, timeout_s))
+    if thread.is_alive():
+        raise _unavailable(f"resolving {host!r} took longer than the deadline")
+    if failed:
+        if isinstance(failed[0], UnicodeError):
+            raise UrlInvalid(f"image host {host!r} is not valid") from failed[0]
+        raise _unavailable(f"cannot resolve {host!r}: {failed[0]}") from failed[0]
+    return found
+
+
+def vet(url: str, policy: FetchPolicy, deadline: float | None = None) -> Target:
+    """Check a URL against the policy and resolve the address to connect to (by
+    ``deadline``, a time.monotonic() value; default: the policy's timeout from now)."""
     try:
         parsed = urllib.parse.urlsplit(url)
         port = parsed.port
@@ -71,13 +97,8 @@ def vet(url: str, policy: FetchPolicy) -> Target:
     port = port or (443 if https else 80)
     if policy.allowed_hosts and host not in policy.allowed_hosts:
         raise UrlRefused(f"image host {host!r} is not in the allowed hosts")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except UnicodeError as exc:
-        raise UrlInvalid(f"image host {host!r} is not valid") from exc
-    except OSError as exc:
-        raise _unavailable(f"cannot resolve {host!r}: {exc}") from exc
-    addresses = [str(info[4][0]) for info in infos]
+    deadline = time.monotonic() + policy.timeout_s if deadline is None else deadline
+    addresses = _resolve(host, port, deadline - time.monotonic())
     if not policy.allowed_hosts and policy.public_only:
         for address in addresses:
             if not ipaddress.ip_address(address.split("%")[0]).is_global:
@@ -161,7 +182,7 @@ def fetch(url: str, policy: FetchPolicy) -> bytes:
     with the detail for logs and dead letters."""
     deadline = time.monotonic() + policy.timeout_s
     for _ in range(MAX_REDIRECTS + 1):
-        target = vet(url, policy)
+        target = vet(url, policy, deadline)
         status, location, body = _get(target, deadline, policy.max_bytes)
         if status in REDIRECTS:
             if not location:

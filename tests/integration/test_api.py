@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import httpx
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
@@ -19,11 +20,12 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
 from api.images import UNAVAILABLE
+from bench.processes import Process
 from deploy.local.process import free_port
 from processors.products import ProductProcessor
 from schemas.events import ImageRef
 from tests.events import photo, upsert
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, wait_for
 from tests.synthetic import encode, flat_png, synthetic_garment
 
 pytestmark = pytest.mark.services
@@ -340,3 +342,71 @@ def test_query_images_are_decoded_a_few_at_a_time(stack: Stack) -> None:
         finally:
             state.decodes.release()
         assert upload(c, png(1))[0] == 200
+
+
+def test_health_answers_while_every_search_thread_waits_on_a_trickling_server(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """45 searches whose image URL trickles a byte at a time held a real API's threads and
+    /healthz stopped answering (30 s timeouts); now each fetch ends at its deadline and the
+    probe, on the event loop, answers throughout."""
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            for _ in range(80):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass
+
+    trickle = Quiet(("127.0.0.1", 0), Trickle)
+    trickle.daemon_threads = True
+    threading.Thread(target=trickle.serve_forever, daemon=True).start()
+    port = free_port()
+    env = stack.env() | {
+        "STYLESTREAM_API_PORT": str(port),
+        "STYLESTREAM_API_IMAGE_HOSTS": "localhost",
+        "STYLESTREAM_IMAGE_FETCH_TIMEOUT_S": "3",
+    }
+    api = Process(["api"], tmp_path_factory.mktemp("api") / "api.log", env)
+    base = f"http://127.0.0.1:{port}"
+    slow = {"image_url": f"http://localhost:{trickle.server_port}/slow.png"}
+    try:
+        wait_for(lambda: api.running() and _answers(f"{base}/readyz"), timeout=90)
+        with httpx.Client(base_url=base, timeout=30) as web:
+            codes: list[int] = []
+
+            def search() -> None:
+                codes.append(web.post("/v1/search", json=slow).status_code)
+
+            threads = [threading.Thread(target=search) for _ in range(45)]
+            for t in threads:
+                t.start()
+            time.sleep(1.0)  # every search thread is now busy or queued
+            for _ in range(5):
+                started = time.monotonic()
+                assert web.get("/healthz", timeout=2).status_code == 200
+                assert time.monotonic() - started < 1.0
+                time.sleep(0.5)
+            for t in threads:
+                t.join(60)
+        assert len(codes) == 45 and set(codes) <= {422, 503}  # each ended, none a 5xx crash
+        assert api.running()
+    finally:
+        api.stop()
+        trickle.shutdown()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

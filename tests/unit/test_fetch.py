@@ -74,9 +74,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """Quiet."""
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up on a trickle is the point of the test, not an error."""
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = QuietServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"localhost:{httpd.server_address[1]}"
@@ -145,3 +150,16 @@ def test_hostile_servers_are_refused_within_the_deadline(
 def test_only_http_urls_with_a_host(url: str) -> None:
     with pytest.raises(UrlInvalid):
         fetch(url, FetchPolicy(timeout_s=1))
+
+
+def test_a_hanging_name_lookup_is_cut_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    def hangs(*args: object, **kwargs: object) -> list[object]:
+        time.sleep(5)
+        return []
+
+    monkeypatch.setattr("processors.fetch.socket.getaddrinfo", hangs)
+    started = time.monotonic()
+    with pytest.raises(ImageError, match="resolving") as refused:
+        fetch("http://slow-dns.example/a.png", FetchPolicy(timeout_s=0.5))
+    assert refused.value.kind is ErrorKind.IMAGE_UNAVAILABLE
+    assert time.monotonic() - started < 1.5
