@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def session_key(settings: Settings) -> bytes:
-    if settings.api_session_key is not None:
+    if settings.api_session_key is not None and settings.api_session_key.get_secret_value():
         return settings.api_session_key.get_secret_value().encode()
     log.warning("STYLESTREAM_API_SESSION_KEY is unset: sessions end when this process does")
     return secrets.token_bytes(32)
@@ -50,7 +50,7 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         sender,
         ImpressionEmitter(sender, settings.impressions_topic, metrics.impressions),
         Sessions(session_key(settings)),
-        tuple(k.get_secret_value().encode() for k in settings.api_keys),
+        tuple(k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()),
         threading.BoundedSemaphore(settings.api_max_concurrent_decodes),
     )
 
@@ -78,7 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         RateLimit,
         rate=settings.api_rate_per_s,
         burst=settings.api_rate_burst,
-        exempt=frozenset({"/healthz", "/readyz", "/metrics"}),
+        exempt=frozenset({"/healthz"}),  # readiness pings the stores: limited like the rest
     )
     app.include_router(routes.router)
     app.include_router(interactions.router)

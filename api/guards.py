@@ -4,6 +4,7 @@ Retry-After). Both answer with the API's JSON error body."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import threading
@@ -11,6 +12,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from starlette.exceptions import HTTPException
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,8 +34,12 @@ async def _error(send: Send, status: int, code: str, message: str, headers: list
     await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from ``receive``: FastAPI lets an HTTPException out of its body parsing (any
+    other exception there becomes a 400), and the app's error handler answers it."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body over {max_bytes} bytes")
 
 
 class BodyLimit:
@@ -61,7 +68,7 @@ class BodyLimit:
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return msg
 
         async def watching(msg: Message) -> None:
@@ -74,6 +81,18 @@ class BodyLimit:
         except _TooLarge:
             if not started:
                 await _error(send, 413, "request_too_large", message, [])
+
+
+def client_key(host: str) -> str:
+    """Whose bucket a request takes: its address, or its /64 for IPv6 (one subscriber gets a
+    whole /64, so per-address buckets would be unlimited)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else str(ip)
 
 
 class RateLimit:
@@ -115,8 +134,7 @@ class RateLimit:
         if scope["type"] != "http" or self.rate <= 0 or scope.get("path") in self.exempt:
             await self.app(scope, receive, send)
             return
-        client = (scope.get("client") or ("unknown", 0))[0]
-        wait = self.wait_s(str(client))
+        wait = self.wait_s(client_key(str((scope.get("client") or ("unknown", 0))[0])))
         if wait > 0:
             retry = str(max(1, math.ceil(wait))).encode()
             message = "too many requests from this client: retry later"

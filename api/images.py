@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from api.errors import ApiError, image_error
 from processors.errors import ProcessingError, UrlInvalid
-from processors.images import ImageLimits, decode_base64_image, decode_image, load_image
+from processors.images import ImageLimits, decode_base64_image, decode_image, read_image_bytes
 from schemas.dead_letter import ErrorKind
 from schemas.events import ImageRef
 from schemas.validation import describe
@@ -22,13 +22,14 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = "the image URL could not be fetched: it must be a public http(s) address"
 
 
-def from_url(url: str, limits: ImageLimits) -> np.ndarray:
+def fetch_url(url: str, limits: ImageLimits) -> bytes:
+    """The image's bytes (fetched apart from decoding, so a slow server holds no decode turn)."""
     try:
         ref = ImageRef(url=url)
     except ValidationError as exc:  # e.g. control characters
         raise ApiError(422, "invalid_image_url", describe(exc.errors(), root="image_url")) from exc
     try:
-        return load_image(ref, limits)
+        return read_image_bytes(ref, limits)
     except UrlInvalid as exc:
         raise ApiError(422, "invalid_image_url", str(exc)) from exc
     except ProcessingError as exc:

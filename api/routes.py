@@ -164,11 +164,13 @@ def search_json(
     x_session_id: SessionHeader = None,
     x_user_id: UserHeader = None,
 ) -> SearchResponse:
-    with state.decoding():
-        if body.image_url is not None:
-            rgb = images.from_url(body.image_url, state.limits)
-        else:
-            assert body.image_base64 is not None
+    if body.image_url is not None:
+        raw = images.fetch_url(body.image_url, state.limits)  # no decode turn held meanwhile
+        with state.decoding():
+            rgb = images.from_bytes(raw, state.limits)
+    else:
+        assert body.image_base64 is not None
+        with state.decoding():
             rgb = images.from_base64(body.image_base64, state.limits)
     page = (body.k, body.offset, body.explain)
     return _search_image(state, rgb, body.filters, page, (x_session_id, x_user_id))

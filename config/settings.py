@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas import topics
+
+
+def _sslmode(dsn: str) -> str | None:
+    """The DSN's effective libpq sslmode (the last one given)."""
+    modes = parse_qs(urlsplit(dsn).query).get("sslmode")
+    return modes[-1] if modes else None
+
 
 # Passwords seen in examples and manifests: a production DSN never uses them.
 DEFAULT_PASSWORDS = ("stylestream", "postgres", "password", "change-me", "changeme", "admin")
@@ -126,10 +134,13 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _list_from_text(cls, value: object) -> object:
-        """A list given as text, as in the environment: JSON (``["a", "b"]``) or ``a,b``."""
+        """A list given as text, as in the environment: JSON (``["a", "b"]``) or ``a,b``;
+        blank entries dropped (an empty API key would accept a missing header)."""
         if isinstance(value, str):
             text = value.strip()
-            return json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v]
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list):
+            return [v for v in value if not (isinstance(v, str) and not v.strip())]
         return value
 
     @property
@@ -143,25 +154,34 @@ class Settings(BaseSettings):
             if self.postgres_dsn
             else f"postgresql+psycopg2://postgres@127.0.0.1:{self.pg_port}/{self.pg_database}"
         )
-        if self.pg_sslmode and "sslmode=" not in dsn:
-            dsn += ("&" if "?" in dsn else "?") + f"sslmode={self.pg_sslmode}"
+        if self.pg_sslmode:  # the setting wins over a DSN's own sslmode
+            parts = urlsplit(dsn)
+            query = [(k, v) for k, v in parse_qsl(parts.query) if k != "sslmode"]
+            query.append(("sslmode", self.pg_sslmode))
+            dsn = urlunsplit(parts._replace(query=urlencode(query)))
         return dsn
 
     def production_problems(self) -> list[str]:
         """What makes these settings unsafe to serve the public with (checked when
         ``env`` is production: the worker, the miner and the API then refuse to start)."""
         problems = []
-        if self.api_session_key is None:
-            problems.append("STYLESTREAM_API_SESSION_KEY is unset")
-        if not self.api_keys:
+        session_key = self.api_session_key.get_secret_value() if self.api_session_key else ""
+        if len(session_key) < 32:
+            problems.append("STYLESTREAM_API_SESSION_KEY is unset or under 32 characters")
+        keys = [k.get_secret_value() for k in self.api_keys]
+        if not keys:
             problems.append("STYLESTREAM_API_KEYS is empty: interactions would be open")
+        elif any(len(k) < 16 for k in keys):
+            problems.append("STYLESTREAM_API_KEYS holds a key under 16 characters")
         dsn = self.postgres_dsn.get_secret_value() if self.postgres_dsn else ""
         if not dsn:
             problems.append("STYLESTREAM_POSTGRES_DSN is unset (the embedded dev database)")
         elif any(f":{word}@" in dsn for word in DEFAULT_PASSWORDS):
             problems.append("STYLESTREAM_POSTGRES_DSN uses a default password")
-        if self.pg_sslmode not in ("require", "verify-ca", "verify-full") and "sslmode=" not in dsn:
-            problems.append("Postgres without TLS: set STYLESTREAM_PG_SSLMODE")
+        if _sslmode(self.pg_dsn) not in ("require", "verify-ca", "verify-full"):
+            problems.append(
+                "Postgres without TLS: set STYLESTREAM_PG_SSLMODE (require or verify-*)"
+            )
         if self.kafka_security_protocol != "SASL_SSL":
             problems.append("Kafka without SASL_SSL: set STYLESTREAM_KAFKA_SECURITY_PROTOCOL")
         elif not (self.kafka_sasl_username and self.kafka_sasl_password):

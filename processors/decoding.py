@@ -21,7 +21,9 @@ E = TypeVar("E")
 # and this many levels of nesting (ours have 3; Python's parser recurses per level).
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 32
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # unrolled: linear, fast
+# A string, its closing quote optional so a match never fails and is never retried (an
+# unterminated string of escaped quotes made the required-quote form quadratic).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _OPEN = frozenset(b"[{")
 
 
@@ -31,8 +33,8 @@ def too_deep(value: bytes, limit: int = MAX_DEPTH) -> int | None:
     if sum(value.count(b) for b in (b"[", b"{")) <= limit:
         return None  # too few brackets to nest deeper: nothing to count
     bare = np.frombuffer(_STRING.sub(b'""', value), dtype=np.uint8)
-    steps = np.isin(bare, list(_OPEN)).astype(np.int64) - np.isin(bare, list(b"]}"))
-    depth = int(np.cumsum(steps).max(initial=0))
+    steps = np.isin(bare, list(_OPEN)).astype(np.int8) - np.isin(bare, list(b"]}"))
+    depth = int(np.cumsum(steps, dtype=np.int32).max(initial=0))
     return depth if depth > limit else None
 
 
@@ -46,8 +48,10 @@ def decode_json_event(value: bytes, parse: Callable[[dict[str, Any]], E]) -> E:
             f"event nests {depth} levels deep, over the {MAX_DEPTH} limit", ErrorKind.NOT_JSON
         )
     try:
-        payload = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # strictly UTF-8: json.loads(bytes) would also take UTF-16/32, which the depth count
+        # above does not read
+        payload = json.loads(value.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, a 5000-digit number
         raise ProcessingError(f"value is not JSON: {exc}", ErrorKind.NOT_JSON) from exc
     if not isinstance(payload, dict):
         raise ProcessingError(

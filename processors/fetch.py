@@ -51,6 +51,28 @@ class Target:
     address: str
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits (NAT64, SIIT, compatible):
+# public themselves, they reach whatever the embedded address is.
+_EMBEDS_V4 = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96", "::/96")
+)
+
+
+def public(address: str) -> bool:
+    """Globally reachable, also through any IPv4 address an IPv6 one embeds (mapped, 6to4,
+    Teredo, NAT64, SIIT, compatible): those translate to private space as easily."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if not ip.is_global:
+        return False
+    if isinstance(ip, ipaddress.IPv4Address):
+        return True
+    if ip.is_site_local:
+        return False
+    embedded = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    embedded += [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) for net in _EMBEDS_V4 if ip in net]
+    return all(v4.is_global for v4 in embedded if v4 is not None)
+
+
 def _unavailable(message: str) -> ImageError:
     return ImageError(message, ErrorKind.IMAGE_UNAVAILABLE)
 
@@ -101,11 +123,12 @@ def vet(url: str, policy: FetchPolicy, deadline: float | None = None) -> Target:
     addresses = _resolve(host, port, deadline - time.monotonic())
     if not policy.allowed_hosts and policy.public_only:
         for address in addresses:
-            if not ipaddress.ip_address(address.split("%")[0]).is_global:
+            if not public(address):
                 raise UrlRefused(f"image host {host!r} resolves to a non-public address")
-    path = parsed.path or "/"
+    # http.client sends the request line as ASCII: percent-encode what is not
+    path = urllib.parse.quote(parsed.path or "/", safe="/%:@!$&'()*+,;=~-._")
     if parsed.query:
-        path += "?" + parsed.query
+        path += "?" + urllib.parse.quote(parsed.query, safe="/%:@!$&'()*+,;=?~-._")
     return Target(url, https, host, port, path, addresses[0])
 
 
@@ -119,20 +142,45 @@ class _Pinned(http.client.HTTPSConnection):
         self.tls = context
         # kept here: http.client hands the socket to the response and forgets it
         self.raw: socket.socket | None = None
+        self.expired = threading.Event()
+        self.lock = threading.Lock()
+
+    def _hold(self, sock: socket.socket) -> None:
+        """Make ``sock`` the one the deadline shuts down; refuse if it has passed already."""
+        with self.lock:
+            if self.expired.is_set():
+                sock.close()
+                raise TimeoutError("the deadline passed")
+            self.raw = sock
+
+    def expire(self) -> None:
+        """At the deadline: a blocked connect, handshake or recv returns."""
+        with self.lock:
+            self.expired.set()
+            if self.raw is not None:
+                with contextlib.suppress(OSError):
+                    self.raw.shutdown(socket.SHUT_RDWR)
 
     def connect(self) -> None:
         sock = socket.create_connection((self.target.address, self.target.port), self.timeout)
+        self._hold(sock)
         if self.tls is not None:
-            sock = self.tls.wrap_socket(sock, server_hostname=self.target.host)
-        self.sock = self.raw = sock
+            sock = self.tls.wrap_socket(
+                sock, server_hostname=self.target.host, do_handshake_on_connect=False
+            )
+            self._hold(sock)
+            sock.do_handshake()
+        self.sock = sock
 
 
-def _read_capped(response: http.client.HTTPResponse, max_bytes: int) -> bytes:
+def _read_capped(response: http.client.HTTPResponse, max_bytes: int, deadline: float) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    while size <= max_bytes and (chunk := response.read(min(CHUNK, max_bytes + 1 - size))):
+    while size <= max_bytes and (chunk := response.read1(min(CHUNK, max_bytes + 1 - size))):
         chunks.append(chunk)
         size += len(chunk)
+        if time.monotonic() > deadline:
+            raise TimeoutError("the deadline passed")
     return b"".join(chunks)
 
 
@@ -142,15 +190,8 @@ def _get(target: Target, deadline: float, max_bytes: int) -> tuple[int, str | No
     if remaining <= 0:
         raise _unavailable(f"fetching {target.url} took longer than the deadline")
     conn = _Pinned(target, remaining)
-    expired = threading.Event()
-
-    def expire() -> None:  # a blocked recv returns once the socket is shut down
-        expired.set()
-        if conn.raw is not None:
-            with contextlib.suppress(OSError):
-                conn.raw.shutdown(socket.SHUT_RDWR)
-
-    timer = threading.Timer(remaining, expire)
+    expired = conn.expired
+    timer = threading.Timer(remaining, conn.expire)
     timer.daemon = True
     timer.start()
     try:
@@ -158,17 +199,17 @@ def _get(target: Target, deadline: float, max_bytes: int) -> tuple[int, str | No
         response = conn.getresponse()
         if response.status in REDIRECTS:
             return response.status, response.getheader("Location"), b""
-        length = response.getheader("Content-Length")
-        if length is not None and length.isdigit() and int(length) > max_bytes:
+        length = (response.getheader("Content-Length") or "").strip()
+        if length.isascii() and length.isdigit() and int(length) > max_bytes:
             raise ImageError(
                 f"image at {target.url} is {length} bytes, over the {max_bytes} limit",
                 ErrorKind.IMAGE_TOO_LARGE,
             )
-        body = _read_capped(response, max_bytes) if response.status == 200 else b""
+        body = _read_capped(response, max_bytes, deadline) if response.status == 200 else b""
         if expired.is_set():
             raise _unavailable(f"fetching {target.url} took longer than the deadline")
         return response.status, None, body
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         if expired.is_set():
             raise _unavailable(f"fetching {target.url} took longer than the deadline") from exc
         raise _unavailable(f"cannot fetch {target.url}: {exc}") from exc
@@ -187,7 +228,10 @@ def fetch(url: str, policy: FetchPolicy) -> bytes:
         if status in REDIRECTS:
             if not location:
                 raise _unavailable(f"redirect from {url} without a location")
-            url = urllib.parse.urljoin(url, location)
+            try:
+                url = urllib.parse.urljoin(url, location)
+            except ValueError as exc:
+                raise UrlInvalid(f"redirect from {url} to a malformed url: {exc}") from exc
             continue
         if status != 200:
             raise _unavailable(f"HTTP {status} for {url}")

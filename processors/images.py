@@ -91,14 +91,22 @@ def _read_path(path: Path, limits: ImageLimits) -> bytes:
             "(STYLESTREAM_ALLOWED_IMAGE_ROOTS)",
             ErrorKind.IMAGE_UNAVAILABLE,
         )
-    resolved = path.resolve()
-    if not any(resolved.is_relative_to(root.resolve()) for root in limits.allowed_roots):
+    try:
+        resolved = path.resolve()
+    except (OSError, ValueError) as exc:  # a NUL byte, a symlink loop
+        raise ImageError(f"cannot read {path}: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
+    if not _inside(resolved, limits):
         raise ImageError(f"{path} is outside the allowed image roots", ErrorKind.IMAGE_UNAVAILABLE)
     try:
         fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         raise ImageError(f"cannot read {path}: {exc}", ErrorKind.IMAGE_UNAVAILABLE) from exc
     try:
+        # what was opened, not what was checked: a parent directory swapped for a symlink
+        # between the two would otherwise lead out of the root
+        opened = Path(f"/proc/self/fd/{fd}")
+        if opened.exists() and not _inside(Path(os.readlink(opened)), limits):
+            raise ImageError(f"{path} left the allowed image roots", ErrorKind.IMAGE_UNAVAILABLE)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ImageError(f"{path} is not a regular file", ErrorKind.IMAGE_UNAVAILABLE)
@@ -112,6 +120,10 @@ def _read_path(path: Path, limits: ImageLimits) -> bytes:
     if len(data) > limits.max_bytes:
         raise _too_large(f"{path} grew over the {limits.max_bytes} limit while read")
     return data
+
+
+def _inside(path: Path, limits: ImageLimits) -> bool:
+    return any(path.is_relative_to(root.resolve()) for root in limits.allowed_roots)
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:
@@ -148,6 +160,31 @@ def decode_cost(mode: str, size: tuple[int, int]) -> int:
     return size[0] * size[1] * per_pixel * (2 if alpha else 1)
 
 
+def _open(data: bytes, limits: ImageLimits) -> Image.Image:
+    """The image's header, read only by the accepted formats' decoders (the others never see
+    the bytes); an image of another known format is unsupported rather than undecodable."""
+    try:
+        return Image.open(io.BytesIO(data), formats=sorted(limits.formats))
+    except UnidentifiedImageError:
+        known = Image.registered_extensions().values()
+        kind = data[:16]
+        for name in set(known) - set(limits.formats):
+            accept = Image.OPEN.get(name, (None, None))[1]
+            if accept is not None and _accepts(accept, kind):
+                raise ImageError(
+                    f"image format {name} is not accepted ({sorted(limits.formats)})",
+                    ErrorKind.UNSUPPORTED_IMAGE_FORMAT,
+                ) from None
+        raise
+
+
+def _accepts(accept: object, prefix: bytes) -> bool:
+    try:
+        return bool(accept(prefix))  # type: ignore[operator]
+    except Exception:  # a plugin's own check failing means "not mine"
+        return False
+
+
 def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
     """Decode to an RGB uint8 array (H, W, 3) at most ``decode_side`` on a side, upright per
     EXIF, alpha flattened on white."""
@@ -156,12 +193,7 @@ def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if img.format not in limits.formats:
-                raise ImageError(
-                    f"image format {img.format} is not accepted ({sorted(limits.formats)})",
-                    ErrorKind.UNSUPPORTED_IMAGE_FORMAT,
-                )
+            img = _open(data, limits)
             _check_size(img.size, limits)
             img.draft(None, (limits.decode_side, limits.decode_side))  # JPEG: decode smaller
             if (cost := decode_cost(img.mode, img.size)) > limits.max_decode_bytes:
@@ -182,8 +214,8 @@ def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_large(f"decompression bomb refused: {exc}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"cannot decode image: {exc}") from exc
+    except Exception as exc:  # a damaged file can raise anything from deep in a decoder
+        raise ImageError(f"cannot decode image: {type(exc).__name__}: {exc}") from exc
     return np.asarray(rgb, dtype=np.uint8)
 
 

@@ -7,8 +7,13 @@ from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
-from api.guards import BodyLimit, RateLimit
+from api.guards import BodyLimit, RateLimit, client_key
+
+
+class Item(BaseModel):
+    text: str
 
 
 def app_with_guards(max_bytes: int, rate: float, burst: int) -> tuple[FastAPI, list[int]]:
@@ -20,6 +25,10 @@ def app_with_guards(max_bytes: int, rate: float, burst: int) -> tuple[FastAPI, l
         body = await request.body()
         seen.append(len(body))
         return {"bytes": len(body)}
+
+    @app.post("/model")
+    def model(item: Item) -> dict[str, int]:
+        return {"bytes": len(item.text)}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -43,6 +52,9 @@ def test_a_body_over_the_limit_is_413_before_the_route_reads_it() -> None:
 
         r = client.post("/echo", content=chunks())
         assert r.status_code == 413
+        # a route whose body FastAPI parses: still 413, not its "error parsing the body" 400
+        r = client.post("/model", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413
     assert seen == [1000]  # neither large body reached the route
 
 
@@ -65,3 +77,7 @@ def test_buckets_refill_and_stay_bounded() -> None:
     for client in ("b", "c", "d", "e"):
         limit.wait_s(client)
     assert len(limit._buckets) == 3 and "a" not in limit._buckets  # the least recent dropped
+    assert (
+        client_key("2001:db8:1:2::5") == client_key("2001:db8:1:2:ffff::9") == ("2001:db8:1:2::/64")
+    )
+    assert client_key("::ffff:10.0.0.1") == "10.0.0.1" and client_key("testclient") == "testclient"

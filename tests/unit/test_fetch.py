@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from processors.errors import ImageError, UrlInvalid, UrlRefused
-from processors.fetch import FetchPolicy, fetch, vet
+from processors.fetch import FetchPolicy, fetch, public, vet
 from schemas.dead_letter import ErrorKind
 from tests.synthetic import encode, synthetic_garment
 
@@ -163,3 +163,25 @@ def test_a_hanging_name_lookup_is_cut_at_the_deadline(monkeypatch: pytest.Monkey
         fetch("http://slow-dns.example/a.png", FetchPolicy(timeout_s=0.5))
     assert refused.value.kind is ErrorKind.IMAGE_UNAVAILABLE
     assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of the metadata service
+        "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254
+        "::ffff:0:7f00:1",  # SIIT of 127.0.0.1
+        "::127.0.0.1",  # IPv4-compatible
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "fec0::1",  # site-local
+    ],
+)
+def test_ipv6_forms_of_private_ipv4_are_not_public(address: str) -> None:
+    assert not public(address)
+
+
+def test_public_addresses_and_non_ascii_paths() -> None:
+    assert public("8.8.8.8") and public("2001:4860:4860::8888") and public("64:ff9b::808:808")
+    target = vet("https://localhost/\u00e9t\u00e9 1.jpg?q=\u00e9", ALLOWED)
+    assert target.path == "/%C3%A9t%C3%A9%201.jpg?q=%C3%A9" and target.path.isascii()

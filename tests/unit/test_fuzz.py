@@ -94,6 +94,8 @@ def images() -> list[bytes]:
         encode(garment, "JPEG", quality=80),
         encode(garment, "WEBP"),
         encode(garment, "GIF"),
+        encode(garment, "TIFF"),
+        encode(garment, "BMP"),
         flat_png(300, 200, "RGBA"),
         flat_png(2000, 2000, "L"),
     ]

@@ -171,3 +171,11 @@ def test_local_files_only_inside_allowed_roots_and_only_regular_files(tmp_path: 
     assert refused(ImageRef(path="/dev/zero"), devices, "not a regular file") is (
         ErrorKind.IMAGE_UNAVAILABLE
     )
+
+
+def test_a_nul_byte_in_a_file_url_is_refused_not_raised(tmp_path: Path) -> None:
+    with pytest.raises(ImageError) as refused:
+        read_image_bytes(
+            ImageRef(url=f"file://{tmp_path}/a%00b.png"), ImageLimits(allowed_roots=(tmp_path,))
+        )
+    assert refused.value.kind is ErrorKind.IMAGE_UNAVAILABLE

@@ -18,7 +18,7 @@ from stylestream.cli import main
 SAFE = {
     "env": "production",
     "api_session_key": "k" * 32,
-    "api_keys": "key-1,key-2",
+    "api_keys": "key-1-0123456789ab,key-2-0123456789ab",
     "postgres_dsn": "postgresql+psycopg2://app:s3cr3t-9f@db.internal:5432/stylestream",
     "pg_sslmode": "verify-full",
     "kafka_security_protocol": "SASL_SSL",
@@ -73,3 +73,19 @@ def test_credentials_reach_kafka_postgres_and_milvus_clients() -> None:
     assert settings.pg_dsn.endswith("/stylestream?sslmode=verify-full")
     assert "s3cr3t" not in repr(settings)  # secrets never printed with the settings
     assert isinstance(settings.milvus_token, SecretStr)
+
+
+def make(**changes: object) -> Settings:
+    return Settings(**{**SAFE, **changes})  # type: ignore[arg-type]
+
+
+def test_blank_or_short_secrets_are_unsafe() -> None:
+    blank = make(api_session_key="", api_keys=" ,,")
+    assert blank.api_keys == []  # a blank key would have accepted a missing header
+    problems = "\n".join(blank.production_problems())
+    assert "API_SESSION_KEY" in problems and "API_KEYS is empty" in problems
+    short = make(api_keys="short")
+    assert short.production_problems() == ["STYLESTREAM_API_KEYS holds a key under 16 characters"]
+    prefer = make(pg_sslmode=None, postgres_dsn=SAFE["postgres_dsn"] + "?sslmode=prefer")
+    assert any("without TLS" in p for p in prefer.production_problems())
+    assert "kafka-s3cr3t" not in repr(KafkaConfig.of(make()))
