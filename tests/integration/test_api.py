@@ -324,7 +324,7 @@ def test_large_bodies_and_busy_clients_are_refused_before_any_work(stack: Stack)
         assert codes[:2] == [200, 200] and codes[-1] == 429
         r = c.get("/v1/facets")
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
-        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+        assert c.get("/healthz").status_code == 200  # the liveness probe is never limited
 
 
 def test_query_images_are_decoded_a_few_at_a_time(stack: Stack) -> None:
