@@ -74,8 +74,14 @@ def test_clicks_become_pairs_once_each_across_a_kill(
                           model=model)  # fmt: skip
         # a click mined before the kill, reported again: a duplicate, never a second pair
         imp, pid = sorted(clicks)[0]
-        clicks |= {(imp, pid) for log in second for imp, pid, _, _ in log.clicks}
-        assert client.post("/v1/interactions", json={"impression_id": imp, "product_id": pid})
+        session = next(log.session_id for log in first if imp in log.impressions)
+        clicks |= {(i, p) for log in second for i, p, _, _ in log.clicks}
+        again = client.post(
+            "/v1/interactions",
+            json={"impression_id": imp, "product_id": pid},
+            headers={"X-Session-Id": session},
+        )
+        assert again.status_code == 202
         miner = start_miner(stack, tmp_path)
         wait_for(lambda: len(_stored(stack)) >= len(clicks), timeout=180)
         # the repeated click met its impression's join state recovered from the changelog:
