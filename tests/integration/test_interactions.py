@@ -139,6 +139,11 @@ def test_clicks_are_acknowledged_by_kafka_then_accepted(client: TestClient, stac
     assert cart.status_code == 202 and cart.json()["interaction"]["type"] == "interaction.purchase"
 
 
+def flip(hex_digit: str) -> str:
+    """Another hex digit (a tampered last character must differ from the real one)."""
+    return "1" if hex_digit == "0" else "0"
+
+
 def test_clicks_only_on_impressions_served_in_their_session(client: TestClient) -> None:
     """Poisoned clicks: an invented impression, a real one without its session, or under
     another session (a session of the caller's choosing, steering the held-out split) are
@@ -153,7 +158,7 @@ def test_clicks_only_on_impressions_served_in_their_session(client: TestClient) 
         (mine["impression_id"], None),
         (mine["impression_id"], other["session_id"]),
         (mine["impression_id"], "sim-chosen-by-caller"),
-        (mine["impression_id"], mine["session_id"][:-1] + "0"),
+        (mine["impression_id"], mine["session_id"][:-1] + flip(mine["session_id"][-1])),
     ):
         headers = {"X-Session-Id": session} if session else {}
         r = client.post(
