@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from sqlalchemy import Engine
 
@@ -35,6 +36,8 @@ def milvus_config(settings: Settings) -> MilvusConfig:
 
 
 def open_collection(settings: Settings, collection: str, dim: int) -> MilvusVectorIndex:
+    """A collection, created if missing: with ``settings`` bound, what the serving pointer and
+    the re-index open their collections with (stores/serving.OpenIndex)."""
     return MilvusVectorIndex.open(milvus_config(settings), collection, dim)
 
 
@@ -95,12 +98,7 @@ def base_model(settings: Settings) -> tuple[str, int]:
 def open_serving(settings: Settings, engine: Engine, base: tuple[str, int]) -> ServingIndex:
     """The serving pointer (first start: the configured collection, base embeddings)."""
     config = ServingConfig(settings.milvus_collection, settings.serving_refresh_s, *base)
-    milvus = milvus_config(settings)
-    return ServingIndex(
-        config,
-        ServingRegistry(engine),
-        lambda name, dim: MilvusVectorIndex.open(milvus, name, dim),
-    )
+    return ServingIndex(config, ServingRegistry(engine), partial(open_collection, settings))
 
 
 def weights(settings: Settings) -> Weights:
@@ -130,14 +128,8 @@ def open_reindexer(
         refresh_s=settings.serving_refresh_s,
         alias=settings.milvus_alias,
     )
-    milvus = milvus_config(settings)
-    extra = {} if progress is None else {"progress": progress}
     return Reindexer(
-        config,
-        ServingRegistry(repo.engine),
-        repo,
-        lambda name, dim: MilvusVectorIndex.open(milvus, name, dim),
-        **extra,
+        config, ServingRegistry(repo.engine), repo, partial(open_collection, settings), progress
     )
 
 

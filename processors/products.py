@@ -148,18 +148,22 @@ class ProductProcessor:
     def process(self, raws: Sequence[RawEvent]) -> BatchResult:
         result = BatchResult()
         chunk: list[tuple[ProductUpsert, np.ndarray]] = []
+        held = 0  # decoded bytes in the chunk
         for raw, event in self._latest(raws, result).values():
             if isinstance(event, ProductDelete):
                 result.deletes.append(event)
                 continue
             try:
-                chunk.append((event, load_image(event.image, self.limits)))
+                rgb = load_image(event.image, self.limits)
             except ProcessingError as exc:
                 result.failures.append(Failure(raw, exc.kind, str(exc), event.product_id))
+                continue
+            chunk.append((event, rgb))
+            held += rgb.nbytes
             # decoded images are bounded by bytes too, not only by the batch's count
-            if sum(rgb.nbytes for _, rgb in chunk) >= self.limits.batch_bytes:
+            if held >= self.limits.batch_bytes:
                 result.upserts += self._index(chunk)
-                chunk = []
+                chunk, held = [], 0
         result.upserts += self._index(chunk)
         return result
 

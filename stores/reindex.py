@@ -76,13 +76,13 @@ class Reindexer:
         registry: ServingRegistry,
         repo: MetadataRepository,
         open_index: OpenIndex,
-        progress: Callable[[int, int], None] = lambda done, total: None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
         self.repo = repo
         self.open_index = open_index
-        self.progress = progress
+        self.progress = progress or (lambda done, total: None)
 
     def _rows(
         self, batch: Sequence[Mapping[str, Any]], head: Projection | None, version: str
