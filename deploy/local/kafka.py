@@ -1,4 +1,10 @@
-"""A single-node Apache Kafka broker in KRaft mode, from Maven Central jars (see the pom)."""
+"""A single-node Apache Kafka broker in KRaft mode, from Maven Central jars (see the pom).
+
+Its client listener speaks the settings' security protocol: PLAINTEXT by default; with
+``STYLESTREAM_KAFKA_SECURITY_PROTOCOL=SASL_SSL`` (or SSL, SASL_PLAINTEXT) it serves TLS with a
+development CA written to ``STYLESTREAM_KAFKA_SSL_CAFILE`` (deploy/local/tls.py) and
+authenticates the settings' SASL user, whose SCRAM credentials are set when the storage is
+formatted. The broker talks to itself over the same listener."""
 
 from __future__ import annotations
 
@@ -9,8 +15,10 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from config.kafka import KafkaConfig, kafka_admin
 from config.settings import Settings
 from deploy.local.process import ManagedProcess
+from deploy.local.tls import server_certificate
 
 POM = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"
 
@@ -31,10 +39,12 @@ def new_cluster_id() -> str:
 class KafkaService:
     name = "kafka"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, libs: Path | None = None) -> None:
+        """``libs``: the jar folder when several brokers share one (tests)."""
         self.settings = settings
+        self.kafka = KafkaConfig.of(settings)
         self.home = settings.data_dir.resolve() / "kafka"
-        self.libs = self.home / "libs"
+        self.libs = libs or self.home / "libs"
         self.host, port = settings.kafka_bootstrap.rsplit(":", 1)
         self.port = int(port)
 
@@ -71,16 +81,17 @@ class KafkaService:
 
     def _write_config(self) -> Path:
         s = self.settings
+        client = f"CLIENT://{self.host}:{self.port}"
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{self.host}:{s.kafka_controller_port}",
-            "listeners": f"PLAINTEXT://{self.host}:{self.port},"
-            f"CONTROLLER://{self.host}:{s.kafka_controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "listeners": f"{client},CONTROLLER://{self.host}:{s.kafka_controller_port}",
+            "advertised.listeners": client,
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": "CLIENT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,"
+            f"CLIENT:{self.kafka.security_protocol}",
             "log.dirs": str(self.home / "data"),
             "num.partitions": "1",
             "auto.create.topics.enable": "false",
@@ -90,11 +101,59 @@ class KafkaService:
             "transaction.state.log.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.hours": "168",
+            **self._security(),
         }
         path = self.home / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        path.chmod(0o600)  # it may hold the SASL user's password
         (self.home / "log4j.properties").write_text(LOG4J)
         return path
+
+    def _security(self) -> dict[str, str]:
+        """The client listener's TLS and SASL properties (none for PLAINTEXT)."""
+        props: dict[str, str] = {}
+        kafka = self.kafka
+        if kafka.tls:
+            ca = kafka.ssl_cafile or self.home / "tls" / "ca.pem"
+            cert = server_certificate(self.home / "tls", ca, self.host)
+            props |= {
+                "listener.name.client.ssl.keystore.type": "PEM",
+                "listener.name.client.ssl.keystore.location": str(cert.chain),
+                "listener.name.client.ssl.truststore.type": "PEM",
+                "listener.name.client.ssl.truststore.location": str(cert.ca),
+            }
+        if kafka.sasl:
+            if not (kafka.username and kafka.password):
+                raise RuntimeError(
+                    "a SASL listener needs STYLESTREAM_KAFKA_SASL_USERNAME and _PASSWORD"
+                )
+            if set('"\\,=[]') & set(kafka.username + kafka.password):
+                raise RuntimeError(
+                    "the local broker's SASL user and password: no quotes, commas, "
+                    "equals signs, brackets or backslashes"
+                )
+            mechanism = kafka.sasl_mechanism
+            module = "plain.PlainLoginModule" if mechanism == "PLAIN" else "scram.ScramLoginModule"
+            users = f' user_{kafka.username}="{kafka.password}"' if mechanism == "PLAIN" else ""
+            props |= {
+                "sasl.enabled.mechanisms": mechanism,
+                "sasl.mechanism.inter.broker.protocol": mechanism,
+                f"listener.name.client.{mechanism.lower()}.sasl.jaas.config": (
+                    f"org.apache.kafka.common.security.{module} required "
+                    f'username="{kafka.username}" password="{kafka.password}"{users};'
+                ),
+            }
+        return props
+
+    def _scram_users(self) -> list[str]:
+        """Storage-format arguments that create the SASL user's SCRAM credentials."""
+        kafka = self.kafka
+        if not kafka.sasl or not kafka.sasl_mechanism.startswith("SCRAM"):
+            return []
+        return [
+            "--add-scram",
+            f"{kafka.sasl_mechanism}=[name={kafka.username},password={kafka.password}]",
+        ]
 
     def _java(self, *args: str) -> list[str]:
         return [
@@ -131,6 +190,7 @@ class KafkaService:
                 "-c",
                 str(config),
                 "--ignore-formatted",
+                *self._scram_users(),
             ),
             capture_output=True,
             text=True,
@@ -139,11 +199,7 @@ class KafkaService:
             raise RuntimeError(f"Kafka storage format failed: {done.stdout}{done.stderr}")
 
     def healthy(self) -> bool:
-        from kafka import KafkaAdminClient
-
-        admin = KafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000
-        )
+        admin = kafka_admin(self.settings, request_timeout_ms=3000)
         try:
             admin.list_topics()
             return True

@@ -4,6 +4,7 @@ database and collection, so tests never see each other's data."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import urllib.request
@@ -15,18 +16,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from bench.processes import Process
 from config import assembly
+from config.kafka import KafkaConfig, kafka_admin, kafka_consumer, kafka_producer
 from config.settings import Settings
 from deploy.local.postgres import PostgresService
 from deploy.local.process import free_port
 from processors.products import ProductProcessor, RawEvent
 from schemas.dead_letter import DeadLetter
 from schemas.events import ProductUpsert, encode_event
+from schemas.interactions import parse_interaction_event
 from stores.base import FixedTarget
 from stores.migrate import upgrade
 from stores.milvus import MilvusVectorIndex, drop_prefixed
@@ -54,11 +57,28 @@ class Stack:
     overrides: dict[str, str]
     repo: PostgresRepository = field(init=False)
     index: MilvusVectorIndex = field(init=False)
+    disposed: bool = False
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STYLESTREAM_")}
         env.update({f"STYLESTREAM_{k.upper()}": v for k, v in self.overrides.items()})
         return env
+
+    def dispose(self) -> None:
+        """Drop the stack's collections, database and topics (once; a module whose broker
+        ends before the session disposes of its stack itself)."""
+        if self.disposed:
+            return
+        self.disposed = True
+        # the collection and what re-indexing created beside it
+        drop_prefixed(self.index.client, self.settings.milvus_collection)
+        # not self.index.close(): pymilvus shares one connection among the clients of a URI,
+        # and closing it here would close it under every other stack and app of the session
+        self.repo.close()
+        PostgresService(self.settings).drop_database(self.settings.pg_database)
+        admin = kafka_admin(self.settings)
+        admin.delete_topics(list(topic_specs(self.settings)))
+        admin.close()
 
     def write(self, processor: ProductProcessor, events: Sequence[ProductUpsert]) -> None:
         """Process and store products directly (no Kafka, no worker): a test's catalogue."""
@@ -67,7 +87,7 @@ class Stack:
         )
 
     def producer(self) -> KafkaProducer:
-        return KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+        return kafka_producer(KafkaConfig.of(self.settings), linger_ms=0)
 
     def send_raw(self, values: list[tuple[bytes | None, bytes | None]]) -> None:
         producer = self.producer()
@@ -81,7 +101,7 @@ class Stack:
     ) -> list[DeadLetter]:
         """The dead-letter topic from its start, once it holds ``expected`` letters and one
         for each of ``keys`` (or the timeout passed)."""
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
+        consumer = kafka_consumer(self.settings)
         topic = self.settings.dead_letter_topic
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         consumer.assign(parts)
@@ -98,6 +118,29 @@ class Stack:
                 letters += [DeadLetter.model_validate_json(r.value) for r in records]
         consumer.close()
         return letters
+
+
+def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Callable[[str], list[object]]:
+    """A reader that returns every event on ``topic`` with a given key, polling until found."""
+
+    def find(key: str) -> list[object]:
+        consumer = kafka_consumer(stack.settings)
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        found: list[object] = []
+        deadline = time.monotonic() + timeout
+        while not found and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                found += [
+                    parse_interaction_event(json.loads(r.value))
+                    for r in records
+                    if r.key == key.encode()
+                ]
+        consumer.close()
+        return found
+
+    return find
 
 
 @pytest.fixture(scope="session")
@@ -134,14 +177,7 @@ def make_stack(
 
     yield make
     for stack in created:
-        # the collection and what re-indexing created beside it
-        drop_prefixed(stack.index.client, stack.settings.milvus_collection)
-        stack.index.close()
-        stack.repo.close()
-        PostgresService(stack.settings).drop_database(stack.settings.pg_database)
-        admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap)
-        admin.delete_topics(list(topic_specs(stack.settings)))
-        admin.close()
+        stack.dispose()
 
 
 @pytest.fixture(scope="module")
