@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Annotated, Literal
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
     # Postgres: the DSN wins when set; else the local embedded server on pg_port.
     postgres_dsn: SecretStr | None = None  # holds the password: from a secret
     pg_sslmode: str | None = None  # libpq sslmode added to the DSN (require, verify-full...)
+    pg_sslrootcert: Path | None = None  # the CA that verify-* checks the server against
     pg_port: int = 15432
     pg_database: str = "stylestream"
 
@@ -88,6 +90,9 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 16 * 1024 * 1024  # a 10 MiB image as base64 JSON fits
     api_rate_per_s: float = 50.0  # per client address; 0 = no limit
     api_rate_burst: int = 100
+    # Proxies (addresses or CIDRs) whose X-Forwarded-For names the client for the rate limit;
+    # empty: the peer address is the client (a proxy in front then shares one bucket).
+    api_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Query images decoded at once by one API process (each may take PIL up to
     # max_image_decode_bytes x ~1.35), and how long a request waits for a turn before a 503.
     api_max_concurrent_decodes: int = 4
@@ -95,6 +100,13 @@ class Settings(BaseSettings):
     # Signs the session and impression ids the API issues; every replica needs the same one.
     # Unset: a random key per process (sessions then end with the process).
     api_session_key: SecretStr | None = None
+    # A session lives this long (then the caller gets a new one); clicks on an impression
+    # count this long after it was served.
+    api_session_ttl_s: float = Field(default=12 * 3600.0, gt=0)
+    api_impression_ttl_s: float = Field(default=3600.0, gt=0)
+    # Keys the click training's held-out split (training/click_head.Split): without it a
+    # caller who can mint sessions could choose which of its clicks are held out.
+    split_key: SecretStr | None = None
     # X-Api-Key values accepted; when any are set, reporting interactions needs one (and
     # searching too with api_keys_for_search).
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -130,7 +142,12 @@ class Settings(BaseSettings):
     negatives_refresh_s: float = 60.0  # how often the miner re-reads the catalogue's ids
 
     @field_validator(
-        "allowed_image_roots", "allowed_image_hosts", "api_image_hosts", "api_keys", mode="before"
+        "allowed_image_roots",
+        "allowed_image_hosts",
+        "api_image_hosts",
+        "api_keys",
+        "api_trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _list_from_text(cls, value: object) -> object:
@@ -147,6 +164,17 @@ class Settings(BaseSettings):
     def models_path(self) -> Path:
         return self.model_dir if self.model_dir is not None else self.data_dir / "models"
 
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network.strip(), strict=False)  # a typo fails at start
+        return [network.strip() for network in value]
+
+    @property
+    def split_key_bytes(self) -> bytes:
+        return self.split_key.get_secret_value().encode() if self.split_key else b""
+
     @property
     def pg_dsn(self) -> str:
         dsn = (
@@ -154,10 +182,13 @@ class Settings(BaseSettings):
             if self.postgres_dsn
             else f"postgresql+psycopg2://postgres@127.0.0.1:{self.pg_port}/{self.pg_database}"
         )
-        if self.pg_sslmode:  # the setting wins over a DSN's own sslmode
+        # the settings win over the DSN's own sslmode and sslrootcert
+        given = {"sslmode": self.pg_sslmode, "sslrootcert": self.pg_sslrootcert}
+        given = {k: v for k, v in given.items() if v}
+        if given:
             parts = urlsplit(dsn)
-            query = [(k, v) for k, v in parse_qsl(parts.query) if k != "sslmode"]
-            query.append(("sslmode", self.pg_sslmode))
+            query = [(k, v) for k, v in parse_qsl(parts.query) if k not in given]
+            query += [(k, str(v)) for k, v in given.items()]
             dsn = urlunsplit(parts._replace(query=urlencode(query)))
         return dsn
 
@@ -168,6 +199,8 @@ class Settings(BaseSettings):
         session_key = self.api_session_key.get_secret_value() if self.api_session_key else ""
         if len(session_key) < 32:
             problems.append("STYLESTREAM_API_SESSION_KEY is unset or under 32 characters")
+        if len(self.split_key_bytes) < 32:
+            problems.append("STYLESTREAM_SPLIT_KEY is unset or under 32 characters")
         keys = [k.get_secret_value() for k in self.api_keys]
         if not keys:
             problems.append("STYLESTREAM_API_KEYS is empty: interactions would be open")

@@ -84,46 +84,96 @@ def check_k8s(directory: Path = DEPLOY / "k8s") -> list[str]:
         if path.name not in listed:
             errors.append(f"kustomization.yaml does not list {path.name}")
     objects = [(p, d) for p, ds in docs.items() for d in ds]
-    names = {(d["kind"], d["metadata"]["name"]) for _, d in objects}
+    defined = Defined({(d["kind"], d["metadata"]["name"]): None for _, d in objects})
     for generated in kustomization.get("secretGenerator", []):
-        names.add(("Secret", generated["name"]))
-        errors += _generated_secret_errors(directory, generated)
+        keys, problems = _generated_secret(directory, generated)
+        defined.objects[("Secret", generated["name"])] = keys
+        errors += problems
     for path, doc in objects:
         where = f"{path.name}:{doc['kind']}/{doc['metadata']['name']}"
         if (doc["apiVersion"], doc["kind"]) in CUSTOM_KINDS:
             if doc.get("spec", {}).get("mode") not in ("standalone", "cluster"):
                 errors.append(f"{where}: spec.mode must be standalone or cluster")
+            errors += defined.env_errors(doc["spec"].get("components", {}).get("env", []), where)
             continue
         try:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
             errors.append(f"{where}: {exc.message} at {'.'.join(map(str, exc.path))}")
-        errors += _workload_errors(doc, where, names)
+        errors += _workload_errors(doc, where, defined)
     return errors
 
 
-def _generated_secret_errors(directory: Path, generated: dict[str, Any]) -> list[str]:
-    """A generated Secret's env files: never committed (gitignored), described by a committed
-    ``.example`` whose keys are settings, and holding no values there."""
+class Defined:
+    """The ConfigMaps and Secrets the manifests define (with a generated Secret's keys, where
+    known), to check every reference a pod makes to one."""
+
+    def __init__(self, objects: dict[tuple[str, str], set[str] | None]) -> None:
+        self.objects = objects
+
+    def ref_error(self, kind: str, name: str, where: str, key: str | None = None) -> list[str]:
+        if (kind, name) not in self.objects:
+            return [f"{where}: {kind} {name} is not defined"]
+        keys = self.objects[(kind, name)]
+        if key is not None and keys is not None and key not in keys:
+            return [f"{where}: {kind} {name} has no key {key}"]
+        return []
+
+    def env_errors(self, env: list[dict[str, Any]], where: str) -> list[str]:
+        errors = _setting_errors([e["name"] for e in env], where)
+        for item in env:
+            source = item.get("valueFrom", {})
+            for kind, ref in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                if ref in source:
+                    errors += self.ref_error(kind, source[ref]["name"], where, source[ref]["key"])
+        return errors
+
+    def volume_errors(self, volumes: list[dict[str, Any]], where: str) -> list[str]:
+        errors: list[str] = []
+        for volume in volumes:
+            for kind, name in (("Secret", "secret"), ("ConfigMap", "configMap")):
+                if name in volume:
+                    ref = volume[name].get("secretName") or volume[name].get("name")
+                    items = volume[name].get("items") or [{"key": None}]
+                    for item in items:
+                        errors += self.ref_error(kind, ref, where, item["key"])
+        return errors
+
+
+def _generated_secret(directory: Path, generated: dict[str, Any]) -> tuple[set[str], list[str]]:
+    """A generated Secret's keys, and its problems: its files never committed (gitignored),
+    each env file described by a committed ``.example`` whose keys are settings (or the
+    servers' own) and which holds no values."""
     errors: list[str] = []
-    ignored = {Path(line).name for line in (DEPLOY.parent / ".gitignore").read_text().split()}
+    keys: set[str] = set()
+    ignored = [line for line in (DEPLOY.parent / ".gitignore").read_text().split() if line]
+    for source in generated.get("files", []):
+        keys.add(Path(source).name)
+        if not _ignored(f"deploy/k8s/{source}", ignored):
+            errors.append(f"kustomization.yaml: {source} is not gitignored (it holds secrets)")
     for env in generated.get("envs", []):
-        if Path(env).name not in ignored:
+        if not _ignored(f"deploy/k8s/{env}", ignored):
             errors.append(f"kustomization.yaml: {env} is not gitignored (it holds secrets)")
         example = directory / f"{env}.example"
         if not example.exists():
             errors.append(f"kustomization.yaml: {example.name} is missing")
             continue
         lines = [x for x in example.read_text().splitlines() if x and not x.startswith("#")]
-        keys = [x.split("=", 1)[0] for x in lines]
-        errors += _setting_errors(keys, example.name)
+        names = [x.split("=", 1)[0] for x in lines]
+        keys.update(names)
+        errors += _setting_errors(names, example.name)
         errors += [f"{example.name}: {x.split('=')[0]} has a value" for x in lines
                    if x.split("=", 1)[1] and not x.startswith("POSTGRES_USER")
                    and not x.startswith("POSTGRES_DB")]  # fmt: skip
-    return errors
+    return keys, errors
 
 
-def _workload_errors(doc: dict[str, Any], where: str, names: set[tuple[str, str]]) -> list[str]:
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """Whether a .gitignore line (a file, or a folder ending in /) covers ``path``."""
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in patterns)
+
+
+def _workload_errors(doc: dict[str, Any], where: str, defined: Defined) -> list[str]:
     errors: list[str] = []
     if doc["kind"] in ("ConfigMap", "Secret"):
         keys = list(doc.get("data") or {}) + list(doc.get("stringData") or {})
@@ -135,12 +185,14 @@ def _workload_errors(doc: dict[str, Any], where: str, names: set[tuple[str, str]
     labels = template.get("metadata", {}).get("labels", {})
     if any(labels.get(k) != v for k, v in selector.items()):
         errors.append(f"{where}: selector {selector} does not match pod labels {labels}")
-    for container in template["spec"].get("containers", []):
+    pod = template["spec"]
+    errors += defined.volume_errors(pod.get("volumes", []), where)
+    for container in pod.get("containers", []):
         for source in container.get("envFrom", []):
             for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
-                if key in source and (kind, source[key]["name"]) not in names:
-                    errors.append(f"{where}: {kind} {source[key]['name']} is not defined")
-        errors += _setting_errors([e["name"] for e in container.get("env", [])], where)
+                if key in source:
+                    errors += defined.ref_error(kind, source[key]["name"], where)
+        errors += defined.env_errors(container.get("env", []), where)
     return errors
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import Settings
 from deploy.validate import DEPLOY, check_compose, check_k8s, load_k8s
 
 
@@ -75,7 +76,7 @@ def test_no_secret_is_committed(k8s_copy: Path) -> None:
         text = path.read_text()
         assert "change-me" not in text and "PASSWORD: stylestream" not in text, path
         assert "kind: Secret" not in text, path
-    example = k8s_copy / "secrets.env.example"
+    example = k8s_copy / "infra-secrets.env.example"
     example.write_text(example.read_text().replace("POSTGRES_PASSWORD=", "POSTGRES_PASSWORD=x"))
     assert any("POSTGRES_PASSWORD has a value" in e for e in check_k8s(k8s_copy))
     example.write_text("STYLESTREAM_NOT_A_SETTING=\n")
@@ -97,3 +98,32 @@ def test_network_policies_deny_by_default_and_open_only_what_is_used() -> None:
     assert [p["port"] for p in postgres["ports"]] == [5432]
     metrics = policies["metrics-from-prometheus"]["ingress"][0]["from"][0]
     assert metrics == {"podSelector": {"matchLabels": {"app": "prometheus"}}}
+
+
+def test_the_manifests_run_the_production_profile_and_pass_it() -> None:
+    """The pods' settings (the ConfigMap, plus the Secret's keys filled in as an operator
+    would) are the production profile, and it finds nothing unsafe in them."""
+    config = next(
+        d["data"] for ds in load_k8s().values() for d in ds if d["kind"] == "ConfigMap"
+        and d["metadata"]["name"] == "stylestream-config"
+    )  # fmt: skip
+    assert config["STYLESTREAM_ENV"] == "production"
+    example = (DEPLOY / "k8s" / "secrets.env.example").read_text().splitlines()
+    keys = [line.split("=", 1)[0] for line in example if line and not line.startswith("#")]
+    filled = {key: "x9-" + key.lower().ljust(40, "z") for key in keys}
+    filled["STYLESTREAM_POSTGRES_DSN"] = "postgresql+psycopg2://app:Rz81-q@postgres:5432/app"
+    env = {k.removeprefix("STYLESTREAM_").lower(): v for k, v in {**config, **filled}.items()}
+    settings = Settings(**env)
+    assert settings.production_problems() == []
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert "sslrootcert=%2Fetc%2Fstylestream%2Ftls%2Fca.crt" in settings.pg_dsn
+
+
+def test_secret_references_are_checked(k8s_copy: Path) -> None:
+    _edit(k8s_copy / "kafka.yaml", "key: KAFKA_BROKER_PASSWORD", "key: KAFKA_BROKER_PASWORD")
+    _edit(k8s_copy / "postgres.yaml", "secretName: stylestream-tls", "secretName: tls")
+    _edit(k8s_copy / "kustomization.yaml", "tls/tls.key]", "tls/tls.key, extra.pem]")
+    errors = check_k8s(k8s_copy)
+    assert any("infra-secrets has no key KAFKA_BROKER_PASWORD" in e for e in errors)
+    assert any("Secret tls is not defined" in e for e in errors)
+    assert any("extra.pem is not gitignored" in e for e in errors)

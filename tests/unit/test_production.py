@@ -4,6 +4,7 @@ refuse to start with them; the Kafka, Postgres and Milvus credentials reach ever
 from __future__ import annotations
 
 import ssl
+from urllib.parse import parse_qs, urlsplit
 
 import faust
 import pytest
@@ -25,6 +26,7 @@ SAFE = {
     "kafka_sasl_username": "stylestream",
     "kafka_sasl_password": "kafka-s3cr3t",
     "milvus_token": "root:milvus-s3cr3t",
+    "split_key": "s" * 32,
 }
 
 
@@ -37,6 +39,7 @@ def test_the_defaults_are_named_unsafe_one_by_one() -> None:
         "PG_SSLMODE",
         "SASL_SSL",
         "MILVUS_TOKEN",
+        "SPLIT_KEY",
     ):
         assert name in problems
     assert Settings(**SAFE).production_problems() == []  # type: ignore[arg-type]
@@ -71,6 +74,15 @@ def test_credentials_reach_kafka_postgres_and_milvus_clients() -> None:
     assert isinstance(credentials.ssl_context, ssl.SSLContext)
     assert faust_credentials(KafkaConfig("k:9092")) is None
     assert settings.pg_dsn.endswith("/stylestream?sslmode=verify-full")
+    rooted = make(
+        pg_sslrootcert="/etc/stylestream/tls/ca.crt",
+        postgres_dsn=SAFE["postgres_dsn"] + "?sslrootcert=/elsewhere&connect_timeout=5",
+    )
+    assert parse_qs(urlsplit(rooted.pg_dsn).query) == {
+        "connect_timeout": ["5"],
+        "sslmode": ["verify-full"],
+        "sslrootcert": ["/etc/stylestream/tls/ca.crt"],
+    }
     assert "s3cr3t" not in repr(settings)  # secrets never printed with the settings
     assert isinstance(settings.milvus_token, SecretStr)
 
