@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
 import threading
@@ -18,7 +19,7 @@ from api.events import ImpressionEmitter, KafkaSender
 from api.guards import BodyLimit, RateLimit
 from api.metrics import ApiMetrics
 from api.models import Health
-from api.sessions import Sessions
+from api.sessions import SessionConfig, Sessions
 from api.state import ApiState, State
 from config import assembly
 from config.kafka import KafkaConfig
@@ -49,7 +50,10 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         assembly.api_image_limits(settings),
         sender,
         ImpressionEmitter(sender, settings.impressions_topic, metrics.impressions),
-        Sessions(session_key(settings)),
+        Sessions(
+            session_key(settings),
+            SessionConfig(settings.api_session_ttl_s, settings.api_impression_ttl_s),
+        ),
         tuple(k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()),
         threading.BoundedSemaphore(settings.api_max_concurrent_decodes),
     )
@@ -79,6 +83,9 @@ def create_app(settings: Settings) -> FastAPI:
         rate=settings.api_rate_per_s,
         burst=settings.api_rate_burst,
         exempt=frozenset({"/healthz"}),  # readiness pings the stores: limited like the rest
+        trusted_proxies=tuple(
+            ipaddress.ip_network(n, strict=False) for n in settings.api_trusted_proxies
+        ),
     )
     app.include_router(routes.router)
     app.include_router(interactions.router)

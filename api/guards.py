@@ -97,10 +97,40 @@ def client_key(host: str) -> str:
     return str(ip)
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_FORWARDED_HOPS = 16
+
+
+def client_address(scope: Scope, trusted: tuple[Network, ...] = ()) -> str:
+    """The address a request came from: its peer, unless the peer is a trusted proxy; then
+    X-Forwarded-For read from the right, skipping trusted proxies (whatever a client wrote
+    to the left of the first untrusted hop is its own claim and is not read)."""
+    peer = str((scope.get("client") or ("unknown", 0))[0])
+    if not trusted or not _within(peer, trusted):
+        return peer
+    forwarded = b",".join(v for k, v in scope.get("headers", []) if k == b"x-forwarded-for")
+    hops = [h.strip() for h in forwarded.decode("latin-1").split(",")][-MAX_FORWARDED_HOPS:]
+    for hop in reversed([h for h in hops if h]):
+        if not _within(hop, trusted):
+            return hop[:64]
+    return peer
+
+
+def _within(host: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in n for n in networks)
+
+
 class RateLimit:
     """A token bucket per client address (``rate`` requests a second, bursts of ``burst``);
     at most ``max_clients`` buckets are kept (least recently seen dropped first), so memory
-    stays bounded whatever the number of clients. ``exempt`` paths (probes) are never limited."""
+    stays bounded whatever the number of clients. ``exempt`` paths (probes) are never limited.
+    Behind a proxy, ``trusted_proxies`` says whose X-Forwarded-For to believe."""
 
     def __init__(
         self,
@@ -110,8 +140,10 @@ class RateLimit:
         exempt: frozenset[str] = frozenset(),
         max_clients: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self.app = app
+        self.trusted_proxies = trusted_proxies
         self.rate = rate
         self.burst = burst
         self.exempt = exempt
@@ -136,7 +168,7 @@ class RateLimit:
         if scope["type"] != "http" or self.rate <= 0 or scope.get("path") in self.exempt:
             await self.app(scope, receive, send)
             return
-        wait = self.wait_s(client_key(str((scope.get("client") or ("unknown", 0))[0])))
+        wait = self.wait_s(client_key(client_address(scope, self.trusted_proxies)))
         if wait > 0:
             retry = str(max(1, math.ceil(wait))).encode()
             message = "too many requests from this client: retry later"

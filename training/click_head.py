@@ -1,17 +1,18 @@
 """`stylestream train embedding`: mined pairs from Postgres -> a head -> the model registry.
 
-Held-out sessions (a stable hash of the session id) never train: they pick the epoch and give
-the registered metrics, base model vs trained head on the same pairs. Products clicked in one
-impression become co-click pairs (relevant to one query, so to each other). Lineage records which
-pairs (count, time range, a digest of their ids) and which base model.
+Held-out sessions (a keyed hash of the session id, ``Split``) never train: they pick the epoch
+and give the registered metrics, base model vs trained head on the same pairs. Products clicked
+in one impression become co-click pairs (relevant to one query, so to each other). Lineage
+records which pairs (count, time range, a digest of their ids) and which base model.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,19 @@ from training.embedding_head import (
 HEADS_DIR = "embedding-heads"
 
 
-def held_out(session_id: str, percent: int) -> bool:
-    return int(hashlib.sha256(session_id.encode()).hexdigest()[:8], 16) % 100 < percent
+@dataclass(frozen=True)
+class Split:
+    """Which sessions are held out. Keyed with a secret (STYLESTREAM_SPLIT_KEY, an HMAC) so that
+    nobody who reports clicks can pick session ids that land in, or stay out of, the held-out
+    part (poisoned clicks steered around the metrics); unkeyed for simulations."""
+
+    percent: int = 20
+    key: bytes = field(default=b"", repr=False)
+
+    def held_out(self, session_id: str) -> bool:
+        data = session_id.encode()
+        digest = hmac.new(self.key, data, "sha256") if self.key else hashlib.sha256(data)
+        return int(digest.hexdigest()[:8], 16) % 100 < self.percent
 
 
 @dataclass
@@ -59,7 +71,7 @@ def build_pairs(
     pairs: Iterable[Mapping[str, Any]],
     product_ids: list[str],
     gallery: np.ndarray,
-    held_out_percent: int = 20,
+    split: Split = Split(),
 ) -> PairSet:
     rows = {pid: i for i, pid in enumerate(product_ids)}
     kept: list[tuple[bool, np.ndarray, int, list[int], list[float]]] = []
@@ -88,7 +100,7 @@ def build_pairs(
         negatives += [(rows[n], 1.0) for n in p["random_negatives"] if n in rows]
         if not negatives:
             continue
-        out = held_out(p["session_id"], held_out_percent)
+        out = split.held_out(p["session_id"])
         sessions[out].add(p["session_id"])
         kept.append(
             (out, anchor, rows[p["positive"]], [n for n, _ in negatives], [w for _, w in negatives])
@@ -157,7 +169,7 @@ def train_embedding(
     pairs: Iterable[Mapping[str, Any]],
     models_dir: Path,
     config: HeadConfig | None = None,
-    held_out_percent: int = 20,
+    split: Split = Split(),
     min_pairs: int = 50,
 ) -> RegisteredModel:
     ids, gallery, bases = load_gallery(repo)
@@ -166,7 +178,7 @@ def train_embedding(
             f"products carry base embeddings from {sorted(bases) or 'no model'}: "
             "one base model is needed (replay products to re-embed them)"
         )
-    data = build_pairs(pairs, ids, gallery, held_out_percent)
+    data = build_pairs(pairs, ids, gallery, split)
     if len(data.train) < min_pairs or len(data.held_out) == 0:
         raise RuntimeError(
             f"{len(data.train)} training and {len(data.held_out)} held-out pairs: at least "
@@ -196,7 +208,8 @@ def train_embedding(
         "held_out_pairs": len(data.held_out),
         "train_sessions": data.sessions[0],
         "held_out_sessions": data.sessions[1],
-        "held_out_percent": held_out_percent,
+        "held_out_percent": split.percent,
+        "held_out_split": "keyed" if split.key else "unkeyed",
         "mined_from": data.mined[0].isoformat() if data.mined[0] else None,
         "mined_until": data.mined[1].isoformat() if data.mined[1] else None,
         "skipped": data.skipped,

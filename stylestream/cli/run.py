@@ -61,6 +61,7 @@ def api(settings: Settings, host: str | None, port: int | None) -> None:
         port=port or settings.api_port,
         log_level="info",
         access_log=False,
+        proxy_headers=False,  # the rate limit reads X-Forwarded-For from trusted proxies only
     )
 
 

@@ -17,7 +17,7 @@ from stores.postgres import PostgresRepository
 from stores.registry import ServingRegistry
 from stylestream.cli.data import parse_since
 from training.attributes import Sizes, train_attributes
-from training.click_head import train_embedding
+from training.click_head import Split, train_embedding
 from training.embedding_head import HeadConfig
 from training.export import export_base_model
 
@@ -101,7 +101,7 @@ def train_embedding_cmd(
                 loss=loss,
                 calibration_top=settings.rerank_candidates,
             ),
-            held_out_percent,
+            Split(held_out_percent, settings.split_key_bytes),
         )
     finally:
         repo.close()

@@ -5,49 +5,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import time
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, TopicPartition
 from PIL import Image
 from pydantic import SecretStr
 
 from api.app import create_app
 from deploy.local.process import free_port
 from processors.products import ProductProcessor
-from schemas.interactions import Interaction, SearchImpression, parse_interaction_event
+from schemas.interactions import Interaction, SearchImpression
 from tests.events import photo, upsert
-from tests.integration.conftest import Stack
+from tests.integration.conftest import Stack, read_topic
 from training.datasets import to_rgb
 
 pytestmark = pytest.mark.services
-
-
-def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Callable[[str], list[object]]:
-    """A reader that returns every event on ``topic`` with a given key, polling until found."""
-
-    def find(key: str) -> list[object]:
-        consumer = KafkaConsumer(bootstrap_servers=stack.settings.kafka_bootstrap)
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        found: list[object] = []
-        deadline = time.monotonic() + timeout
-        while not found and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                found += [
-                    parse_interaction_event(json.loads(r.value))
-                    for r in records
-                    if r.key == key.encode()
-                ]
-        consumer.close()
-        return found
-
-    return find
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +127,7 @@ def test_clicks_only_on_impressions_served_in_their_session(client: TestClient) 
     other = client.get("/v1/products/i001/similar", params={"k": 2}).json()
     assert mine["session_id"] != other["session_id"]
     product = mine["results"][0]["product_id"]
-    invented = "0" * 24 + "." + "f" * 32
+    invented = "0" * 28 + "." + "f" * 32
     for impression, session in (
         (invented, mine["session_id"]),
         (mine["impression_id"], None),
@@ -173,6 +148,21 @@ def test_clicks_only_on_impressions_served_in_their_session(client: TestClient) 
         headers={"X-Session-Id": mine["session_id"]},
     )
     assert ok.status_code == 202
+
+
+def test_a_click_on_an_old_impression_is_refused(stack: Stack) -> None:
+    """Issued ids carry their issue time: a click counts within the impression's TTL only."""
+    short = stack.settings.model_copy(update={"api_impression_ttl_s": 1.0})
+    with TestClient(create_app(short)) as c:
+        body = c.get("/v1/products/i001/similar", params={"k": 1}).json()
+        click = {"impression_id": body["impression_id"], "product_id": "i0"}
+        session = {"X-Session-Id": body["session_id"]}
+        assert c.post("/v1/interactions", json=click, headers=session).status_code == 202
+        time.sleep(2.2)  # ids count whole seconds: 2.2 s is past a 1 s TTL whatever the phase
+        late = c.post("/v1/interactions", json=click, headers=session)
+        assert late.status_code == 422 and late.json()["error"]["code"] == "unknown_impression"
+        again = c.get("/v1/products/i001/similar", params={"k": 1}, headers=session).json()
+        assert again["session_id"] == body["session_id"]  # the session itself lives on
 
 
 def test_api_keys_guard_interactions_and_optionally_searches(stack: Stack) -> None:

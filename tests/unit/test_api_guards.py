@@ -3,13 +3,14 @@ rate limit, in front of a small app that records what reached it."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from api.guards import BodyLimit, RateLimit, client_key
+from api.guards import BodyLimit, RateLimit, client_address, client_key
 
 
 class Item(BaseModel):
@@ -81,3 +82,38 @@ def test_buckets_refill_and_stay_bounded() -> None:
         client_key("2001:db8:1:2::5") == client_key("2001:db8:1:2:ffff::9") == ("2001:db8:1:2::/64")
     )
     assert client_key("::ffff:10.0.0.1") == "10.0.0.1" and client_key("testclient") == "testclient"
+
+
+def test_forwarded_for_is_read_only_from_trusted_proxies() -> None:
+    proxies = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+
+    def seen(peer: str, *forwarded: str) -> str:
+        headers = [(b"x-forwarded-for", f.encode()) for f in forwarded]
+        return client_address({"client": (peer, 1), "headers": headers}, proxies)
+
+    assert seen("203.0.113.9", "198.51.100.1") == "203.0.113.9"  # a client's own claim
+    assert seen("10.1.2.3", "198.51.100.1") == "198.51.100.1"  # the proxy's word
+    # the right-most untrusted hop: what the client wrote before it is not read
+    assert seen("10.1.2.3", "1.2.3.4, 198.51.100.1, 10.9.9.9") == "198.51.100.1"
+    assert seen("10.1.2.3", "1.2.3.4", "198.51.100.1") == "198.51.100.1"  # two headers
+    assert seen("::ffff:10.1.2.3", "198.51.100.7") == "198.51.100.7"
+    assert seen("fd00::1", "2001:db8::5") == "2001:db8::5"
+    assert seen("10.1.2.3") == "10.1.2.3"  # no header: the proxy itself
+    assert seen("10.1.2.3", "10.4.4.4") == "10.1.2.3"  # only proxies: the peer
+    assert client_address({"client": ("10.1.2.3", 1), "headers": []}) == "10.1.2.3"
+
+
+def test_clients_behind_a_trusted_proxy_get_their_own_buckets() -> None:
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, str]:
+        return {"status": "ok"}
+
+    proxy = (ipaddress.ip_network("10.0.0.0/8"),)
+    app.add_middleware(RateLimit, rate=0.001, burst=1, trusted_proxies=proxy)
+    with TestClient(app, client=("10.0.0.1", 50000)) as client:
+        first = client.get("/ping", headers={"x-forwarded-for": "198.51.100.1"})
+        again = client.get("/ping", headers={"x-forwarded-for": "198.51.100.1"})
+        other = client.get("/ping", headers={"x-forwarded-for": "198.51.100.2"})
+    assert (first.status_code, again.status_code, other.status_code) == (200, 429, 200)

@@ -17,7 +17,7 @@ from bench.simulator import SimulatedQuery, relevance
 from processors.heads import OnnxHead
 from stores.pair_files import write_pairs
 from stores.reindex import collection_name
-from training.click_head import build_pairs, held_out
+from training.click_head import Split, build_pairs
 from training.embedding_head import (
     HeadConfig,
     Triplets,
@@ -74,13 +74,13 @@ def test_build_pairs_weights_skips_by_position_and_holds_out_whole_sessions() ->
     pairs.append(_pair(50, "s0", "p1", ["p0"], {"kind": "product", "product_id": "p2"}))
     pairs.append(_pair(51, "s0", "gone", [], image))  # a product deleted since
     pairs.append(_pair(52, "s0", "p1", [], {"kind": "text", "text": "red dress"}))
-    data = build_pairs(pairs, ids, gallery, held_out_percent=25)
+    data = build_pairs(pairs, ids, gallery, split=Split(25))
     assert data.skipped == {"no_query_embedding": 1, "unknown_product": 1}
     assert len(data.train) + len(data.held_out) == 41
     assert 0 < len(data.held_out) < 41
-    out = {s for s in sessions if held_out(s, 25)}
+    out = {s for s in sessions if Split(25).held_out(s)}
     assert data.sessions == (len(set(sessions) - out), len(out))
-    first = data.train if not held_out("s0", 25) else data.held_out
+    first = data.train if not Split(25).held_out("s0") else data.held_out
     row = int(np.flatnonzero(first.positive == 0)[0])
     assert first.negatives[row].tolist()[:3] == [1, 2, 3]
     assert first.weights[row].tolist()[:3] == pytest.approx([1.0, 0.5, 1.0])
@@ -88,12 +88,26 @@ def test_build_pairs_weights_skips_by_position_and_holds_out_whole_sessions() ->
     assert len(data.train.coclicks) == len(data.held_out.coclicks) == 0  # one click each
 
 
+def test_the_keyed_split_cannot_be_predicted_without_its_key() -> None:
+    """Whoever mints sessions knows the unkeyed hash; with a key, membership follows the key:
+    as many sessions held out, but other ones, and another key picks others again."""
+    sessions = [f"session-{i}" for i in range(2000)]
+    public = {s for s in sessions if Split(20).held_out(s)}
+    one = {s for s in sessions if Split(20, b"a" * 32).held_out(s)}
+    other = {s for s in sessions if Split(20, b"b" * 32).held_out(s)}
+    assert one == {s for s in sessions if Split(20, b"a" * 32).held_out(s)}  # stable
+    for split in (public, one, other):
+        assert 340 < len(split) < 460  # 20 % of 2000, give or take
+    assert len(one & public) < 160 and len(one & other) < 160  # ~80 by chance, not ~400
+    assert "a" * 32 not in repr(Split(20, b"a" * 32))
+
+
 def test_products_clicked_in_one_impression_become_coclicks_on_their_side() -> None:
     gallery = np.eye(4, dtype=np.float32)
     ids = ["p0", "p1", "p2", "p3"]
     query = {"kind": "product", "product_id": "p3"}
-    out = next(f"s{i}" for i in range(100) if held_out(f"s{i}", 20))
-    kept = next(f"s{i}" for i in range(100) if not held_out(f"s{i}", 20))
+    out = next(f"s{i}" for i in range(100) if Split(20).held_out(f"s{i}"))
+    kept = next(f"s{i}" for i in range(100) if not Split(20).held_out(f"s{i}"))
     pairs = [
         _pair(1, kept, "p0", [], query),
         _pair(1, kept, "p1", ["p0"], query),  # same impression: p0 and p1 co-clicked
@@ -101,7 +115,7 @@ def test_products_clicked_in_one_impression_become_coclicks_on_their_side() -> N
         _pair(3, out, "p1", [], query),
         _pair(3, out, "p2", [], query),
     ]
-    data = build_pairs(pairs, ids, gallery, held_out_percent=20)
+    data = build_pairs(pairs, ids, gallery, split=Split(20))
     assert sorted(map(tuple, data.train.coclicks.tolist())) == [(0, 1), (1, 0)]
     assert sorted(map(tuple, data.held_out.coclicks.tolist())) == [(1, 2), (2, 1)]
 
