@@ -129,8 +129,13 @@ class Settings(BaseSettings):
     # Worker
     batch_max: int = 64
     batch_within_s: float = 0.5
-    store_retries: int = 3
-    metrics_port: int = 9108  # 0 disables the worker's /metrics server
+    # tries of one event that fails alone while its stores answer (then it is dead-lettered);
+    # a store that does not answer is waited for, never counted here
+    store_retries: int = 2
+    retry_first_s: float = 0.5  # backoff while a dependency is down: doubling up to the cap
+    retry_cap_s: float = 30.0
+    worker_stall_s: float = 120.0  # /healthz fails when the batch loop is silent this long
+    metrics_port: int = 9108  # 0 disables the worker's /metrics, /healthz, /readyz server
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     worker_web_port: int = 6066
 

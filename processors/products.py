@@ -39,7 +39,9 @@ class Embedder(Protocol):
 
 @dataclass(frozen=True)
 class RawEvent:
-    """One Kafka record as the processor sees it: bytes plus where they came from."""
+    """One Kafka record as the processor sees it: bytes plus where they came from. ``topic`` is
+    empty for events handed in directly (tests, catalogue loads); a Kafka record must be keyed
+    by its product id (every version of a product on one partition, in order)."""
 
     value: bytes
     topic: str = ""
@@ -98,6 +100,43 @@ class BatchResult:
     failures: list[Failure] = field(default_factory=list)
     superseded: int = 0  # older versions of a product replaced by a newer one in this batch
     sources: dict[str, list[RawEvent]] = field(default_factory=dict)  # product id -> its records
+
+    def merged(self, other: BatchResult) -> BatchResult:
+        """Both parts of a split batch as one: still one version per product (the newest)."""
+        latest: dict[str, IndexedProduct | ProductDelete] = {}
+        dropped = 0
+        items: list[IndexedProduct | ProductDelete] = [*self.upserts, *self.deletes]
+        for item in [*items, *other.upserts, *other.deletes]:
+            seen = latest.get(item.product_id)
+            dropped += seen is not None
+            if seen is None or item.version > seen.version:
+                latest[item.product_id] = item
+        sources = {k: list(v) for k, v in self.sources.items()}
+        for pid, raws in other.sources.items():
+            sources.setdefault(pid, []).extend(raws)
+        return BatchResult(
+            [i for i in latest.values() if isinstance(i, IndexedProduct)],
+            [i for i in latest.values() if isinstance(i, ProductDelete)],
+            self.failures + other.failures,
+            self.superseded + other.superseded + dropped,
+            sources,
+        )
+
+    def halves(self) -> tuple[BatchResult, BatchResult] | None:
+        """The writes split in two (to find the one a store refuses); None for a single one."""
+        items: list[IndexedProduct | ProductDelete] = [*self.upserts, *self.deletes]
+        if len(items) < 2:
+            return None
+        middle = len(items) // 2
+
+        def part(chosen: list[IndexedProduct | ProductDelete]) -> BatchResult:
+            return BatchResult(
+                [i for i in chosen if isinstance(i, IndexedProduct)],
+                [i for i in chosen if isinstance(i, ProductDelete)],
+                sources={i.product_id: self.sources.get(i.product_id, []) for i in chosen},
+            )
+
+        return part(items[:middle]), part(items[middle:])
 
 
 def decode_event(raw: RawEvent) -> ProductUpsert | ProductDelete:
@@ -178,6 +217,11 @@ class ProductProcessor:
                 event = decode_event(raw)
             except ProcessingError as exc:
                 result.failures.append(Failure(raw, exc.kind, str(exc)))
+                continue
+            if raw.topic and raw.key != event.product_id.encode():
+                message = f"the record's key {raw.key!r:.80} is not its product id"
+                failure = Failure(raw, ErrorKind.KEY_MISMATCH, message, event.product_id)
+                result.failures.append(failure)
                 continue
             result.sources.setdefault(event.product_id, []).append(raw)
             seen = latest.get(event.product_id)

@@ -21,8 +21,9 @@ class ErrorKind(StrEnum):
     UNDECODABLE_IMAGE = "undecodable_image"
     IMAGE_TOO_LARGE = "image_too_large"
     UNSUPPORTED_IMAGE_FORMAT = "unsupported_image_format"
-    PROCESSING_ERROR = "processing_error"
-    STORE_ERROR = "store_error"
+    KEY_MISMATCH = "key_mismatch"  # the Kafka key is not the product id
+    PROCESSING_ERROR = "processing_error"  # this event alone failed where its neighbours did not
+    STORE_ERROR = "store_error"  # a healthy store refused this event alone
 
 
 class DeadLetter(BaseModel):

@@ -3,7 +3,7 @@ rows that cross them (an adapter is the only place a backend's field names are s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -121,6 +121,9 @@ class LedgerEntry:
     deleted: bool
 
 
+Applied = Callable[[list[str], list[str]], None]
+
+
 class MetadataRepository(Protocol):
     """Product metadata plus the version ledger that makes writes idempotent; rows are the
     shapes of stores/rows.py."""
@@ -131,8 +134,13 @@ class MetadataRepository(Protocol):
         self,
         upserts: Sequence[Mapping[str, Any]],
         deletes: Sequence[tuple[str, int]],
+        then: Applied | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Apply newer versions only, atomically. Returns (upserted ids, deleted ids)."""
+        """Apply newer versions only, atomically. Returns (upserted ids, deleted ids).
+
+        ``then(upserted, deleted)`` runs before the commit, while the ledger rows of these
+        products stay locked: the vector indexes are written there, so two writers of one
+        product change both stores in version order; if it raises, nothing is committed."""
         ...
 
     def get_product(self, product_id: str) -> dict[str, Any] | None: ...

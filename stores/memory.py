@@ -16,7 +16,7 @@ import numpy as np
 
 from schemas.attributes import taxonomy_rows
 from schemas.tables import products
-from stores.base import Hit, IndexRow, LedgerEntry, narrow_fields
+from stores.base import Applied, Hit, IndexRow, LedgerEntry, narrow_fields
 from stores.filters import Filters
 from stores.rows import INDEX_COLUMNS
 
@@ -167,34 +167,46 @@ class MemoryRepository:
         self,
         upserts: Sequence[Mapping[str, Any]],
         deletes: Sequence[tuple[str, int]],
+        then: Applied | None = None,
     ) -> tuple[list[str], list[str]]:
-        upserted: list[str] = []
-        deleted: list[str] = []
+        """Decides under the lock, runs ``then`` under it, and changes nothing if it raises."""
         for row in upserts:
             _check_row(row)
+        for ids in ([r["product_id"] for r in upserts], [pid for pid, _ in deletes]):
+            if len(set(ids)) < len(ids):  # Postgres refuses to change a row twice in a statement
+                raise ValueError("a product appears twice among the upserts or the deletes")
         with self._lock:
+            upserted = [
+                row["product_id"]
+                for row in upserts
+                if (e := self._ledger.get(row["product_id"])) is None
+                or e[0].version < row["version"]
+            ]
+            deleted = [
+                pid
+                for pid, version in deletes
+                if (e := self._ledger.get(pid)) is None
+                or version > e[0].version
+                or (version == e[0].version and not e[0].deleted)
+            ]
+            if then is not None:
+                then(upserted, deleted)
             now = datetime.now(UTC)
+            fresh = set(upserted)
             for row in upserts:
-                pid, version = row["product_id"], row["version"]
-                entry = self._ledger.get(pid)
-                if entry is not None and entry[0].version >= version:
+                pid = row["product_id"]
+                if pid not in fresh:
                     continue
-                self._ledger[pid] = (LedgerEntry(version, False), now)
+                self._ledger[pid] = (LedgerEntry(row["version"], False), now)
                 self._products[pid] = copy.deepcopy({c: row.get(c) for c in PRODUCT_COLUMNS})
                 attributes = [dict(a) for a in row.get("attributes", ())]
                 self._attributes[pid] = sorted(attributes, key=lambda a: a["attribute_key"])
-                upserted.append(pid)
+            gone = set(deleted)
             for pid, version in deletes:
-                entry = self._ledger.get(pid)
-                if entry is not None and not (
-                    version > entry[0].version
-                    or (version == entry[0].version and not entry[0].deleted)
-                ):
-                    continue
-                self._ledger[pid] = (LedgerEntry(version, True), now)
-                self._products.pop(pid, None)
-                self._attributes.pop(pid, None)
-                deleted.append(pid)
+                if pid in gone:
+                    self._ledger[pid] = (LedgerEntry(version, True), now)
+                    self._products.pop(pid, None)
+                    self._attributes.pop(pid, None)
         return upserted, deleted
 
     def get_product(self, product_id: str) -> dict[str, Any] | None:

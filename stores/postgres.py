@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from schemas.tables import attribute_taxonomy, product_attributes, product_ledger, products
-from stores.base import LedgerEntry
+from stores.base import Applied, LedgerEntry
 from stores.rows import INDEX_COLUMNS
 
 
@@ -20,12 +20,13 @@ def make_engine(dsn: str) -> Engine:
 
 
 class PostgresRepository:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, lock_timeout_s: float = 30.0) -> None:
         self.engine = engine
+        self.lock_timeout_s = lock_timeout_s
 
     @classmethod
-    def from_dsn(cls, dsn: str) -> PostgresRepository:
-        return cls(make_engine(dsn))
+    def from_dsn(cls, dsn: str, lock_timeout_s: float = 30.0) -> PostgresRepository:
+        return cls(make_engine(dsn), lock_timeout_s)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -44,11 +45,20 @@ class PostgresRepository:
         self,
         upserts: Sequence[Mapping[str, Any]],
         deletes: Sequence[tuple[str, int]],
+        then: Applied | None = None,
     ) -> tuple[list[str], list[str]]:
-        """Apply newer versions only, in one transaction. Returns (upserted ids, deleted ids)."""
+        """Apply newer versions only, in one transaction. Returns (upserted ids, deleted ids).
+
+        The ledger upserts lock every row they touch, updated or not (ON CONFLICT DO UPDATE
+        does), in product-id order (so two writers never wait on each other in a circle);
+        ``then`` runs before the commit, under those locks (stores/base.py)."""
         upserted: list[str] = []
         deleted: list[str] = []
+        upserts = sorted(upserts, key=lambda r: str(r["product_id"]))
+        deletes = sorted(deletes)
         with self.engine.begin() as conn:
+            # a writer stuck while holding a product's lock fails this one, to be retried
+            conn.execute(text(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'"))
             if upserts:
                 ins = insert(product_ledger).values(
                     [{"product_id": r["product_id"], "version": r["version"]} for r in upserts]
@@ -106,6 +116,8 @@ class PostgresRepository:
                             product_attributes.c.product_id.in_(deleted)
                         )
                     )
+            if then is not None:
+                then(upserted, deleted)
         return upserted, deleted
 
     @staticmethod

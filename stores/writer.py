@@ -1,11 +1,14 @@
-"""The idempotent write protocol shared by every writer of products.
+"""The idempotent write protocol shared by every writer of products: the Postgres ledger is
+the arbiter of versions for both stores.
 
-Order matters for crash safety: (1) read the ledger, drop stale versions; (2) write Milvus
-(upsert by product id: repeatable); (3) commit Postgres, ledger included, in one transaction.
-A crash between (2) and (3) leaves the ledger behind, so the redelivered event is redone;
-a crash after (3) makes the redelivery stale, so it changes nothing.
+In one Postgres transaction: (1) the ledger takes the newer versions and locks every product of
+the batch; (2) Postgres gets their rows; (3) Milvus gets the same products (upsert or delete by
+product id: repeatable), still under the locks; (4) commit. A second writer of one product (a
+rebalance, a producer keyed by something else) waits for the commit, then sees the version it
+must beat, so Milvus and Postgres change in the same order. A failure before (4) commits
+nothing, and the redelivered event redoes (3); a crash after (4) makes the redelivery stale.
 
-Step (2) writes every target collection: the serving one and, during a re-index, the one being
+Step (3) writes every target collection: the serving one and, during a re-index, the one being
 built, each with its own model's projection of the base embedding.
 """
 
@@ -17,7 +20,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from processors.products import BatchResult
-from stores.base import IndexTargets, LedgerEntry, MetadataRepository, VectorIndex
+from stores.base import IndexTargets, MetadataRepository, VectorIndex
 from stores.rows import index_row, postgres_row
 
 
@@ -26,12 +29,6 @@ class WriteOutcome:
     indexed: list[str]
     deleted: list[str]
     stale: int
-
-
-def _fresh_delete(entry: LedgerEntry | None, version: int) -> bool:
-    if entry is None:
-        return True
-    return version > entry.version or (version == entry.version and not entry.deleted)
 
 
 class ProductWriter:
@@ -55,32 +52,32 @@ class ProductWriter:
         return True
 
     def write(self, batch: BatchResult) -> WriteOutcome:
-        ids = [u.product_id for u in batch.upserts] + [d.product_id for d in batch.deletes]
-        ledger = self.repo.ledger(ids)
-        upserts = [
-            u
-            for u in batch.upserts
-            if (e := ledger.get(u.product_id)) is None or u.version > e.version
-        ]
-        deletes = [d for d in batch.deletes if _fresh_delete(ledger.get(d.product_id), d.version)]
-        base = np.asarray([u.embedding for u in upserts], dtype=np.float32)
-        for target in self.targets.writes() if upserts or deletes else ():
-            if upserts:
-                vectors = target.vectors(base)
-                version = target.model_version if target.head is not None else None
-                target.index.upsert(
-                    [index_row(u, v, version) for u, v in zip(upserts, vectors, strict=True)]
-                )
-            if deletes:
-                target.index.delete([d.product_id for d in deletes])
-            self._written[id(target.index)] = target.index
+        by_id = {u.product_id: u for u in batch.upserts}
+        if len(by_id) < len(batch.upserts):
+            raise ValueError("a batch carries one version per product")
         now = datetime.now(UTC)
+
+        def to_indexes(upserted: list[str], deleted: list[str]) -> None:
+            fresh = [by_id[pid] for pid in upserted]
+            base = np.asarray([u.embedding for u in fresh], dtype=np.float32)
+            for target in self.targets.writes() if fresh or deleted else ():
+                if fresh:
+                    vectors = target.vectors(base)
+                    version = target.model_version if target.head is not None else None
+                    target.index.upsert(
+                        [index_row(u, v, version) for u, v in zip(fresh, vectors, strict=True)]
+                    )
+                if deleted:
+                    target.index.delete(deleted)
+                self._written[id(target.index)] = target.index
+
         indexed, deleted = self.repo.apply(
-            [postgres_row(u, now) for u in upserts],
-            [(d.product_id, d.version) for d in deletes],
+            [postgres_row(u, now) for u in batch.upserts],
+            [(d.product_id, d.version) for d in batch.deletes],
+            then=to_indexes,
         )
-        stale = len(batch.upserts) + len(batch.deletes) - len(upserts) - len(deletes)
-        self.unflushed += len(upserts) + len(deletes)
+        stale = len(batch.upserts) + len(batch.deletes) - len(indexed) - len(deleted)
+        self.unflushed += len(indexed) + len(deleted)
         if self.unflushed >= self.flush_rows:
             self.flush()
         return WriteOutcome(indexed=indexed, deleted=deleted, stale=stale)

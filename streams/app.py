@@ -19,6 +19,7 @@ import faust
 from config.kafka import KafkaConfig
 from config.settings import Settings
 from processors.products import RawEvent
+from schemas.dead_letter import DeadLetter
 from streams.handler import BatchHandler
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,29 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
     products = app.topic(settings.products_topic, key_type=bytes, value_type=bytes, partitions=None)
     dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylestream-batch")
+    dependencies = handler.dependencies
+
+    async def send_dead_letters(letters: list[DeadLetter]) -> None:
+        """Delivered before the batch is acked (a crash here redelivers the batch). Kafka
+        refusing is Kafka's fault, not the events': retried until it takes them, since Faust
+        would ack the batch if the agent raised (faust-streaming #527)."""
+        waiting = [((dl.product_id or "").encode() or None, dl.model_dump_json().encode())
+                   for dl in letters]  # fmt: skip
+        attempt = 0
+        while waiting:
+            futures = [await dead_letters.send(key=k, value=v) for k, v in waiting]
+            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            errors = [o for o in outcomes if isinstance(o, BaseException)]
+            waiting = [
+                w for w, o in zip(waiting, outcomes, strict=True) if isinstance(o, BaseException)
+            ]
+            if waiting:
+                attempt += 1
+                delay = dependencies.backoff.delay(attempt)
+                log.warning("%d dead letters not taken by Kafka (%s); again in %.1fs",
+                            len(waiting), errors[0], delay)  # fmt: skip
+                dependencies.heartbeat.beat()
+                await asyncio.sleep(delay)
 
     async def product_agent(stream: Any) -> AsyncIterator[int]:
         loop = asyncio.get_running_loop()
@@ -85,20 +109,19 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
                 for e in events
             ]
             handled = await loop.run_in_executor(executor, handler.handle, raws)
-            # Delivered before the batch is acked: a crash here redelivers, nothing is lost.
-            sends = [
-                await dead_letters.send(
-                    key=(dl.product_id or "").encode() or None,
-                    value=dl.model_dump_json().encode(),
-                )
-                for dl in handled.dead_letters
-            ]
-            if sends:
-                await asyncio.gather(*sends)
-                log.info("dead-lettered %d of %d events", len(sends), len(raws))
+            if handled.dead_letters:
+                await send_dead_letters(handled.dead_letters)
+                log.info("dead-lettered %d of %d events", len(handled.dead_letters), len(raws))
             yield len(raws)
 
     app.agent(products, name="products")(product_agent)
+
+    async def beat_when_idle() -> None:
+        """The event loop is alive: with no batch in hand, that is the batch loop's health."""
+        if not dependencies.heartbeat.busy:
+            dependencies.heartbeat.beat()
+
+    app.timer(interval=5.0)(beat_when_idle)
 
     if settings.milvus_flush_interval_s > 0:
 

@@ -1,20 +1,36 @@
 """One batch of product records: process, write, dead-letter. Kafka-free so it runs in tests
-without a broker; the Faust agent only feeds it and sends what it returns."""
+without a broker; the Faust agent only feeds it and sends what it returns.
+
+Each event meets its own fate. Errors that are an event's own (bad JSON, schema, image) come
+back from the processor as failures. Anything else is first put to the dependencies: a store
+error that says so, or a store that fails its probe, holds the batch back (capped backoff,
+the partition stays where it is) until the store answers, then the same batch is retried; no
+event is dead-lettered for a dependency's fault. Otherwise the batch is split in two and each
+half retried, down to the single event that fails alone while its neighbours pass (it alone
+is dead-lettered, after a few tries). When every event of a batch fails alike, the fault is
+not theirs either (a broken model, a wrong schema): the batch is retried after a backoff.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from processors.products import BatchResult, Failure, ProductProcessor, RawEvent
 from schemas.dead_letter import DeadLetter, ErrorKind
+from stores.faults import transient
 from stores.writer import ProductWriter, WriteOutcome
+from streams.faults import Dependencies
 from streams.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
+Done = TypeVar("Done")
+
+NOTHING = WriteOutcome([], [], 0)
 
 
 @dataclass
@@ -36,8 +52,16 @@ def _dead_letter(f: Failure) -> DeadLetter:
     )
 
 
-def _all_failed(raws: Sequence[RawEvent], kind: ErrorKind, message: str) -> list[Failure]:
-    return [Failure(raw, kind, message) for raw in raws]
+def _merge(a: WriteOutcome, b: WriteOutcome) -> WriteOutcome:
+    return WriteOutcome(a.indexed + b.indexed, a.deleted + b.deleted, a.stale + b.stale)
+
+
+class _Alike(Exception):
+    """Every event of a batch failed alike: not the events' fault (retry the whole batch)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} events failed alike")
+        self.count = count
 
 
 class BatchHandler:
@@ -46,15 +70,16 @@ class BatchHandler:
         processor: ProductProcessor,
         writer: ProductWriter,
         metrics: WorkerMetrics,
+        dependencies: Dependencies,
         *,
         retries: int = 3,
-        backoff_s: float = 0.5,
     ) -> None:
+        """``retries``: tries of a single event that fails while its stores are healthy."""
         self.processor = processor
         self.writer = writer
         self.metrics = metrics
+        self.dependencies = dependencies
         self.retries = retries
-        self.backoff_s = backoff_s
 
     def flush(self) -> bool:
         """Seal recent index writes (called on a timer and at shutdown); never raises."""
@@ -65,20 +90,98 @@ class BatchHandler:
             return False
 
     def handle(self, raws: Sequence[RawEvent]) -> HandledBatch:
-        """Never raises: whatever cannot be applied comes back as dead letters."""
+        """Never raises, and returns only when every event is applied or dead-lettered for a
+        fault of its own."""
         started = time.perf_counter()
         self.metrics.consumed.inc(len(raws))
+        heartbeat = self.dependencies.heartbeat
+        heartbeat.busy = True
         try:
-            result = self.processor.process(raws)
-        except Exception as exc:  # a bug must not stop the worker: the batch is kept in the DLQ
-            log.exception("processing failed for a batch of %d", len(raws))
-            failures = _all_failed(raws, ErrorKind.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
-            return self._finish(None, failures, started)
-        self.metrics.stale.inc(result.superseded)
-        outcome, store_failures = self._write(result)
-        if outcome is not None:
+            result = self._whole("processing", lambda: self._processed(raws))
+            self.metrics.stale.inc(result.superseded)
+            outcome, failures = self._whole("writing", lambda: self._written(result))
+        finally:
+            heartbeat.busy = False
+            heartbeat.beat()
+        if outcome.indexed:
             self._observe_lag(result, outcome)
-        return self._finish(outcome, result.failures + store_failures, started)
+        return self._finish(outcome, result.failures + failures, started)
+
+    def _whole(self, what: str, step: Callable[[], Done]) -> Done:
+        """``step()``, retried whole while every event of the batch fails alike."""
+        attempt = 0
+        while True:
+            try:
+                return step()
+            except _Alike as exc:
+                attempt += 1
+                self.dependencies.metrics.stalls.inc()
+                log.error("%s failed alike for all %d events of a batch", what, exc.count)
+                self.dependencies.pause(attempt, f"{what}: {exc.__cause__}")
+
+    def _processed(self, raws: Sequence[RawEvent]) -> BatchResult:
+        result = self._process(raws)
+        unexpected = [f for f in result.failures if f.kind is ErrorKind.PROCESSING_ERROR]
+        if len(raws) > 1 and len(unexpected) == len(raws):
+            raise _Alike(len(raws)) from Exception(unexpected[0].message)
+        return result
+
+    def _written(self, result: BatchResult) -> tuple[WriteOutcome, list[Failure]]:
+        outcome, failures = self._write(result)
+        count = len(result.upserts) + len(result.deletes)
+        if count > 1 and outcome == NOTHING and len({f.product_id for f in failures}) == count:
+            raise _Alike(count) from Exception(failures[0].message)
+        return outcome, failures
+
+    def _process(self, raws: Sequence[RawEvent]) -> BatchResult:
+        attempt = 0
+        while True:
+            try:
+                return self.processor.process(raws)
+            except Exception as exc:
+                attempt += 1
+                if self._dependency_fault(exc, attempt, "processing"):
+                    continue
+                if len(raws) > 1:  # find the event at fault: each half on its own
+                    middle = len(raws) // 2
+                    return self._process(raws[:middle]).merged(self._process(raws[middle:]))
+                if attempt < self.retries:
+                    self.dependencies.pause(attempt, f"processing one event: {exc}")
+                    continue
+                log.error("an event fails processing alone, dead-lettered: %r", exc)
+                return BatchResult(failures=[_failure(raws[0], ErrorKind.PROCESSING_ERROR, exc)])
+
+    def _write(self, result: BatchResult) -> tuple[WriteOutcome, list[Failure]]:
+        if not result.upserts and not result.deletes:
+            return NOTHING, []
+        attempt = 0
+        while True:
+            try:
+                return self.writer.write(result), []
+            except Exception as exc:
+                attempt += 1
+                if self._dependency_fault(exc, attempt, "writing"):
+                    continue
+                halves = result.halves()
+                if halves is not None:  # find the product a store refuses: each half alone
+                    (left, left_failed), (right, right_failed) = map(self._write, halves)
+                    return _merge(left, right), left_failed + right_failed
+                if attempt < self.retries:
+                    self.dependencies.pause(attempt, f"writing one product: {exc}")
+                    continue
+                log.error("a healthy store refuses one product, dead-lettered: %r", exc)
+                return NOTHING, [
+                    _failure(raw, ErrorKind.STORE_ERROR, exc, pid)
+                    for pid, raws in result.sources.items()
+                    for raw in raws
+                ]
+
+    def _dependency_fault(self, exc: Exception, attempt: int, what: str) -> bool:
+        """Whether ``exc`` is a dependency's doing; if so, waits until it answers again."""
+        if transient(exc) or self.dependencies.down():
+            self.dependencies.pause(attempt, f"{what}: {type(exc).__name__}: {exc}")
+            return True
+        return False
 
     def _observe_lag(self, result: BatchResult, outcome: WriteOutcome) -> None:
         indexed = set(outcome.indexed)
@@ -88,34 +191,21 @@ class BatchHandler:
                 sent = u.event.produced_at or u.event.event_time
                 self.metrics.lag_seconds.observe(max(0.0, (now - sent).total_seconds()))
 
-    def _write(self, result: BatchResult) -> tuple[WriteOutcome | None, list[Failure]]:
-        if not result.upserts and not result.deletes:
-            return None, []
-        for attempt in range(1, self.retries + 1):
-            try:
-                return self.writer.write(result), []
-            except Exception as exc:
-                log.warning("store write failed (attempt %d/%d): %s", attempt, self.retries, exc)
-                if attempt == self.retries:
-                    message = f"store write failed after {self.retries} attempts: {exc}"
-                    ids = [u.product_id for u in result.upserts]
-                    ids += [d.product_id for d in result.deletes]
-                    return None, [
-                        Failure(raw, ErrorKind.STORE_ERROR, message, pid)
-                        for pid in ids
-                        for raw in result.sources.get(pid, [])
-                    ]
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-        return None, []
-
     def _finish(
-        self, outcome: WriteOutcome | None, failures: list[Failure], started: float
+        self, outcome: WriteOutcome, failures: list[Failure], started: float
     ) -> HandledBatch:
-        if outcome is not None:
-            self.metrics.indexed.inc(len(outcome.indexed))
-            self.metrics.deleted.inc(len(outcome.deleted))
-            self.metrics.stale.inc(outcome.stale)
+        self.metrics.indexed.inc(len(outcome.indexed))
+        self.metrics.deleted.inc(len(outcome.deleted))
+        self.metrics.stale.inc(outcome.stale)
         for f in failures:
             self.metrics.dead_lettered.labels(error_kind=f.kind.value).inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return HandledBatch(outcome, [_dead_letter(f) for f in failures])
+
+
+def _failure(raw: RawEvent, kind: ErrorKind, exc: Exception, pid: str | None = None) -> Failure:
+    return Failure(raw, kind, f"{type(exc).__name__}: {exc}", pid or _product_id(raw))
+
+
+def _product_id(raw: RawEvent) -> str | None:
+    return raw.key.decode("utf-8", "replace")[:128] if raw.key else None

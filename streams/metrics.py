@@ -43,10 +43,6 @@ class WorkerMetrics:
             registry=r,
         )
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        if port:
-            start_http_server(port, addr=host, registry=self.registry)
-
 
 class MinerMetrics:
     """The click miner's counters: every event's outcome (paired, duplicate, late, ...)."""

@@ -9,7 +9,9 @@ import faust
 from config import assembly
 from config.settings import Settings
 from streams.app import create_app
+from streams.faults import Backoff, Dependencies, FaultMetrics, Heartbeat
 from streams.handler import BatchHandler
+from streams.health import serve_probes
 from streams.metrics import WorkerMetrics
 from streams.topics import ensure_topics
 
@@ -20,8 +22,22 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     topics = ensure_topics(settings)
     built = assembly.build(settings)
     metrics = WorkerMetrics()
-    metrics.serve(settings.metrics_port, settings.metrics_host)
-    handler = BatchHandler(built.processor, built.writer, metrics, retries=settings.store_retries)
+    dependencies = Dependencies(
+        {"postgres": built.repo.ping, "milvus": lambda: built.targets.serving().index.ping()},
+        FaultMetrics(metrics.registry),
+        Heartbeat(),
+        Backoff(settings.retry_first_s, settings.retry_cap_s),
+    )
+    serve_probes(
+        settings.metrics_port,
+        settings.metrics_host,
+        metrics.registry,
+        dependencies,
+        settings.worker_stall_s,
+    )
+    handler = BatchHandler(
+        built.processor, built.writer, metrics, dependencies, retries=settings.store_retries
+    )
     app = create_app(settings, handler)
     log.info("worker starting: topics %s, model %s", topics, built.processor.embedder.model_version)
     try:

@@ -4,6 +4,7 @@ and training make; on the in-memory twin and on Postgres."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -152,3 +153,57 @@ def test_reads_for_the_reindex_the_miner_and_training(repo: MetadataRepository) 
     assert repo.changed_since(now + timedelta(seconds=5))[0] == {}
     assert repo.base_versions() == ["m"]
     repo.ping()
+
+
+def test_then_runs_before_the_commit_and_a_failure_in_it_commits_nothing(
+    repo: MetadataRepository,
+) -> None:
+    repo.apply([row("t", 1, "one")], [])
+    seen: list[tuple[list[str], list[str]]] = []
+
+    def refuse(upserted: list[str], deleted: list[str]) -> None:
+        seen.append((upserted, deleted))
+        raise RuntimeError("the vector index refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        repo.apply([row("t", 2, "two"), row("u", 1, "new")], [("gone", 3)], then=refuse)
+    assert seen == [(["t", "u"], ["gone"])]
+    assert repo.get_product("t")["title"] == "one"  # type: ignore[index]
+    assert repo.get_product("u") is None and repo.ledger(["u", "gone"]) == {}
+    assert repo.apply([row("t", 2, "two")], [], then=lambda u, d: seen.append((u, d))) == (
+        ["t"],
+        [],
+    )
+    assert seen[-1] == (["t"], [])
+
+
+def test_a_second_writer_of_a_product_waits_for_the_first_commit(
+    repo: MetadataRepository,
+) -> None:
+    """An upsert (v2) and a delete (v3) of one product from two writers: the second waits
+    while the first holds the product inside ``then``, then sees the version it must beat."""
+    started, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow(upserted: list[str], deleted: list[str]) -> None:
+        order.append(f"first sees {upserted}")
+        started.set()
+        assert release.wait(10)
+
+    first = threading.Thread(target=lambda: repo.apply([row("x", 2, "v2")], [], then=slow))
+    first.start()
+    assert started.wait(10)
+    second: list[tuple[list[str], list[str]]] = []
+    other = threading.Thread(
+        target=lambda: second.append(
+            repo.apply([], [("x", 3)], then=lambda u, d: order.append(f"second sees {d}"))
+        )
+    )
+    other.start()
+    other.join(0.5)
+    assert other.is_alive()  # blocked behind the first writer's lock
+    release.set()
+    first.join(10)
+    other.join(10)
+    assert order == ["first sees ['x']", "second sees ['x']"] and second == [([], ["x"])]
+    assert repo.ledger(["x"])["x"].deleted and repo.get_product("x") is None

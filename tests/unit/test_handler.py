@@ -1,70 +1,189 @@
-"""The batch handler and the writer with no broker and no service (the in-memory stores):
-failures become dead letters, writes are idempotent across both stores, flushes happen."""
+"""The batch handler and the writer with no broker and no service (the in-memory stores, with
+faults injected): each event meets its own fate, a dependency's fault is waited out and never
+dead-lettered, writes are idempotent across both stores, flushes happen."""
 
 from __future__ import annotations
 
-from deploy.local.process import free_port
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
 from processors.products import BatchResult, ProductProcessor, RawEvent
 from schemas.dead_letter import ErrorKind
 from schemas.events import ProductDelete, encode_event
 from stores.base import FixedTarget
 from stores.memory import MemoryRepository, MemoryVectorIndex
-from stores.postgres import PostgresRepository
 from stores.writer import ProductWriter
+from streams.faults import Backoff, Dependencies, FaultMetrics, Heartbeat
 from streams.handler import BatchHandler
 from streams.metrics import WorkerMetrics
 from tests.events import upsert
 
 
-def test_handler_indexes_a_batch_and_dead_letters_bad_records(processor: ProductProcessor) -> None:
-    index, repo = MemoryVectorIndex(), MemoryRepository()
+def record(pid: str, version: int = 1, photo: int = 0, offset: int = 0) -> RawEvent:
+    event = upsert(pid, version, photo)
+    return RawEvent(encode_event(event), "products.v1", 0, offset, pid.encode())
+
+
+class Outage:
+    """A dependency that is down for the next ``n`` probes or calls."""
+
+    def __init__(self) -> None:
+        self.left = 0
+
+    def check(self) -> None:
+        if self.left > 0:
+            self.left -= 1
+            raise ConnectionError("connection refused")
+
+
+def make_handler(
+    processor: Any,
+    repo: MemoryRepository | None = None,
+    index: MemoryVectorIndex | None = None,
+    probe: Callable[[], None] = lambda: None,
+) -> tuple[BatchHandler, MemoryRepository, MemoryVectorIndex, list[float]]:
+    repo = repo or MemoryRepository()
+    index = index or MemoryVectorIndex()
+    slept: list[float] = []
     metrics = WorkerMetrics()
-    handler = BatchHandler(processor, ProductWriter(FixedTarget(index), repo), metrics)
-    raws = [RawEvent(encode_event(upsert("h1", 1, 0)), "t", 0, 0), RawEvent(b"nope", "t", 0, 1)]
+    dependencies = Dependencies(
+        {"store": probe},
+        FaultMetrics(metrics.registry),
+        Heartbeat(),
+        Backoff(0.5, 4.0),
+        sleep=slept.append,
+    )
+    writer = ProductWriter(FixedTarget(index), repo)
+    return BatchHandler(processor, writer, metrics, dependencies), repo, index, slept
+
+
+def counter(handler: BatchHandler, name: str, **labels: str) -> float:
+    registry: CollectorRegistry = handler.metrics.registry
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def test_a_batch_is_indexed_and_bad_records_dead_lettered(processor: ProductProcessor) -> None:
+    handler, repo, index, _ = make_handler(processor)
+    raws = [record("h1"), RawEvent(b"nope", "products.v1", 0, 1, b"x")]
     handled = handler.handle(raws)
     assert handled.outcome is not None and handled.outcome.indexed == ["h1"]
     assert [d.error_kind for d in handled.dead_letters] == [ErrorKind.NOT_JSON]
     assert handled.dead_letters[0].offset == 1
-    assert metrics.indexed._value.get() == 1
+    assert counter(handler, "stylestream_products_indexed_total") == 1
     assert index.get(["h1"])["h1"].version == 1 and repo.get_product("h1") is not None
 
 
-def test_an_unreachable_store_dead_letters_the_batch_after_retries(
-    processor: ProductProcessor,
-) -> None:
-    down = PostgresRepository.from_dsn(
-        f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/nowhere?connect_timeout=1"
-    )
-    handler = BatchHandler(
-        processor,
-        ProductWriter(FixedTarget(MemoryVectorIndex()), down),
-        WorkerMetrics(),
-        retries=2,
-        backoff_s=0.01,
-    )
-    raws = [RawEvent(encode_event(upsert(f"s{i}", 1, i)), "t", 0, i) for i in range(3)]
-    handled = handler.handle(raws)
-    assert handled.outcome is None
-    assert sorted(d.product_id or "" for d in handled.dead_letters) == ["s0", "s1", "s2"]
-    assert {d.error_kind for d in handled.dead_letters} == {ErrorKind.STORE_ERROR}
-    assert "after 2 attempts" in handled.dead_letters[0].error_message
-    assert handled.dead_letters[0].original() == raws[0].value
+def test_a_record_keyed_by_something_else_is_dead_lettered(processor: ProductProcessor) -> None:
+    handler, repo, _, _ = make_handler(processor)
+    wrong = RawEvent(encode_event(upsert("k1", 1, 0)), "products.v1", 0, 0, b"other")
+    unkeyed = RawEvent(encode_event(upsert("k2", 1, 1)), "products.v1", 0, 1, None)
+    handled = handler.handle([wrong, unkeyed, record("k3", photo=2)])
+    assert [(d.product_id, d.error_kind) for d in handled.dead_letters] == [
+        ("k1", ErrorKind.KEY_MISMATCH),
+        ("k2", ErrorKind.KEY_MISMATCH),
+    ]
+    assert repo.count_products() == 1
 
 
-def test_index_writes_are_flushed_on_demand_and_after_enough_rows(
+class FlakyRepository(MemoryRepository):
+    """Postgres during a failover: writes fail and the probe fails while ``outage`` lasts."""
+
+    def __init__(self, outage: Outage) -> None:
+        super().__init__()
+        self.outage = outage
+
+    def apply(self, *args: Any, **kwargs: Any) -> tuple[list[str], list[str]]:
+        self.outage.check()
+        return super().apply(*args, **kwargs)
+
+
+def test_a_store_outage_is_waited_out_and_nothing_is_dead_lettered(
     processor: ProductProcessor,
 ) -> None:
-    index = MemoryVectorIndex()
-    writer = ProductWriter(FixedTarget(index), MemoryRepository(), flush_rows=3)
-    handler = BatchHandler(processor, writer, WorkerMetrics())
-    handler.handle([RawEvent(encode_event(upsert("f0", 1, 0)))])
-    assert writer.unflushed == 1
-    assert handler.flush() is True and writer.unflushed == 0
-    assert handler.flush() is False  # nothing new to seal
-    handler.handle([RawEvent(encode_event(upsert(f"f{i}", 1, i))) for i in range(1, 4)])
-    assert writer.unflushed == 0  # three rows reached flush_rows: flushed in the write
-    assert index.count() == 4
-    assert index.get(["f3"])["f3"].version == 1
+    outage = Outage()
+    repo = FlakyRepository(outage)
+    handler, _, index, slept = make_handler(processor, repo=repo, probe=outage.check)
+    outage.left = 12  # many failed probes and writes: far more than any retry count
+    handled = handler.handle([record(f"s{i}", photo=i, offset=i) for i in range(3)])
+    assert handled.dead_letters == []
+    assert handled.outcome is not None and sorted(handled.outcome.indexed) == ["s0", "s1", "s2"]
+    assert index.count() == repo.count_products() == 3
+    assert max(slept) == 1.0 and sum(slept) > 10  # capped backoff, slept in 1 s beats
+    assert counter(handler, "stylestream_dependency_waits_total", dependency="store") > 3
+    assert counter(handler, "stylestream_dependency_up", dependency="store") == 1
+
+
+class RefusingIndex(MemoryVectorIndex):
+    """A healthy Milvus that refuses one product's row (as for data it cannot take)."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def upsert(self, rows: Sequence[Any]) -> None:
+        if any(r.product_id == self.refused for r in rows):
+            raise ValueError(f"field too long for {self.refused}")
+        super().upsert(rows)
+
+
+def test_a_product_a_healthy_store_refuses_is_dead_lettered_alone(
+    processor: ProductProcessor,
+) -> None:
+    handler, repo, index, _ = make_handler(processor, index=RefusingIndex("r3"))
+    handled = handler.handle([record(f"r{i}", photo=i, offset=i) for i in range(6)])
+    assert [(d.product_id, d.error_kind) for d in handled.dead_letters] == [
+        ("r3", ErrorKind.STORE_ERROR)
+    ]
+    assert "field too long" in handled.dead_letters[0].error_message
+    assert sorted(index.get([f"r{i}" for i in range(6)])) == ["r0", "r1", "r2", "r4", "r5"]
+    assert repo.count_products() == 5 and repo.get_product("r3") is None  # both stores agree
+
+
+class CrashingProcessor:
+    """The real processor, except that it raises (a bug) on any batch holding ``bad``."""
+
+    def __init__(self, inner: ProductProcessor, bad: set[str]) -> None:
+        self.inner = inner
+        self.bad = bad
+
+    def process(self, raws: Sequence[RawEvent]) -> BatchResult:
+        if any(r.key and r.key.decode() in self.bad for r in raws):
+            raise RecursionError("maximum recursion depth exceeded")
+        return self.inner.process(raws)
+
+
+def test_an_event_that_crashes_processing_is_found_and_dead_lettered_alone(
+    processor: ProductProcessor,
+) -> None:
+    handler, repo, _, _ = make_handler(CrashingProcessor(processor, {"c2", "c5"}))
+    handled = handler.handle([record(f"c{i}", photo=i, offset=i) for i in range(8)])
+    assert sorted((d.product_id, d.error_kind) for d in handled.dead_letters) == [
+        ("c2", ErrorKind.PROCESSING_ERROR),
+        ("c5", ErrorKind.PROCESSING_ERROR),
+    ]
+    assert repo.count_products() == 6
+
+
+def test_when_every_event_fails_alike_the_batch_waits_instead(
+    processor: ProductProcessor,
+) -> None:
+    """A broken model fails every event: not theirs to pay for. The batch is retried (with
+    backoff) until it passes; nothing is dead-lettered."""
+    crashing = CrashingProcessor(processor, {"a0", "a1", "a2"})
+    handler, repo, _, slept = make_handler(crashing)
+
+    def repair(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) > 6:
+            crashing.bad.clear()  # the fix is deployed
+
+    handler.dependencies.sleep = repair
+    handled = handler.handle([record(f"a{i}", photo=i, offset=i) for i in range(3)])
+    assert handled.dead_letters == [] and repo.count_products() == 3
+    assert counter(handler, "stylestream_batch_stalls_total") >= 1
 
 
 def test_the_writer_is_idempotent_and_keeps_both_stores_on_one_version(
@@ -87,3 +206,29 @@ def test_the_writer_is_idempotent_and_keeps_both_stores_on_one_version(
     late = processor.process([RawEvent(encode_event(upsert("w1", 1, 1)))])
     assert writer.write(late).stale == 1  # the tombstone keeps an old upsert out
     assert "w1" not in index.get(["w1"])
+
+
+def test_a_failed_index_write_leaves_postgres_unchanged(processor: ProductProcessor) -> None:
+    """Postgres commits only after Milvus took the rows: a refusal changes neither store."""
+    index, repo = RefusingIndex("p1"), MemoryRepository()
+    writer = ProductWriter(FixedTarget(index), repo)
+    batch = processor.process([RawEvent(encode_event(upsert(f"p{i}", 1, i))) for i in range(2)])
+    with pytest.raises(ValueError, match="too long"):
+        writer.write(batch)
+    assert repo.count_products() == 0 and repo.ledger(["p0", "p1"]) == {}
+
+
+def test_index_writes_are_flushed_on_demand_and_after_enough_rows(
+    processor: ProductProcessor,
+) -> None:
+    index = MemoryVectorIndex()
+    handler, _, _, _ = make_handler(processor, index=index)
+    handler.writer.flush_rows = 3
+    handler.handle([record("f0")])
+    assert handler.writer.unflushed == 1
+    assert handler.flush() is True and handler.writer.unflushed == 0
+    assert handler.flush() is False  # nothing new to seal
+    handler.handle([record(f"f{i}", photo=i, offset=i) for i in range(1, 4)])
+    assert handler.writer.unflushed == 0  # three rows reached flush_rows: flushed in the write
+    assert index.count() == 4
+    assert index.get(["f3"])["f3"].version == 1
