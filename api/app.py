@@ -61,12 +61,15 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.api = open_state(settings, metrics)
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, ApiState]]:
+        """The state lives in this lifespan's own scope (request.state), not on the app: a
+        second lifespan of one app (a test harness, a server's reload) gets its own, and
+        closing it leaves the first one's alone."""
+        state = open_state(settings, metrics)
         try:
-            yield
+            yield {"api": state}
         finally:
-            app.state.api.close()
+            state.close()
 
     app = FastAPI(
         title="StyleStream search API",

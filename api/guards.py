@@ -111,9 +111,24 @@ def client_address(scope: Scope, trusted: tuple[Network, ...] = ()) -> str:
     forwarded = b",".join(v for k, v in scope.get("headers", []) if k == b"x-forwarded-for")
     hops = [h.strip() for h in forwarded.decode("latin-1").split(",")][-MAX_FORWARDED_HOPS:]
     for hop in reversed([h for h in hops if h]):
-        if not _within(hop, trusted):
-            return hop[:64]
+        address = _address(hop)
+        if address is None:  # not an address: a proxy that passed the client's text along
+            return peer
+        if not _within(address, trusted):
+            return address
     return peer
+
+
+def _address(hop: str) -> str | None:
+    """An X-Forwarded-For entry as a bare address ("1.2.3.4:80", "[::1]:443" lose the port)."""
+    if hop.startswith("["):
+        hop = hop[1:].split("]", 1)[0]
+    elif hop.count(":") == 1:
+        hop = hop.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(hop))
+    except ValueError:
+        return None
 
 
 def _within(host: str, networks: tuple[Network, ...]) -> bool:

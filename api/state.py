@@ -56,7 +56,7 @@ class ApiState:
 
 
 def get_state(request: Request) -> ApiState:
-    state: ApiState = request.app.state.api
+    state: ApiState = request.state.api
     return state
 
 

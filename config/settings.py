@@ -134,7 +134,13 @@ class Settings(BaseSettings):
     store_retries: int = 2
     retry_first_s: float = 0.5  # backoff while a dependency is down: doubling up to the cap
     retry_cap_s: float = 30.0
-    worker_stall_s: float = 120.0  # /healthz fails when the batch loop is silent this long
+    worker_stall_s: float = 120.0
+    # A dead letter's original larger than this is kept in Postgres, not in the letter (which
+    # must fit a Kafka message: base64 grows it by a third); the topic keeps letters this long.
+    dead_letter_inline_bytes: int = 256 * 1024
+    dead_letter_retention_days: float = (
+        30.0  # /healthz fails when the batch loop is silent this long
+    )
     metrics_port: int = 9108  # 0 disables the worker's /metrics, /healthz, /readyz server
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape
     worker_web_port: int = 6066

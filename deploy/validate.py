@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -84,7 +85,12 @@ def check_k8s(directory: Path = DEPLOY / "k8s") -> list[str]:
         if path.name not in listed:
             errors.append(f"kustomization.yaml does not list {path.name}")
     objects = [(p, d) for p, ds in docs.items() for d in ds]
-    defined = Defined({(d["kind"], d["metadata"]["name"]): None for _, d in objects})
+    defined = Defined({(d["kind"], d["metadata"]["name"]): _keys(d) for _, d in objects})
+    for generated in kustomization.get("configMapGenerator", []):
+        files = [f.rpartition("=") for f in generated.get("files", [])]
+        defined.objects[("ConfigMap", generated["name"])] = {k or Path(p).name for k, _, p in files}
+        errors += [f"kustomization.yaml: {p} is missing" for _, _, p in files
+                   if not (directory / p).exists()]  # fmt: skip
     for generated in kustomization.get("secretGenerator", []):
         keys, problems = _generated_secret(directory, generated)
         defined.objects[("Secret", generated["name"])] = keys
@@ -102,6 +108,17 @@ def check_k8s(directory: Path = DEPLOY / "k8s") -> list[str]:
             errors.append(f"{where}: {exc.message} at {'.'.join(map(str, exc.path))}")
         errors += _workload_errors(doc, where, defined)
     return errors
+
+
+def _keys(doc: dict[str, Any]) -> set[str] | None:
+    """A ConfigMap's or Secret's keys (None for other kinds: nothing to check by key)."""
+    if doc["kind"] not in ("ConfigMap", "Secret"):
+        return None
+    return {
+        *(doc.get("data") or {}),
+        *(doc.get("stringData") or {}),
+        *(doc.get("binaryData") or {}),
+    }
 
 
 class Defined:
@@ -146,14 +163,12 @@ def _generated_secret(directory: Path, generated: dict[str, Any]) -> tuple[set[s
     servers' own) and which holds no values."""
     errors: list[str] = []
     keys: set[str] = set()
-    ignored = [line for line in (DEPLOY.parent / ".gitignore").read_text().split() if line]
     for source in generated.get("files", []):
-        keys.add(Path(source).name)
-        if not _ignored(f"deploy/k8s/{source}", ignored):
-            errors.append(f"kustomization.yaml: {source} is not gitignored (it holds secrets)")
+        key, _, path = source.rpartition("=")  # "key=path" or just "path"
+        keys.add(key or Path(path).name)
+        errors += _secret_file_errors(path)
     for env in generated.get("envs", []):
-        if not _ignored(f"deploy/k8s/{env}", ignored):
-            errors.append(f"kustomization.yaml: {env} is not gitignored (it holds secrets)")
+        errors += _secret_file_errors(env)
         example = directory / f"{env}.example"
         if not example.exists():
             errors.append(f"kustomization.yaml: {example.name} is missing")
@@ -168,9 +183,31 @@ def _generated_secret(directory: Path, generated: dict[str, Any]) -> tuple[set[s
     return keys, errors
 
 
-def _ignored(path: str, patterns: list[str]) -> bool:
-    """Whether a .gitignore line (a file, or a folder ending in /) covers ``path``."""
-    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in patterns)
+def _secret_file_errors(path: str) -> list[str]:
+    """A file a Secret is generated from must be gitignored and not committed (git decides;
+    without git, the .gitignore lines are matched as plain paths and folders)."""
+    where = f"deploy/k8s/{path}"
+    root = DEPLOY.parent
+    try:
+        ignored = (
+            subprocess.run(
+                ["git", "-C", str(root), "check-ignore", "-q", "--no-index", where], check=False
+            ).returncode
+            == 0
+        )
+        tracked = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "--error-unmatch", where],
+            capture_output=True, check=False,
+        ).returncode == 0  # fmt: skip
+    except FileNotFoundError:  # no git here
+        patterns = (root / ".gitignore").read_text().split()
+        ignored = any(where == p or (p.endswith("/") and where.startswith(p)) for p in patterns)
+        tracked = False
+    if tracked:
+        return [f"kustomization.yaml: {path} is committed (it holds secrets)"]
+    if not ignored:
+        return [f"kustomization.yaml: {path} is not gitignored (it holds secrets)"]
+    return []
 
 
 def _workload_errors(doc: dict[str, Any], where: str, defined: Defined) -> list[str]:
@@ -197,11 +234,16 @@ def _workload_errors(doc: dict[str, Any], where: str, defined: Defined) -> list[
 
 
 def main() -> int:
-    errors = check_compose() + check_k8s()
+    from deploy.monitoring import check_monitoring
+
+    errors = check_compose() + check_k8s() + check_monitoring()
     for e in errors:
         print(f"deploy: {e}", file=sys.stderr)
     count = sum(len(d) for d in load_k8s().values())
-    print(f"deploy: compose.yaml and {count} Kubernetes objects checked, {len(errors)} problems")
+    print(
+        f"deploy: compose.yaml, {count} Kubernetes objects, alert rules and dashboard checked,"
+        f" {len(errors)} problems"
+    )
     return 1 if errors else 0
 
 

@@ -1,8 +1,10 @@
-"""The dead-letter envelope: what failed, where it came from, and the original bytes."""
+"""The dead-letter envelope: what failed, where it came from, and the original bytes (inline,
+or, when too large to travel in a Kafka message, kept aside by their SHA-256)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 
@@ -10,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import utcnow
 
-DEAD_LETTER_SCHEMA_VERSION = 1
+DEAD_LETTER_SCHEMA_VERSION = 2  # 2: originals kept aside when large (sha256, size, stored)
 
 
 class ErrorKind(StrEnum):
@@ -31,8 +33,17 @@ class DeadLetter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: int = DEAD_LETTER_SCHEMA_VERSION
-    original_base64: str = Field(description="The event's original bytes, base64-encoded.")
+    schema_version: int = Field(
+        default=DEAD_LETTER_SCHEMA_VERSION, ge=1, le=DEAD_LETTER_SCHEMA_VERSION
+    )
+    original_base64: str = Field(
+        description="The event's original bytes, base64-encoded ('' when kept aside)."
+    )
+    original_sha256: str | None = None
+    original_size: int | None = None
+    original_stored: bool = Field(
+        default=False, description="The original is kept aside (Postgres), by its SHA-256."
+    )
     original_key: str | None = None
     topic: str
     partition: int
@@ -54,9 +65,15 @@ class DeadLetter(BaseModel):
         message: str,
         key: bytes | None = None,
         product_id: str | None = None,
+        inline_bytes: int | None = None,
     ) -> DeadLetter:
+        """``inline_bytes``: a larger original is not carried (the caller keeps it aside)."""
+        inline = inline_bytes is None or len(original) <= inline_bytes
         return cls(
-            original_base64=base64.b64encode(original).decode(),
+            original_base64=base64.b64encode(original).decode() if inline else "",
+            original_sha256=hashlib.sha256(original).hexdigest(),
+            original_size=len(original),
+            original_stored=not inline,
             original_key=key.decode("utf-8", "replace") if key is not None else None,
             topic=topic,
             partition=partition,
@@ -67,4 +84,7 @@ class DeadLetter(BaseModel):
         )
 
     def original(self) -> bytes:
+        """The inline original (see ``original_stored`` for one kept aside)."""
+        if self.original_stored:
+            raise ValueError("the original is kept aside: read it by original_sha256")
         return base64.b64decode(self.original_base64)

@@ -159,3 +159,13 @@ Index(
     unique=True,
     postgresql_where=index_collections.c.state == "serving",
 )
+
+# Originals of dead letters too large to travel inside the letter (the letter carries their
+# SHA-256): `stylestream dlq replay` reads them back. Content-addressed, so writes repeat freely.
+dead_letter_originals = Table(
+    "dead_letter_originals",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("original", LargeBinary, nullable=False),
+    Column("stored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -102,6 +102,10 @@ class VectorIndex(Protocol):
 
     def count(self) -> int: ...
 
+    def versions(self, batch: int = 5000) -> Iterator[dict[str, int]]:
+        """Every row's product id and version, a batch at a time (the reconcile's scan)."""
+        ...
+
     def flush(self) -> None: ...
 
     def set_alias(self, alias: str) -> None:
@@ -122,6 +126,7 @@ class LedgerEntry:
 
 
 Applied = Callable[[list[str], list[str]], None]
+Locked = Callable[[dict[str, dict[str, Any]]], None]
 
 
 class MetadataRepository(Protocol):
@@ -164,6 +169,17 @@ class MetadataRepository(Protocol):
     def count_products(self) -> int: ...
 
     def product_ids(self, limit: int) -> list[str]: ...
+
+    def live_versions(self, batch: int = 5000) -> Iterator[dict[str, int]]:
+        """Every live product's id and version, a batch at a time, in id order."""
+        ...
+
+    def locked_rows(self, product_ids: Sequence[str], then: Locked) -> None:
+        """``then(rows)`` with the live products among ``product_ids`` (rows as
+        ``product_batches`` gives them, plus their ``attributes``), read while their ledger
+        rows are locked, as a writer holds them (stores/writer.py): nothing changes them until
+        ``then`` returns. ``then`` must not call the repository."""
+        ...
 
     def product_batches(self, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
         """Every product with what its index row needs, in product id order."""

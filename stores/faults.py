@@ -27,7 +27,11 @@ _TRANSIENT = (
     MilvusUnavailableException,
     grpc.RpcError,
 )
-_MILVUS_WORDS = ("unavailable", "deadline", "connect", "timeout", "too many", "rate limit")
+# ... and a collection a restarted server has released (the probe loads it again)
+_MILVUS_WORDS = (
+    "unavailable", "deadline", "connect", "timeout", "too many", "rate limit", "released",
+    "not loaded",
+)  # fmt: skip
 
 
 def transient(error: BaseException) -> bool:

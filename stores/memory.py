@@ -16,7 +16,7 @@ import numpy as np
 
 from schemas.attributes import taxonomy_rows
 from schemas.tables import products
-from stores.base import Applied, Hit, IndexRow, LedgerEntry, narrow_fields
+from stores.base import Applied, Hit, IndexRow, LedgerEntry, Locked, narrow_fields
 from stores.filters import Filters
 from stores.rows import INDEX_COLUMNS
 
@@ -131,6 +131,12 @@ class MemoryVectorIndex:
         with self._lock:
             return len(self._rows)
 
+    def versions(self, batch: int = 5000) -> Iterator[dict[str, int]]:
+        with self._lock:
+            found = sorted((pid, row.version) for pid, row in self._rows.items())
+        for start in range(0, len(found), batch):
+            yield dict(found[start : start + batch])
+
     def flush(self) -> None:
         """Writes are visible at once."""
 
@@ -208,6 +214,24 @@ class MemoryRepository:
                     self._products.pop(pid, None)
                     self._attributes.pop(pid, None)
         return upserted, deleted
+
+    def live_versions(self, batch: int = 5000) -> Iterator[dict[str, int]]:
+        with self._lock:
+            found = sorted((pid, row["version"]) for pid, row in self._products.items())
+        for start in range(0, len(found), batch):
+            yield dict(found[start : start + batch])
+
+    def locked_rows(self, product_ids: Sequence[str], then: Locked) -> None:
+        with self._lock:
+            rows = {
+                p: {
+                    **{c: copy.deepcopy(self._products[p].get(c)) for c in INDEX_COLUMNS},
+                    "attributes": copy.deepcopy(self._attributes.get(p, [])),
+                }
+                for p in product_ids
+                if p in self._products
+            }
+            then(rows)
 
     def get_product(self, product_id: str) -> dict[str, Any] | None:
         return self.get_products([product_id]).get(product_id)

@@ -4,12 +4,13 @@ server's URI) and real Milvus servers: only features all of them share are used.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
+from pymilvus.client.types import LoadState
 
 from schemas.milvus import CollectionSpec, FieldKind, product_collection
 from stores.base import Hit, IndexRow, narrow_fields
@@ -260,6 +261,18 @@ class MilvusVectorIndex:
         rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
+    def versions(self, batch: int = 5000) -> Iterator[dict[str, int]]:
+        """pymilvus's query iterator: pages by primary key on every backend (a plain query's
+        limit returns rows in segment order on Milvus Lite, and offsets stop at 16384)."""
+        pages = self.client.query_iterator(
+            self.collection, batch_size=batch, filter="", output_fields=[self._pk, "version"]
+        )
+        try:
+            while page := pages.next():
+                yield {str(r[self._pk]): int(r["version"]) for r in page}
+        finally:
+            pages.close()
+
     def set_alias(self, alias: str) -> None:
         if alias in self.client.list_aliases().get("aliases", []):
             self.client.alter_alias(collection_name=self.collection, alias=alias)
@@ -276,7 +289,10 @@ class MilvusVectorIndex:
         self.client.flush(self.collection)
 
     def ping(self) -> None:
-        self.client.list_collections()
+        """Reachable, with the collection loaded for search: a restarted Milvus Lite server
+        comes back with its collections released, and loading them again is the repair."""
+        if self.client.get_load_state(self.collection)["state"] != LoadState.Loaded:
+            self.client.load_collection(self.collection)
 
     def close(self) -> None:
         self.client.close()

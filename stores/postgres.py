@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from schemas.tables import attribute_taxonomy, product_attributes, product_ledger, products
-from stores.base import Applied, LedgerEntry
+from stores.base import Applied, LedgerEntry, Locked
 from stores.rows import INDEX_COLUMNS
 
 
@@ -140,6 +140,13 @@ class PostgresRepository:
     def get_attributes(self, product_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         if not product_ids:
             return {}
+        with self.engine.connect() as conn:
+            return self._attributes(conn, product_ids)
+
+    @staticmethod
+    def _attributes(
+        conn: Connection, product_ids: Sequence[str]
+    ) -> dict[str, list[dict[str, Any]]]:
         t = product_attributes
         query = (
             select(t.c.product_id, t.c.attribute_key, t.c.confidence, t.c.source, t.c.model_version)
@@ -147,10 +154,9 @@ class PostgresRepository:
             .order_by(t.c.product_id, t.c.attribute_key)
         )
         out: dict[str, list[dict[str, Any]]] = {}
-        with self.engine.connect() as conn:
-            for r in conn.execute(query):
-                row = dict(r._mapping)
-                out.setdefault(row.pop("product_id"), []).append(row)
+        for r in conn.execute(query):
+            row = dict(r._mapping)
+            out.setdefault(row.pop("product_id"), []).append(row)
         return out
 
     def taxonomy(self) -> list[dict[str, Any]]:
@@ -218,6 +224,40 @@ class PostgresRepository:
         query = select(products.c.product_id).order_by(products.c.product_id).limit(limit)
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query)]
+
+    def live_versions(self, batch: int = 5000) -> Iterator[dict[str, int]]:
+        after = ""
+        while True:
+            query = (
+                select(products.c.product_id, products.c.version)
+                .where(products.c.product_id > after)
+                .order_by(products.c.product_id)
+                .limit(batch)
+            )
+            with self.engine.connect() as conn:
+                found = {r.product_id: r.version for r in conn.execute(query)}
+            if not found:
+                return
+            yield found
+            after = max(found)
+
+    def locked_rows(self, product_ids: Sequence[str], then: Locked) -> None:
+        ids = sorted(set(product_ids))
+        lock = (
+            select(product_ledger.c.product_id)
+            .where(product_ledger.c.product_id.in_(ids))
+            .order_by(product_ledger.c.product_id)
+            .with_for_update()
+        )
+        read = select(*[products.c[n] for n in INDEX_COLUMNS]).where(products.c.product_id.in_(ids))
+        with self.engine.begin() as conn:
+            conn.execute(text(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'"))
+            conn.execute(lock).all()
+            rows = {r.product_id: dict(r._mapping) for r in conn.execute(read)}
+            attributes = self._attributes(conn, list(rows))
+            for pid, row in rows.items():
+                row["attributes"] = attributes.get(pid, [])
+            then(rows)
 
     def product_batches(self, batch: int = 500) -> Iterator[list[dict[str, Any]]]:
         """Every product with what its index row needs, in product id order."""

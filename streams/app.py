@@ -8,6 +8,7 @@ the event loop keeps heartbeating and committing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -95,6 +96,8 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
                 dependencies.heartbeat.beat()
                 await asyncio.sleep(delay)
 
+    handled_up_to: dict[int, int] = {}  # partition -> the next offset to handle
+
     async def product_agent(stream: Any) -> AsyncIterator[int]:
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
@@ -112,6 +115,10 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
             if handled.dead_letters:
                 await send_dead_letters(handled.dead_letters)
                 log.info("dead-lettered %d of %d events", len(handled.dead_letters), len(raws))
+            for raw in raws:
+                handled_up_to[raw.partition] = max(
+                    handled_up_to.get(raw.partition, 0), raw.offset + 1
+                )
             yield len(raws)
 
     app.agent(products, name="products")(product_agent)
@@ -122,6 +129,26 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
             dependencies.heartbeat.beat()
 
     app.timer(interval=5.0)(beat_when_idle)
+
+    async def export_lag() -> None:
+        """Per assigned partition: the log's end minus the next offset this worker handles."""
+        gauge = handler.metrics.consumer_lag
+        assigned = {
+            tp.partition: tp
+            for tp in app.consumer.assignment()
+            if tp.topic == products.get_topic_name()
+        }
+        for partition in list(handled_up_to):
+            if partition not in assigned:
+                handled_up_to.pop(partition)
+                with contextlib.suppress(KeyError):
+                    gauge.remove(str(partition))
+        for partition, tp in assigned.items():
+            end = app.consumer.highwater(tp)
+            if end is not None and partition in handled_up_to:
+                gauge.labels(partition=str(partition)).set(max(0, end - handled_up_to[partition]))
+
+    app.timer(interval=15.0)(export_lag)
 
     if settings.milvus_flush_interval_s > 0:
 

@@ -4,15 +4,18 @@ heartbeat that the worker's liveness endpoint reads."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from prometheus_client import Counter, Gauge
 
 log = logging.getLogger(__name__)
+Done = TypeVar("Done")
 
 
 @dataclass(frozen=True)
@@ -128,3 +131,24 @@ class Dependencies:
             self.sleep(min(left, 1.0))
             left -= 1.0
         self.heartbeat.beat()
+
+
+async def until_done(
+    what: str,
+    attempt: Callable[[], Awaitable[Done]],
+    backoff: Backoff,
+    heartbeat: Heartbeat | None = None,
+) -> Done:
+    """``attempt()`` until it succeeds: for a dependency (Kafka, Postgres) whose failure must
+    hold the event back rather than lose it; an agent must not raise (Faust would ack)."""
+    tries = 0
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:  # every failure here is the dependency's: wait, retry
+            tries += 1
+            delay = backoff.delay(tries)
+            log.warning("%s failed (%s: %s); again in %.1fs", what, type(exc).__name__, exc, delay)
+            if heartbeat is not None:
+                heartbeat.beat()
+            await asyncio.sleep(delay)

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from processors.products import BatchResult, Failure, ProductProcessor, RawEvent
 from schemas.dead_letter import DeadLetter, ErrorKind
+from stores.dead_letters import OriginalStore
 from stores.faults import transient
 from stores.writer import ProductWriter, WriteOutcome
 from streams.faults import Dependencies
@@ -39,7 +40,7 @@ class HandledBatch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-def _dead_letter(f: Failure) -> DeadLetter:
+def _dead_letter(f: Failure, inline_bytes: int | None) -> DeadLetter:
     return DeadLetter.wrap(
         f.raw.value,
         topic=f.raw.topic,
@@ -49,6 +50,7 @@ def _dead_letter(f: Failure) -> DeadLetter:
         kind=f.kind,
         message=f.message,
         product_id=f.product_id,
+        inline_bytes=inline_bytes,
     )
 
 
@@ -73,13 +75,19 @@ class BatchHandler:
         dependencies: Dependencies,
         *,
         retries: int = 3,
+        originals: OriginalStore | None = None,
+        inline_bytes: int = 256 * 1024,
     ) -> None:
-        """``retries``: tries of a single event that fails while its stores are healthy."""
+        """``retries``: tries of a single event that fails while its stores are healthy.
+        ``originals``: where a dead letter's original over ``inline_bytes`` is kept (so the
+        letter fits a Kafka message); None carries every original inline."""
         self.processor = processor
         self.writer = writer
         self.metrics = metrics
         self.dependencies = dependencies
         self.retries = retries
+        self.originals = originals
+        self.inline_bytes = inline_bytes if originals is not None else None
 
     def flush(self) -> bool:
         """Seal recent index writes (called on a timer and at shutdown); never raises."""
@@ -197,10 +205,25 @@ class BatchHandler:
         self.metrics.indexed.inc(len(outcome.indexed))
         self.metrics.deleted.inc(len(outcome.deleted))
         self.metrics.stale.inc(outcome.stale)
-        for f in failures:
+        letters = [_dead_letter(f, self.inline_bytes) for f in failures]
+        for f, letter in zip(failures, letters, strict=True):
+            if letter.original_stored:
+                self._keep_original(f.raw.value)
             self.metrics.dead_lettered.labels(error_kind=f.kind.value).inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        return HandledBatch(outcome, [_dead_letter(f) for f in failures])
+        return HandledBatch(outcome, letters)
+
+    def _keep_original(self, original: bytes) -> None:
+        """Before its letter is sent: Postgres being down holds the batch back."""
+        assert self.originals is not None
+        attempt = 0
+        while True:
+            try:
+                self.originals.put(original)
+                return
+            except Exception as exc:  # the store's fault, never the event's: wait for it
+                attempt += 1
+                self.dependencies.pause(attempt, f"keeping a dead letter's original: {exc}")
 
 
 def _failure(raw: RawEvent, kind: ErrorKind, exc: Exception, pid: str | None = None) -> Failure:

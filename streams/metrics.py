@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -34,6 +34,12 @@ class WorkerMetrics:
         self.batch_seconds = Histogram(
             "stylestream_batch_processing_seconds",
             "Time to process and write one batch",
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "stylestream_consumer_lag_events",
+            "Product events on Kafka not yet handled by this worker, by partition",
+            ["partition"],
             registry=r,
         )
         self.lag_seconds = Histogram(

@@ -11,6 +11,7 @@ import faust
 from config.settings import Settings
 from processors.clicks import ClickMiner, ListSampler, MiningConfig
 from stores.base import MetadataRepository
+from stores.dead_letters import PostgresOriginals
 from stores.pairs import PairRepository
 from stores.postgres import PostgresRepository
 from streams.metrics import MinerMetrics
@@ -59,7 +60,9 @@ def run_miner(settings: Settings, loglevel: str = "info") -> None:
     miner = ClickMiner(sampler, MiningConfig(settings.click_window_s, settings.random_negatives))
     metrics = MinerMetrics()
     metrics.serve(settings.miner_metrics_port, settings.metrics_host)
-    app = create_miner_app(settings, miner, PairRepository(repo.engine), metrics)
+    app = create_miner_app(
+        settings, miner, PairRepository(repo.engine), metrics, PostgresOriginals(repo.engine)
+    )
     log.info("click miner starting")
     try:
         faust.Worker(app, loglevel=loglevel).execute_from_commandline()

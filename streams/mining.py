@@ -8,9 +8,12 @@ second pair. An impression's state stays in the window of the first event seen f
 events look there and in the neighbouring windows (a click up to one window after its
 impression falls in the same or the next window). Windows expire after three widths.
 
-Pairs go to Postgres (idempotent by pair id) and to ``training-pairs.v1`` before the event
-is acknowledged; a crash in between may repeat a pair on the topic, identical (same id, same
-negatives), never lose one. Undecodable or invalid events are dead-lettered.
+Pairs go to Postgres (idempotent by pair id) and to ``training-pairs.v1`` before the click is
+recorded in the join table and before the event is acknowledged: a crash in between redelivers
+the click, which makes the same pairs again (same ids, same negatives), so a pair may repeat on
+the topic, identical, and is never lost. Postgres or Kafka failing holds the event back until
+they answer (an agent must not raise: Faust would ack the event). Undecodable or invalid
+events, and an event the miner itself fails on, are dead-lettered.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import faust
@@ -28,17 +32,23 @@ from config.settings import Settings
 from processors.clicks import ClickMiner, Step
 from processors.decoding import decode_json_event
 from processors.errors import ProcessingError
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import DeadLetter, ErrorKind
 from schemas.interactions import SearchImpression, parse_interaction_event
+from stores.dead_letters import OriginalStore
 from stores.pairs import PairRepository
 from streams.app import faust_app
+from streams.faults import Backoff, until_done
 from streams.metrics import MinerMetrics
 
 log = logging.getLogger(__name__)
 
 
 def create_miner_app(
-    settings: Settings, miner: ClickMiner, pairs: PairRepository, metrics: MinerMetrics
+    settings: Settings,
+    miner: ClickMiner,
+    pairs: PairRepository,
+    metrics: MinerMetrics,
+    originals: OriginalStore,
 ) -> faust.App:
     # json: the join table's keys and values; the topics below are raw
     app = faust_app(settings, settings.miner_app_id, serializer="json")
@@ -75,6 +85,33 @@ def create_miner_app(
                 return rng, state
         return window.current(ts), None
 
+    backoff = Backoff(settings.retry_first_s, settings.retry_cap_s)
+
+    async def send(topic: Any, key: bytes | None, value: bytes) -> None:
+        async def once() -> None:
+            await (await topic.send(key=key, value=value))  # delivered, not just queued
+
+        await until_done(f"sending to {topic.get_topic_name()}", once, backoff)
+
+    async def dead_letter(msg: Any, kind: ErrorKind, message: str) -> None:
+        letter = DeadLetter.wrap(
+            msg.value or b"",
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=msg.key,
+            kind=kind,
+            message=message,
+            inline_bytes=settings.dead_letter_inline_bytes,
+        )
+        if letter.original_stored:  # too large for the letter: kept in Postgres first
+            keep = partial(
+                asyncio.get_running_loop().run_in_executor, executor, originals.put, msg.value
+            )
+            await until_done("keeping a dead letter's original", keep, backoff)
+        await send(dead_letters, msg.key, letter.model_dump_json().encode())
+        metrics.dead_lettered.labels(kind.value).inc()
+
     async def mine(stream: Any) -> AsyncIterator[int]:
         loop = asyncio.get_running_loop()
         async for event in stream.events():
@@ -82,39 +119,31 @@ def create_miner_app(
             try:
                 decoded = decode_json_event(msg.value or b"", parse_interaction_event)
             except ProcessingError as bad:
-                letter = DeadLetter.wrap(
-                    msg.value or b"",
-                    topic=msg.topic,
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    key=msg.key,
-                    kind=bad.kind,
-                    message=str(bad),
-                )
-                await dead_letters.send(key=msg.key, value=letter.model_dump_json().encode())
-                metrics.dead_lettered.labels(bad.kind.value).inc()
+                await dead_letter(msg, bad.kind, str(bad))
                 yield 0
                 continue
-            key = decoded.impression_id
-            rng, state = find(key, decoded.event_time.timestamp())
-            step: Step
-            if isinstance(decoded, SearchImpression):
-                step = miner.on_impression(state, decoded)
-            else:
-                step = miner.on_click(state, decoded)
-            table[(key, rng)] = step.state
+            try:
+                key = decoded.impression_id
+                rng, state = find(key, decoded.event_time.timestamp())
+                step: Step
+                if isinstance(decoded, SearchImpression):
+                    step = miner.on_impression(state, decoded)
+                else:
+                    step = miner.on_click(state, decoded)
+            except Exception as exc:  # a bug met on this event: it alone is kept aside
+                log.exception("mining failed on one event: dead-lettered")
+                await dead_letter(msg, ErrorKind.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+                yield 0
+                continue
+            if step.pairs:
+                write = partial(loop.run_in_executor, executor, pairs.write, step.pairs)
+                written = await until_done("writing training pairs", write, backoff)
+                metrics.pairs_written.inc(len(written))
+                for p in step.pairs:
+                    await send(pairs_topic, p.impression_id.encode(), p.model_dump_json().encode())
+            table[(key, rng)] = step.state  # the click counts as consumed only now
             for outcome in step.outcomes:
                 metrics.outcomes.labels(outcome.value).inc()
-            if step.pairs:
-                written = await loop.run_in_executor(executor, pairs.write, step.pairs)
-                metrics.pairs_written.inc(len(written))
-                sends = [
-                    await pairs_topic.send(
-                        key=p.impression_id.encode(), value=p.model_dump_json().encode()
-                    )
-                    for p in step.pairs
-                ]
-                await asyncio.gather(*sends)  # delivered before the event is acknowledged
             yield len(step.pairs)
 
     app.agent(source, name="click-miner")(mine)

@@ -8,6 +8,7 @@ import faust
 
 from config import assembly
 from config.settings import Settings
+from stores.dead_letters import PostgresOriginals
 from streams.app import create_app
 from streams.faults import Backoff, Dependencies, FaultMetrics, Heartbeat
 from streams.handler import BatchHandler
@@ -36,7 +37,13 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         settings.worker_stall_s,
     )
     handler = BatchHandler(
-        built.processor, built.writer, metrics, dependencies, retries=settings.store_retries
+        built.processor,
+        built.writer,
+        metrics,
+        dependencies,
+        retries=settings.store_retries,
+        originals=PostgresOriginals(built.repo.engine),
+        inline_bytes=settings.dead_letter_inline_bytes,
     )
     app = create_app(settings, handler)
     log.info("worker starting: topics %s, model %s", topics, built.processor.embedder.model_version)

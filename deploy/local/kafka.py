@@ -29,6 +29,7 @@ log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka=INFO
 log4j.logger.org.apache.kafka=WARN
 log4j.logger.state.change.logger=WARN
+log4j.logger.org.apache.kafka.common.network.Selector=INFO
 """
 
 
@@ -165,6 +166,11 @@ class KafkaService:
             f"{self.libs}/*",
             *args,
         ]
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's log (refused authentications included, by the client's address)."""
+        return self.process().log_file
 
     def process(self) -> ManagedProcess:
         return ManagedProcess(

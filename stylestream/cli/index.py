@@ -13,6 +13,7 @@ from config import assembly
 from config.settings import Settings
 from stores.milvus import connect
 from stores.postgres import PostgresRepository, make_engine
+from stores.reconcile import Reconciler
 from stores.registry import ServingRegistry
 
 
@@ -69,3 +70,21 @@ def index_drop(settings: Settings, collection: str) -> None:
         client.drop_collection(collection)
     client.close()
     click.echo(f"dropped {collection}")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Report drift; repair nothing.")
+@click.pass_obj
+def reconcile(settings: Settings, dry_run: bool) -> None:
+    """Compare every written Milvus collection with the Postgres ledger and repair drift
+    (JSON report; exit 1 when drift was found on a dry run)."""
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    targets = assembly.open_serving(settings, repo.engine, assembly.base_model(settings))
+    try:
+        drifts = Reconciler(repo, targets).run(repair=not dry_run)
+    finally:
+        targets.close()
+        repo.close()
+    click.echo(json.dumps([d.summary() for d in drifts], indent=2))
+    if dry_run and any(d.drifted for d in drifts):
+        sys.exit(1)

@@ -88,6 +88,11 @@ def train_embedding_cmd(
     """A head over the base embedding, trained on mined pairs (contrastive or triplet loss),
     judged on held-out sessions, its scores calibrated to the base model's scale, and
     registered in Postgres with its lineage."""
+    if settings.env == "production" and len(settings.split_key_bytes) < 32:
+        raise click.ClickException(
+            "refusing to train in production without STYLESTREAM_SPLIT_KEY (32+ characters): "
+            "whoever mints sessions could steer clicks into or around the held-out split"
+        )
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     try:
         model = train_embedding(

@@ -207,3 +207,32 @@ def test_a_second_writer_of_a_product_waits_for_the_first_commit(
     other.join(10)
     assert order == ["first sees ['x']", "second sees ['x']"] and second == [([], ["x"])]
     assert repo.ledger(["x"])["x"].deleted and repo.get_product("x") is None
+
+
+def test_live_versions_and_rows_read_under_the_writers_lock(repo: MetadataRepository) -> None:
+    repo.apply([row(f"v{i:02d}", i + 1, "t") for i in range(12)], [("v03", 99)])
+    pages = list(repo.live_versions(batch=5))
+    merged = {pid: v for page in pages for pid, v in page.items()}
+    assert len(pages) == 3 and "v03" not in merged and merged["v11"] == 12
+    started, release = threading.Event(), threading.Event()
+    seen: list[dict[str, Any]] = []
+
+    def hold(rows: dict[str, dict[str, Any]]) -> None:
+        seen.append(rows)
+        started.set()
+        assert release.wait(10)
+
+    reader = threading.Thread(target=lambda: repo.locked_rows(["v01", "v03", "nope"], hold))
+    reader.start()
+    assert started.wait(10)
+    writer = threading.Thread(target=lambda: repo.apply([row("v01", 50, "newer")], []))
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive()  # waits for the locked read to end
+    release.set()
+    reader.join(10)
+    writer.join(10)
+    assert sorted(seen[0]) == ["v01"] and seen[0]["v01"]["version"] == 2
+    assert seen[0]["v01"]["base_embedding"] is None and "thumbnail" not in seen[0]["v01"]
+    assert seen[0]["v01"]["attributes"] == []
+    assert repo.ledger(["v01"])["v01"].version == 50

@@ -181,3 +181,16 @@ def test_a_row_without_a_vector_is_refused(index: VectorIndex) -> None:
     with pytest.raises(ValueError, match="no embedding"):
         index.upsert([good, replace(bad, embedding=None)])
     assert index.count() == 0  # the batch is checked before anything is written
+
+
+def test_versions_scan_every_row_once_in_pages(index: VectorIndex) -> None:
+    data = [replace(r, version=100 + i) for i, r in enumerate(rows(40))]
+    index.upsert(data[:25])
+    index.flush()  # some rows sealed, some growing: the scan sees both
+    index.upsert(data[25:])
+    index.delete(["p7"])
+    pages = list(index.versions(batch=9))  # (Milvus Lite 3 answers in one page)
+    seen = [pid for page in pages for pid in page]
+    assert len(seen) == len(set(seen)) == 39
+    merged = {pid: v for page in pages for pid, v in page.items()}
+    assert merged == {r.product_id: r.version for r in data if r.product_id != "p7"}

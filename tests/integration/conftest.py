@@ -31,10 +31,12 @@ from schemas.dead_letter import DeadLetter
 from schemas.events import ProductUpsert, encode_event
 from schemas.interactions import parse_interaction_event
 from stores.base import FixedTarget
+from stores.dead_letters import PostgresOriginals
 from stores.migrate import upgrade
 from stores.milvus import MilvusVectorIndex, drop_prefixed
 from stores.postgres import PostgresRepository
 from stores.writer import ProductWriter
+from streams.dead_letters import original_of
 from streams.topics import ensure_topics, topic_specs
 
 pytestmark = pytest.mark.services
@@ -79,6 +81,10 @@ class Stack:
         admin = kafka_admin(self.settings)
         admin.delete_topics(list(topic_specs(self.settings)))
         admin.close()
+
+    def original(self, letter: DeadLetter) -> bytes | None:
+        """A dead letter's original, inline or kept aside in this stack's Postgres."""
+        return original_of(letter, PostgresOriginals(self.repo.engine))
 
     def write(self, processor: ProductProcessor, events: Sequence[ProductUpsert]) -> None:
         """Process and store products directly (no Kafka, no worker): a test's catalogue."""

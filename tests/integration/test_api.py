@@ -334,7 +334,7 @@ def test_query_images_are_decoded_a_few_at_a_time(stack: Stack) -> None:
         update={"api_max_concurrent_decodes": 1, "api_decode_wait_s": 0.3}
     )
     with TestClient(create_app(one)) as c:
-        state = c.app.state.api  # type: ignore[attr-defined]
+        state = c.app_state["api"]
         assert state.decodes.acquire(timeout=1)  # another request is decoding
         try:
             code, body = upload(c, png(1))

@@ -6,20 +6,24 @@ credentials, or without TLS, gets nothing from the broker."""
 from __future__ import annotations
 
 import base64
+import os
 import secrets
+import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
+from kafka.errors import KafkaTimeoutError
 
 from api.app import create_app
 from config.kafka import KafkaConfig
 from config.settings import Settings
 from deploy.local.kafka import KafkaService
 from deploy.local.process import free_port
+from deploy.validate import load_k8s
 from schemas.dead_letter import ErrorKind
 from schemas.interactions import SearchImpression
 from streams.producer import ProductProducer
@@ -31,11 +35,11 @@ pytestmark = pytest.mark.services
 
 
 @pytest.fixture(scope="module")
-def secure_kafka(
+def broker(
     running_services: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """A second local broker (SASL_SSL only, its own development CA); yields the settings
-    that reach it."""
+) -> Iterator[tuple[dict[str, str], KafkaService]]:
+    """A second local broker (SASL_SSL only, its own development CA), with the settings that
+    reach it."""
     home = tmp_path_factory.mktemp("secure-kafka")
     overrides = {
         "kafka_bootstrap": f"127.0.0.1:{free_port()}",
@@ -51,8 +55,13 @@ def secure_kafka(
         libs=KafkaService(running_services).libs,  # the jars `dev up` fetched
     )
     service.up()
-    yield overrides
+    yield overrides, service
     service.down()
+
+
+@pytest.fixture(scope="module")
+def secure_kafka(broker: tuple[dict[str, str], KafkaService]) -> dict[str, str]:
+    return broker[0]
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +105,12 @@ def test_the_api_emits_impressions_over_sasl_ssl(stack: Stack) -> None:
     ids=["plaintext", "tls-without-sasl", "wrong-password"],
 )
 def test_a_client_without_the_credentials_is_refused(
-    secure_kafka: dict[str, str], client_options: dict[str, Any]
+    broker: tuple[dict[str, str], KafkaService], client_options: dict[str, Any]
 ) -> None:
-    good = KafkaConfig.of(Settings(**secure_kafka)).client_options()  # type: ignore[arg-type]
+    """Refused right after the right credentials were served (and, for a wrong password, the
+    broker's log records the failed authentication)."""
+    overrides, service = broker
+    good = KafkaConfig.of(Settings(**overrides)).client_options()  # type: ignore[arg-type]
     admin = KafkaAdminClient(**good, request_timeout_ms=5000)
     assert admin.list_topics() is not None  # the control: the right credentials work
     admin.close()
@@ -109,5 +121,76 @@ def test_a_client_without_the_credentials_is_refused(
         options.update(
             sasl_mechanism="SCRAM-SHA-512", sasl_plain_username=good["sasl_plain_username"]
         )
-    with pytest.raises(KafkaError):
-        KafkaAdminClient(**options, request_timeout_ms=3000, api_version_auto_timeout_ms=3000)
+    refusals = service.log_file.read_text().count("Failed authentication")
+    with pytest.raises(KafkaTimeoutError, match="Unable to bootstrap"):
+        KafkaAdminClient(**options, request_timeout_ms=3000, bootstrap_timeout_ms=8000)
+    if options.get("security_protocol") == "SASL_SSL":  # (others are dropped at DEBUG level)
+        # the broker logs a refusal a moment after it answers (failed-authentication delay)
+        log = service.log_file
+        wait_for(lambda: log.read_text().count("Failed authentication") > refusals, 15)
+
+
+def test_the_manifests_kafka_start_script_writes_a_config_kafka_accepts(
+    running_services: Settings, tmp_path: Path
+) -> None:
+    """deploy/k8s's start script, run here with the image's paths moved into a folder: its
+    files are private, it refuses unsafe passwords, and Kafka's own storage tool (the real
+    jars) accepts the properties it writes and creates both SCRAM users from them."""
+    script = next(
+        d for ds in load_k8s().values() for d in ds if d["metadata"]["name"] == "kafka-start"
+    )["data"]
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "tls").mkdir()
+    for name in ("tls.key", "tls.crt", "ca.crt"):
+        (tmp_path / "tls" / name).write_text(f"-----{name}-----\n")
+    libs = KafkaService(running_services).libs
+    storage = tmp_path / "bin" / "kafka-storage.sh"
+    storage.write_text(f'exec java -cp "{libs}/*" kafka.tools.StorageTool "$@"\n')
+    (tmp_path / "bin" / "kafka-server-start.sh").write_text('echo "would start with $1"\n')
+    for tool in (tmp_path / "bin").iterdir():
+        tool.chmod(0o755)
+    moved = {
+        "/opt/stylestream/": f"{tmp_path}/",
+        "/var/run/kafka": f"{tmp_path}/run",
+        "/etc/kafka/tls": f"{tmp_path}/tls",
+        "/opt/kafka/bin/": f"{tmp_path}/bin/",
+        "log.dirs=/var/lib/kafka/data": f"log.dirs={tmp_path}/data",
+    }
+    for name, text in script.items():
+        for old, new in moved.items():
+            text = text.replace(old, new)
+        (tmp_path / name).write_text(text)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOSTNAME": "kafka-2",
+        "CLUSTER_ID": "c3R5bGVzdHJlYW0ta2Fmaw",
+        "KAFKA_BROKER_PASSWORD": "broker-s3cret",
+        "STYLESTREAM_KAFKA_SASL_USERNAME": "stylestream",
+        "STYLESTREAM_KAFKA_SASL_PASSWORD": "app-s3cret",
+    }
+    run = subprocess.run(
+        ["sh", str(tmp_path / "start.sh")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert "would start with" in run.stdout
+    props = dict(
+        line.split("=", 1)
+        for line in (tmp_path / "run" / "server.properties").read_text().split("\n")
+        if line
+    )
+    assert props["node.id"] == "2"
+    assert props["advertised.listeners"] == "CLIENT://kafka-2.kafka-headless:9092"
+    assert props["ssl.principal.mapping.rules"] == "RULE:^CN=([^,]+).*$/$1/,DEFAULT"
+    assert (
+        'password="broker-s3cret";' in props["listener.name.client.scram-sha-512.sasl.jaas.config"]
+    )
+    for private in ("server.properties", "server.pem"):
+        assert (tmp_path / "run" / private).stat().st_mode & 0o077 == 0
+    formatted = (tmp_path / "data" / "meta.properties").read_text()
+    assert "node.id=2" in formatted and "c3R5bGVzdHJlYW0ta2Fmaw" in formatted
+    unsafe = {**env, "STYLESTREAM_KAFKA_SASL_PASSWORD": 'a"b'}
+    refused = subprocess.run(
+        ["sh", str(tmp_path / "start.sh")], env=unsafe, capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "no quotes" in refused.stderr

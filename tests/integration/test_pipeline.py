@@ -174,9 +174,10 @@ def test_bad_inputs_go_to_the_dead_letter_topic_and_good_ones_are_indexed(
         assert key is not None
         dl = by_key[key.decode()]
         assert dl.error_kind == kind, dl
-        assert dl.original() == value
+        assert stack.original(dl) == value
         assert dl.topic == stack.settings.products_topic and dl.offset >= 0
         assert dl.error_message
+    assert by_key["bad-bytes"].original_stored  # over 256 KiB: kept in Postgres, by hash
     assert by_key["bad-pixels"].error_kind is ErrorKind.IMAGE_TOO_LARGE
     assert "pixels" in by_key["bad-pixels"].error_message
     assert "title" in by_key["bad-schema"].error_message
@@ -240,7 +241,7 @@ def test_hostile_events_are_one_dead_letter_each_and_spare_their_neighbours(
     for key, ((_, value), kind) in attacks.items():
         letter = letters[key]
         assert letter.error_kind is kind, (key, letter.error_message)
-        assert letter.original() == value and letter.error_message
+        assert stack.original(letter) == value and letter.error_message
     assert "non-public" in letters["metadata"].error_message  # the detail is for operators
     assert "no image roots" in letters["passwd"].error_message
     wait_for(lambda: all(stack.repo.get_product(g.product_id) for g in good))

@@ -99,6 +99,10 @@ def test_forwarded_for_is_read_only_from_trusted_proxies() -> None:
     assert seen("::ffff:10.1.2.3", "198.51.100.7") == "198.51.100.7"
     assert seen("fd00::1", "2001:db8::5") == "2001:db8::5"
     assert seen("10.1.2.3") == "10.1.2.3"  # no header: the proxy itself
+    assert seen("10.1.2.3", "198.51.100.1:5678") == "198.51.100.1"  # ports dropped
+    assert seen("10.1.2.3", "[2001:db8::5]:443") == "2001:db8::5"
+    # text that is no address (a client's, passed along): never a bucket of its own
+    assert seen("10.1.2.3", "1.2.3.4, evil-unique-9") == "10.1.2.3"
     assert seen("10.1.2.3", "10.4.4.4") == "10.1.2.3"  # only proxies: the peer
     assert client_address({"client": ("10.1.2.3", 1), "headers": []}) == "10.1.2.3"
 

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "streams": {"schemas", "processors", "stores", "search", "config"},
     "api": {"schemas", "processors", "stores", "search", "config"},
     "training": {"schemas", "processors", "stores"},
-    "deploy": {"schemas", "stores", "config"},
+    "deploy": {"schemas", "stores", "config", "streams", "api"},  # metric names, to check alerts
     "bench": {
         "schemas", "processors", "stores", "search", "config", "streams", "api", "training",
         "deploy",

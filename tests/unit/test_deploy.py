@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
+from deploy.monitoring import ALERTS, DASHBOARD, check_alerts, check_dashboard, check_monitoring
 from deploy.validate import DEPLOY, check_compose, check_k8s, load_k8s
 
 
@@ -61,6 +62,8 @@ def test_compose_checks(tmp_path: Path) -> None:
     shutil.copy(DEPLOY / "compose.yaml", compose)
     (tmp_path / "prometheus").mkdir()
     shutil.copy(DEPLOY / "prometheus" / "prometheus.yml", tmp_path / "prometheus")
+    (tmp_path / "k8s").mkdir()
+    shutil.copy(DEPLOY / "k8s" / "prometheus-alerts.yml", tmp_path / "k8s")
     assert check_compose(compose) == []
     _edit(compose, "milvus: {condition: service_healthy}", "milvuz: {condition: service_healthy}")
     _edit(compose, "STYLESTREAM_TOPIC_PARTITIONS:", "STYLESTREAM_TOPIC_PARTITION:")
@@ -121,9 +124,38 @@ def test_the_manifests_run_the_production_profile_and_pass_it() -> None:
 
 def test_secret_references_are_checked(k8s_copy: Path) -> None:
     _edit(k8s_copy / "kafka.yaml", "key: KAFKA_BROKER_PASSWORD", "key: KAFKA_BROKER_PASWORD")
-    _edit(k8s_copy / "postgres.yaml", "secretName: stylestream-tls", "secretName: tls")
-    _edit(k8s_copy / "kustomization.yaml", "tls/tls.key]", "tls/tls.key, extra.pem]")
+    _edit(k8s_copy / "postgres.yaml", "secretName: postgres-tls", "secretName: tls")
+    _edit(k8s_copy / "kafka.yaml", "items: [{key: ca.crt,", "items: [{key: ca.pem,")
+    _edit(
+        k8s_copy / "kustomization.yaml", "tls.key=tls/kafka.key]", "tls.key=tls/kafka.key, x.pem]"
+    )
+    _edit(k8s_copy / "kustomization.yaml", "[ca.crt=tls/ca.crt]", "[ca.crt=README.md]")
     errors = check_k8s(k8s_copy)
     assert any("infra-secrets has no key KAFKA_BROKER_PASWORD" in e for e in errors)
     assert any("Secret tls is not defined" in e for e in errors)
-    assert any("extra.pem is not gitignored" in e for e in errors)
+    assert any("Secret kafka-tls has no key ca.pem" in e for e in errors)
+    assert any("x.pem is not gitignored" in e for e in errors)
+    assert any("README.md is not gitignored" in e for e in errors)
+
+
+def test_alert_rules_and_dashboard_name_real_metrics_in_valid_promql(tmp_path: Path) -> None:
+    assert check_monitoring() == []
+    alerts = tmp_path / "alerts.yml"
+    text = ALERTS.read_text()
+    alerts.write_text(
+        text.replace("stylestream_dependency_up", "stylestream_dependency_upp", 1).replace(
+            "> 10000", "> > 10000", 1
+        )
+    )
+    errors = check_alerts(alerts)
+    assert any("stylestream_dependency_upp is not a metric" in e for e in errors)
+    assert any("StyleStreamConsumerLag: not PromQL" in e for e in errors)
+    dashboard = tmp_path / "dash.json"
+    dashboard.write_text(
+        DASHBOARD.read_text().replace(
+            "stylestream_api_requests_total", "stylestream_api_request_total"
+        )
+    )
+    assert any(
+        "stylestream_api_request_total is not a metric" in e for e in check_dashboard(dashboard)
+    )

@@ -59,6 +59,12 @@ def test_serving_processes_refuse_to_start_in_production(command: str) -> None:
     assert "STYLESTREAM_API_KEYS" in result.output and "Kafka without SASL_SSL" in result.output
 
 
+def test_training_refuses_an_unkeyed_split_in_production() -> None:
+    env = {"STYLESTREAM_ENV": "production", "STYLESTREAM_SPLIT_KEY": "short"}
+    result = CliRunner().invoke(main, ["train", "embedding"], env=env)
+    assert result.exit_code == 1 and "STYLESTREAM_SPLIT_KEY" in result.output
+
+
 def test_credentials_reach_kafka_postgres_and_milvus_clients() -> None:
     settings = Settings(**SAFE)  # type: ignore[arg-type]
     kafka = KafkaConfig.of(settings)

@@ -1,0 +1,113 @@
+"""`stylestream reconcile`: every Milvus collection that is written (the serving one, and one
+being built) compared with the Postgres ledger, and repaired to it.
+
+Postgres is the arbiter (stores/writer.py). A product live in Postgres must be in each
+collection at the same version; a product deleted or unknown there must be in none. Drift is
+found by scanning both (ids and versions only), then each drifted product is repaired while
+its ledger row is locked, as a writer would hold it: the row is read again under the lock and
+Milvus is set to it (re-projected from the stored base embedding, no image needed). A product
+a worker changes meanwhile is therefore never set back to an older version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from stores.base import IndexTargets, MetadataRepository, Target
+from stores.rows import decode_base, stored_index_row
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Drift:
+    collection: str
+    live_in_postgres: int = 0
+    in_index: int = 0
+    missing: list[str] = field(default_factory=list)  # live in Postgres, absent here
+    stale: list[str] = field(default_factory=list)  # here at another version
+    extra: list[str] = field(default_factory=list)  # here, deleted or unknown in Postgres
+    repaired: int = 0
+
+    @property
+    def drifted(self) -> list[str]:
+        return sorted({*self.missing, *self.stale, *self.extra})
+
+    def summary(self, ids_shown: int = 20) -> dict[str, Any]:
+        out = asdict(self)
+        for name in ("missing", "stale", "extra"):
+            out[f"{name}_count"] = len(out[name])
+            out[name] = out[name][:ids_shown]
+        return out
+
+
+def _merged(pages: Iterable[dict[str, int]]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for page in pages:
+        merged.update(page)
+    return merged
+
+
+def _chunks(ids: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+class Reconciler:
+    def __init__(self, repo: MetadataRepository, targets: IndexTargets, chunk: int = 200) -> None:
+        self.repo = repo
+        self.targets = targets
+        self.chunk = chunk
+
+    def run(self, repair: bool = True) -> list[Drift]:
+        live = _merged(self.repo.live_versions())
+        drifts = []
+        for target in self.targets.writes():
+            drift = self._compare(target, live)
+            if repair:
+                for ids in _chunks(drift.drifted, self.chunk):
+                    self.repo.locked_rows(ids, partial(self._repair, target, ids))
+                    drift.repaired += len(ids)
+                if drift.drifted:
+                    target.index.flush()
+            drifts.append(drift)
+            log.info(
+                "%s: %d drifted, %d repaired", drift.collection, len(drift.drifted), drift.repaired
+            )
+        return drifts
+
+    @staticmethod
+    def _compare(target: Target, live: dict[str, int]) -> Drift:
+        indexed = _merged(target.index.versions())
+        drift = Drift(target.collection, len(live), len(indexed))
+        drift.missing = sorted(p for p in live if p not in indexed)
+        drift.stale = sorted(p for p, v in indexed.items() if p in live and live[p] != v)
+        drift.extra = sorted(p for p in indexed if p not in live)
+        return drift
+
+    def _repair(self, target: Target, ids: Sequence[str], rows: dict[str, dict[str, Any]]) -> None:
+        """Under the ledger locks of ``ids``: the collection set to what Postgres holds."""
+        present = [r for r in rows.values() if r["base_embedding"] is not None]
+        gone = [pid for pid in ids if pid not in rows]
+        if present:
+            base = np.asarray([decode_base(r["base_embedding"]) for r in present], np.float32)
+            vectors = target.vectors(base)
+            target.index.upsert(
+                [
+                    stored_index_row(r, r["attributes"], v, target.model_version)
+                    for r, v in zip(present, vectors, strict=True)
+                ]
+            )
+        if gone:
+            target.index.delete(gone)
+        unembedded = sorted(set(rows) - {r["product_id"] for r in present})
+        if unembedded:  # stored before base embeddings were kept: a replay re-embeds them
+            log.warning(
+                "no stored embedding to repair %d products: %s", len(unembedded), unembedded[:5]
+            )
