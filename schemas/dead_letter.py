@@ -83,6 +83,13 @@ class DeadLetter(BaseModel):
             product_id=product_id,
         )
 
+    @property
+    def origin(self) -> str:
+        """Where the original was read: the letter's identity, and its Kafka key. A batch
+        redelivered after a crash may send a letter again; it has the same origin, so readers
+        (and the topic's compaction) keep one."""
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
     def original(self) -> bytes:
         """The inline original (see ``original_stored`` for one kept aside)."""
         if self.original_stored:

@@ -78,7 +78,7 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
         """Delivered before the batch is acked (a crash here redelivers the batch). Kafka
         refusing is Kafka's fault, not the events': retried until it takes them, since Faust
         would ack the batch if the agent raised (faust-streaming #527)."""
-        waiting = [((dl.product_id or "").encode() or None, dl.model_dump_json().encode())
+        waiting = [(dl.origin.encode(), dl.model_dump_json().encode())
                    for dl in letters]  # fmt: skip
         attempt = 0
         while waiting:

@@ -62,12 +62,14 @@ class Selection:
 class Scan:
     letters: list[Located] = field(default_factory=list)
     unreadable: int = 0  # records on the topic that are no dead letter of ours
+    repeated: int = 0  # letters sent again for the same origin (a redelivered batch)
 
 
 def read_letters(settings: Settings, selection: Selection, poll_ms: int = 1000) -> Scan:
     """Every selected letter on the dead-letter topic, from its start to its current end."""
     consumer = kafka_consumer(settings, enable_auto_commit=False)
     scan = Scan()
+    seen: set[str] = set()
     try:
         topic = settings.dead_letter_topic
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
@@ -80,8 +82,12 @@ def read_letters(settings: Settings, selection: Selection, poll_ms: int = 1000) 
                     found = _located(record)
                     if found is None:
                         scan.unreadable += 1
-                    elif selection.matches(found):
-                        scan.letters.append(found)
+                    elif found.letter.origin in seen:
+                        scan.repeated += 1
+                    else:
+                        seen.add(found.letter.origin)
+                        if selection.matches(found):
+                            scan.letters.append(found)
     finally:
         consumer.close()
     scan.letters.sort(key=lambda f: (f.letter.failed_at, f.partition, f.offset))

@@ -109,7 +109,7 @@ def create_miner_app(
                 asyncio.get_running_loop().run_in_executor, executor, originals.put, msg.value
             )
             await until_done("keeping a dead letter's original", keep, backoff)
-        await send(dead_letters, msg.key, letter.model_dump_json().encode())
+        await send(dead_letters, letter.origin.encode(), letter.model_dump_json().encode())
         metrics.dead_lettered.labels(kind.value).inc()
 
     async def mine(stream: Any) -> AsyncIterator[int]:

@@ -24,9 +24,11 @@ def topic_specs(settings: Settings) -> dict[str, int]:
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     """Topic settings the project owns: the dead-letter topic keeps letters for a set time
-    (not the broker's default), long enough to inspect and replay them."""
+    (not the broker's default), long enough to inspect and replay them, and compacts them by
+    key (a letter's origin: one letter per failed record, however often it was sent)."""
     retention_ms = int(settings.dead_letter_retention_days * 86_400_000)
-    return {settings.dead_letter_topic: {"retention.ms": str(retention_ms)}}
+    dead_letters = {"retention.ms": str(retention_ms), "cleanup.policy": "compact,delete"}
+    return {settings.dead_letter_topic: dead_letters}
 
 
 def ensure_topics(settings: Settings) -> dict[str, int]:

@@ -105,6 +105,7 @@ class KafkaService:
             **self._security(),
         }
         path = self.home / "server.properties"
+        self.home.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         path.chmod(0o600)  # it may hold the SASL user's password
         (self.home / "log4j.properties").write_text(LOG4J)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 import httpx
 
 from bench.catalog import ensure_model
+from bench.chaos import ChaosSizes, run_chaos
 from bench.click_heads import run_heads_bench, write_report
 from bench.click_loop import LoopSizes, query_pool, run_click_loop
 from bench.demo import run_demo
@@ -78,6 +80,33 @@ def bench_heads(settings: Settings, small: bool, eval_queries: int, out: Path) -
     report = run_heads_bench(settings, sizes, eval_queries, lambda m: click.echo(m, err=True))
     write_report(report, out)
     click.echo(json.dumps(report, indent=2))
+
+
+@bench.command("chaos")
+@click.option("--long", "long_run", is_flag=True, help="50,000 events and 20 kills.")
+@click.option("--events", default=None, type=int, help="Override the stream's length.")
+@click.option("--kills", default=None, type=int, help="Override the worker kills.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("bench/results/chaos.json"),
+    show_default=True,
+)
+@click.pass_obj
+def bench_chaos(
+    settings: Settings, long_run: bool, events: int | None, kills: int | None, out: Path
+) -> None:
+    """Workers SIGKILLed, Kafka and Milvus restarted, during a stream of product events; then
+    nothing lost, duplicated or diverged (JSON; exit 1 otherwise). Runs its own services."""
+    ensure_model(settings)
+    sizes = ChaosSizes.long() if long_run else ChaosSizes()
+    sizes = replace(sizes, events=events or sizes.events, kills=kills or sizes.kills)
+    report = run_chaos(settings, sizes).as_dict()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    click.echo(json.dumps(report, indent=2))
+    if not report["ok"]:
+        sys.exit(1)
 
 
 @click.command()

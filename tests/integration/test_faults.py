@@ -69,8 +69,10 @@ def stack(
 
 
 @pytest.fixture(scope="module")
-def worker(stack: Stack, start_worker: Callable[[Stack], Worker]) -> Worker:
-    return start_worker(stack)
+def worker(stack: Stack, start_worker: Callable[[Stack], Worker]) -> Iterator[Worker]:
+    worker = start_worker(stack)
+    yield worker
+    worker.stop()  # before its stores stop: a worker left waiting for them loads the machine
 
 
 def probe(worker: Worker, path: str) -> int:

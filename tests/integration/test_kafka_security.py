@@ -75,15 +75,20 @@ def test_the_worker_indexes_and_dead_letters_over_sasl_ssl(
     stack: Stack, start_worker: Callable[[Stack], Worker]
 ) -> None:
     worker = start_worker(stack)
-    with ProductProducer(KafkaConfig.of(stack.settings), stack.settings.products_topic) as p:
-        for i in range(3):
-            p.send(upsert(f"s{i}", 1, i))
-    stack.send_raw([(b"broken", b"{not json")])
-    wait_for(lambda: stack.repo.count_products() == 3, timeout=120)
-    assert sorted(stack.index.get(["s0", "s1", "s2"])) == ["s0", "s1", "s2"]
-    letters = stack.dead_letters(expected=1, keys=["broken"])
-    assert [(dl.original_key, dl.error_kind) for dl in letters] == [("broken", ErrorKind.NOT_JSON)]
-    assert worker.running(), worker.tail()
+    try:
+        with ProductProducer(KafkaConfig.of(stack.settings), stack.settings.products_topic) as p:
+            for i in range(3):
+                p.send(upsert(f"s{i}", 1, i))
+        stack.send_raw([(b"broken", b"{not json")])
+        wait_for(lambda: stack.repo.count_products() == 3, timeout=120)
+        assert sorted(stack.index.get(["s0", "s1", "s2"])) == ["s0", "s1", "s2"]
+        letters = stack.dead_letters(expected=1, keys=["broken"])
+        assert [(dl.original_key, dl.error_kind) for dl in letters] == [
+            ("broken", ErrorKind.NOT_JSON)
+        ]
+        assert worker.running(), worker.tail()
+    finally:
+        worker.stop()  # its broker stops with this module
 
 
 def test_the_api_emits_impressions_over_sasl_ssl(stack: Stack) -> None:
