@@ -178,6 +178,7 @@ class ChaosReport:
     kafka_restarts: int = 0
     milvus_restarts: int = 0
     seconds: float = 0.0
+    faults_at: list[str] = field(default_factory=list)  # each fault and the share handled then
     examples: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -357,6 +358,7 @@ def _inflict(
         share = done / total
         while faults and share >= faults[0][0]:
             _, kind = faults.pop(0)
+            report.faults_at.append(f"{kind}@{share:.2f}")
             if kind == "kill":
                 workers.kill_one(rng)
                 report.kills += 1

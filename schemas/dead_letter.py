@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import utcnow
 
+MAX_KEY_BYTES = 512
 DEAD_LETTER_SCHEMA_VERSION = 2  # 2: originals kept aside when large (sha256, size, stored)
 
 
@@ -74,7 +75,11 @@ class DeadLetter(BaseModel):
             original_sha256=hashlib.sha256(original).hexdigest(),
             original_size=len(original),
             original_stored=not inline,
-            original_key=key.decode("utf-8", "replace") if key is not None else None,
+            # bounded (a product's key is at most 128 characters; a longer one is a key
+            # mismatch, never replayed as is), so a letter always fits a Kafka message
+            original_key=key[:MAX_KEY_BYTES].decode("utf-8", "replace")
+            if key is not None
+            else None,
             topic=topic,
             partition=partition,
             offset=offset,

@@ -49,8 +49,8 @@ class PostgresRepository:
     ) -> tuple[list[str], list[str]]:
         """Apply newer versions only, in one transaction. Returns (upserted ids, deleted ids).
 
-        The ledger upserts lock every row they touch, updated or not (ON CONFLICT DO UPDATE
-        does), in product-id order (so two writers never wait on each other in a circle);
+        Every product of the batch is locked first (advisory locks, in product-id order, so
+        two writers never wait on each other in a circle, and a new product is held too);
         ``then`` runs before the commit, under those locks (stores/base.py)."""
         upserted: list[str] = []
         deleted: list[str] = []
@@ -59,6 +59,7 @@ class PostgresRepository:
         with self.engine.begin() as conn:
             # a writer stuck while holding a product's lock fails this one, to be retried
             conn.execute(text(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'"))
+            self._lock_products(conn, [r["product_id"] for r in upserts] + [p for p, _ in deletes])
             if upserts:
                 ins = insert(product_ledger).values(
                     [{"product_id": r["product_id"], "version": r["version"]} for r in upserts]
@@ -225,6 +226,18 @@ class PostgresRepository:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query)]
 
+    @staticmethod
+    def _lock_products(conn: Connection, product_ids: Sequence[str]) -> None:
+        """Transaction-scoped advisory locks on the products, in one global order (no two
+        writers wait on each other in a circle). Unlike row locks they also hold a product
+        not yet in the ledger: a reader locking it waits for the writer inserting it."""
+        ids = sorted(set(product_ids))
+        if ids:
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:pid, 0))"),
+                [{"pid": pid} for pid in ids],
+            )
+
     def live_versions(self, batch: int = 5000) -> Iterator[dict[str, int]]:
         after = ""
         while True:
@@ -252,6 +265,7 @@ class PostgresRepository:
         read = select(*[products.c[n] for n in INDEX_COLUMNS]).where(products.c.product_id.in_(ids))
         with self.engine.begin() as conn:
             conn.execute(text(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'"))
+            self._lock_products(conn, ids)
             conn.execute(lock).all()
             rows = {r.product_id: dict(r._mapping) for r in conn.execute(read)}
             attributes = self._attributes(conn, list(rows))

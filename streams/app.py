@@ -81,9 +81,16 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
         waiting = [(dl.origin.encode(), dl.model_dump_json().encode())
                    for dl in letters]  # fmt: skip
         attempt = 0
+
+        async def send(key: bytes, value: bytes) -> Any:
+            """Delivered, or the error (raised at once, as for no metadata, or later)."""
+            try:
+                return await (await dead_letters.send(key=key, value=value))
+            except Exception as exc:  # Kafka's, never the letter's: it always fits
+                return exc
+
         while waiting:
-            futures = [await dead_letters.send(key=k, value=v) for k, v in waiting]
-            outcomes = await asyncio.gather(*futures, return_exceptions=True)
+            outcomes = [await send(k, v) for k, v in waiting]
             errors = [o for o in outcomes if isinstance(o, BaseException)]
             waiting = [
                 w for w, o in zip(waiting, outcomes, strict=True) if isinstance(o, BaseException)

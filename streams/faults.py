@@ -138,14 +138,18 @@ async def until_done(
     attempt: Callable[[], Awaitable[Done]],
     backoff: Backoff,
     heartbeat: Heartbeat | None = None,
+    retry_if: Callable[[Exception], bool] = lambda exc: True,
 ) -> Done:
     """``attempt()`` until it succeeds: for a dependency (Kafka, Postgres) whose failure must
-    hold the event back rather than lose it; an agent must not raise (Faust would ack)."""
+    hold the event back rather than lose it; an agent must not raise (Faust would ack). An
+    error ``retry_if`` refuses is raised (the event's own fault)."""
     tries = 0
     while True:
         try:
             return await attempt()
-        except Exception as exc:  # every failure here is the dependency's: wait, retry
+        except Exception as exc:
+            if not retry_if(exc):
+                raise
             tries += 1
             delay = backoff.delay(tries)
             log.warning("%s failed (%s: %s); again in %.1fs", what, type(exc).__name__, exc, delay)

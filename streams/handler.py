@@ -75,6 +75,7 @@ class BatchHandler:
         dependencies: Dependencies,
         *,
         retries: int = 3,
+        alike_retries: int = 8,
         originals: OriginalStore | None = None,
         inline_bytes: int = 256 * 1024,
     ) -> None:
@@ -86,6 +87,7 @@ class BatchHandler:
         self.metrics = metrics
         self.dependencies = dependencies
         self.retries = retries
+        self.alike_retries = alike_retries
         self.originals = originals
         self.inline_bytes = inline_bytes if originals is not None else None
 
@@ -105,9 +107,9 @@ class BatchHandler:
         heartbeat = self.dependencies.heartbeat
         heartbeat.busy = True
         try:
-            result = self._whole("processing", lambda: self._processed(raws))
+            result = self._whole("processing", lambda alike: self._processed(raws, alike))
             self.metrics.stale.inc(result.superseded)
-            outcome, failures = self._whole("writing", lambda: self._written(result))
+            outcome, failures = self._whole("writing", lambda alike: self._written(result, alike))
         finally:
             heartbeat.busy = False
             heartbeat.beat()
@@ -115,29 +117,37 @@ class BatchHandler:
             self._observe_lag(result, outcome)
         return self._finish(outcome, result.failures + failures, started)
 
-    def _whole(self, what: str, step: Callable[[], Done]) -> Done:
-        """``step()``, retried whole while every event of the batch fails alike."""
+    def _whole(self, what: str, step: Callable[[bool], Done]) -> Done:
+        """``step(alike_allowed)``, retried whole while every event of the batch fails with
+        the same error, at most ``alike_retries`` times: then the events are dead-lettered
+        (a bug that fails every event must not hold a partition forever unseen: the stalls
+        metric and its alert say so meanwhile)."""
         attempt = 0
         while True:
             try:
-                return step()
+                return step(attempt < self.alike_retries)
             except _Alike as exc:
                 attempt += 1
                 self.dependencies.metrics.stalls.inc()
                 log.error("%s failed alike for all %d events of a batch", what, exc.count)
                 self.dependencies.pause(attempt, f"{what}: {exc.__cause__}")
 
-    def _processed(self, raws: Sequence[RawEvent]) -> BatchResult:
+    def _processed(self, raws: Sequence[RawEvent], alike_allowed: bool) -> BatchResult:
         result = self._process(raws)
         unexpected = [f for f in result.failures if f.kind is ErrorKind.PROCESSING_ERROR]
-        if len(raws) > 1 and len(unexpected) == len(raws):
+        alike = len({f.message for f in unexpected}) == 1
+        if alike_allowed and len(raws) > 1 and len(unexpected) == len(raws) and alike:
             raise _Alike(len(raws)) from Exception(unexpected[0].message)
         return result
 
-    def _written(self, result: BatchResult) -> tuple[WriteOutcome, list[Failure]]:
+    def _written(
+        self, result: BatchResult, alike_allowed: bool
+    ) -> tuple[WriteOutcome, list[Failure]]:
         outcome, failures = self._write(result)
         count = len(result.upserts) + len(result.deletes)
-        if count > 1 and outcome == NOTHING and len({f.product_id for f in failures}) == count:
+        refused = {f.product_id for f in failures}
+        alike = len({f.message for f in failures}) == 1
+        if alike_allowed and count > 1 and outcome == NOTHING and len(refused) == count and alike:
             raise _Alike(count) from Exception(failures[0].message)
         return outcome, failures
 
@@ -178,10 +188,13 @@ class BatchHandler:
                     self.dependencies.pause(attempt, f"writing one product: {exc}")
                     continue
                 log.error("a healthy store refuses one product, dead-lettered: %r", exc)
-                return NOTHING, [
+                ids = [u.product_id for u in result.upserts] + [
+                    d.product_id for d in result.deletes
+                ]
+                return NOTHING, [  # (one product: the halves ran out)
                     _failure(raw, ErrorKind.STORE_ERROR, exc, pid)
-                    for pid, raws in result.sources.items()
-                    for raw in raws
+                    for pid in ids
+                    for raw in result.sources.get(pid, [])
                 ]
 
     def _dependency_fault(self, exc: Exception, attempt: int, what: str) -> bool:

@@ -35,6 +35,7 @@ from processors.errors import ProcessingError
 from schemas.dead_letter import DeadLetter, ErrorKind
 from schemas.interactions import SearchImpression, parse_interaction_event
 from stores.dead_letters import OriginalStore
+from stores.faults import transient
 from stores.pairs import PairRepository
 from streams.app import faust_app
 from streams.faults import Backoff, until_done
@@ -137,7 +138,13 @@ def create_miner_app(
                 continue
             if step.pairs:
                 write = partial(loop.run_in_executor, executor, pairs.write, step.pairs)
-                written = await until_done("writing training pairs", write, backoff)
+                try:
+                    written = await until_done("writing pairs", write, backoff, retry_if=transient)
+                except Exception as exc:  # a healthy Postgres refuses these pairs: this event's
+                    log.exception("training pairs refused: the click is dead-lettered")
+                    await dead_letter(msg, ErrorKind.STORE_ERROR, f"{type(exc).__name__}: {exc}")
+                    yield 0
+                    continue
                 metrics.pairs_written.inc(len(written))
                 for p in step.pairs:
                     await send(pairs_topic, p.impression_id.encode(), p.model_dump_json().encode())

@@ -236,3 +236,28 @@ def test_live_versions_and_rows_read_under_the_writers_lock(repo: MetadataReposi
     assert seen[0]["v01"]["base_embedding"] is None and "thumbnail" not in seen[0]["v01"]
     assert seen[0]["v01"]["attributes"] == []
     assert repo.ledger(["v01"])["v01"].version == 50
+
+
+def test_a_locked_read_waits_for_a_writer_inserting_a_new_product(
+    repo: MetadataRepository,
+) -> None:
+    """The reconcile must not see a product a writer is adding (in Milvus, not yet committed
+    in Postgres) as one to delete: its locked read waits for the insert to commit."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow(upserted: list[str], deleted: list[str]) -> None:
+        started.set()
+        assert release.wait(10)
+
+    writer = threading.Thread(target=lambda: repo.apply([row("fresh", 1, "new")], [], then=slow))
+    writer.start()
+    assert started.wait(10)
+    seen: list[dict[str, Any]] = []
+    reader = threading.Thread(target=lambda: repo.locked_rows(["fresh"], seen.append))
+    reader.start()
+    reader.join(0.5)
+    assert reader.is_alive()  # held behind the insert
+    release.set()
+    writer.join(10)
+    reader.join(10)
+    assert list(seen[0]) == ["fresh"]

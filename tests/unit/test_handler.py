@@ -232,3 +232,37 @@ def test_index_writes_are_flushed_on_demand_and_after_enough_rows(
     assert handler.writer.unflushed == 0  # three rows reached flush_rows: flushed in the write
     assert index.count() == 4
     assert index.get(["f3"])["f3"].version == 1
+
+
+class PickyProcessor:
+    """Each listed product crashes processing with an error of its own."""
+
+    def __init__(self, inner: ProductProcessor, errors: dict[str, Exception]) -> None:
+        self.inner = inner
+        self.errors = errors
+
+    def process(self, raws: Sequence[RawEvent]) -> BatchResult:
+        for r in raws:
+            if r.key and r.key.decode() in self.errors:
+                raise self.errors[r.key.decode()]
+        return self.inner.process(raws)
+
+
+def test_two_poison_events_with_their_own_errors_are_both_dead_lettered(
+    processor: ProductProcessor,
+) -> None:
+    """A batch of only bad events is not "failing alike" when their errors differ."""
+    errors = {"x0": KeyError("a"), "x1": ZeroDivisionError("b")}
+    handler, _, _, _ = make_handler(PickyProcessor(processor, errors))
+    handled = handler.handle([record("x0"), record("x1", photo=1, offset=1)])
+    assert sorted(d.product_id or "" for d in handled.dead_letters) == ["x0", "x1"]
+    assert counter(handler, "stylestream_batch_stalls_total") == 0
+
+
+def test_a_batch_failing_alike_for_good_is_dead_lettered_after_its_retries(
+    processor: ProductProcessor,
+) -> None:
+    handler, _, _, _ = make_handler(CrashingProcessor(processor, {"y0", "y1"}))
+    handled = handler.handle([record("y0"), record("y1", photo=1, offset=1)])
+    assert sorted(d.product_id or "" for d in handled.dead_letters) == ["y0", "y1"]
+    assert counter(handler, "stylestream_batch_stalls_total") == handler.alike_retries
