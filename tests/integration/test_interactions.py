@@ -152,13 +152,15 @@ def test_clicks_only_on_impressions_served_in_their_session(client: TestClient) 
 
 def test_a_click_on_an_old_impression_is_refused(stack: Stack) -> None:
     """Issued ids carry their issue time: a click counts within the impression's TTL only."""
-    short = stack.settings.model_copy(update={"api_impression_ttl_s": 1.0})
+    short = stack.settings.model_copy(update={"api_impression_ttl_s": 3.0})
     with TestClient(create_app(short)) as c:
         body = c.get("/v1/products/i001/similar", params={"k": 1}).json()
         click = {"impression_id": body["impression_id"], "product_id": "i0"}
         session = {"X-Session-Id": body["session_id"]}
         assert c.post("/v1/interactions", json=click, headers=session).status_code == 202
-        time.sleep(2.2)  # ids count whole seconds: 2.2 s is past a 1 s TTL whatever the phase
+        # ids count whole seconds (an age reads up to 1 s older): fresh reads under 2 s,
+        # 4.5 s later reads over 4.5 s, past the 3 s TTL whatever the phase
+        time.sleep(4.5)
         late = c.post("/v1/interactions", json=click, headers=session)
         assert late.status_code == 422 and late.json()["error"]["code"] == "unknown_impression"
         again = c.get("/v1/products/i001/similar", params={"k": 1}, headers=session).json()
