@@ -41,6 +41,7 @@ from schemas.events import ImageRef, ProductDelete, ProductUpsert, encode_event,
 from stores.migrate import upgrade
 from stores.milvus import MilvusConfig, MilvusVectorIndex
 from stores.postgres import PostgresRepository
+from streams.dead_letters import Selection, read_letters
 from streams.topics import ensure_topics
 from training.datasets import CLASSES, load_split
 
@@ -413,16 +414,13 @@ def _judge(stack: Stack, truth: Truth, report: ChaosReport) -> None:
     report.lost, report.diverged = len(lost) + len(strays), len(diverged)
     extra_rows = max(0, rows - len(indexed))
     report.duplicated = extra_rows
-    letters = _dead_letters(s)
+    scan = read_letters(s, Selection())  # one per origin, as every reader (and compaction)
+    report.redelivered_letters = scan.repeated
     by_key: dict[str, list[DeadLetter]] = {}
-    origins: set[str] = set()
-    for letter in letters:  # one per origin, as every reader keeps them (and compaction)
-        if letter.origin in origins:
-            report.redelivered_letters += 1
-            continue
-        origins.add(letter.origin)
-        by_key.setdefault(letter.original_key or "", []).append(letter)
+    for found in scan.letters:
+        by_key.setdefault(found.letter.original_key or "", []).append(found.letter)
     wrong = [k for k in by_key if k not in truth.hostile]
+    wrong += ["(not a dead letter)"] * scan.unreadable
     wrong += [
         k
         for k, kind in truth.hostile.items()
@@ -443,20 +441,3 @@ def _judge(stack: Stack, truth: Truth, report: ChaosReport) -> None:
             if len(by_key[k]) > 1
         ][:10],
     }
-
-
-def _dead_letters(settings: Settings) -> list[DeadLetter]:
-    consumer = kafka_consumer(settings, enable_auto_commit=False)
-    try:
-        topic = settings.dead_letter_topic
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        letters: list[DeadLetter] = []
-        while any(consumer.position(p) < ends[p] for p in parts):
-            for batch in consumer.poll(timeout_ms=1000).values():
-                letters += [DeadLetter.model_validate_json(r.value) for r in batch]
-        return letters
-    finally:
-        consumer.close()
