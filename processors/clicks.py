@@ -1,5 +1,5 @@
 """Clicks joined with the impressions they came from, into training pairs. Pure logic: the
-state per impression id is a plain dict (what a windowed, changelog-backed table stores),
+state per impression id is a plain JSON dict (stored by stores/joins.py in Postgres),
 every call returns the new state, the pairs and what happened, and replaying an event never
 yields a second pair.
 

@@ -137,22 +137,29 @@ async def until_done(
     what: str,
     attempt: Callable[[], Awaitable[Done]],
     backoff: Backoff,
-    heartbeat: Heartbeat | None = None,
+    dependencies: Dependencies | None = None,
     retry_if: Callable[[Exception], bool] = lambda exc: True,
 ) -> Done:
     """``attempt()`` until it succeeds: for a dependency (Kafka, Postgres) whose failure must
     hold the event back rather than lose it; an agent must not raise (Faust would ack). An
-    error ``retry_if`` refuses is raised (the event's own fault)."""
+    error ``retry_if`` refuses is raised (the event's own fault). While it retries,
+    ``dependencies`` says so (readiness) and its heartbeat beats (a wait is not a stall)."""
     tries = 0
-    while True:
-        try:
-            return await attempt()
-        except Exception as exc:
-            if not retry_if(exc):
-                raise
-            tries += 1
-            delay = backoff.delay(tries)
-            log.warning("%s failed (%s: %s); again in %.1fs", what, type(exc).__name__, exc, delay)
-            if heartbeat is not None:
-                heartbeat.beat()
-            await asyncio.sleep(delay)
+    try:
+        while True:
+            try:
+                return await attempt()
+            except Exception as exc:
+                if not retry_if(exc):
+                    raise
+                tries += 1
+                delay = backoff.delay(tries)
+                log.warning("%s failed (%s: %s); again in %.1fs", what, type(exc).__name__, exc,
+                            delay)  # fmt: skip
+                if dependencies is not None:
+                    dependencies.waiting = True
+                    dependencies.heartbeat.beat()
+                await asyncio.sleep(delay)
+    finally:
+        if tries and dependencies is not None:
+            dependencies.waiting = False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -76,11 +76,3 @@ class MinerMetrics:
             ["error_kind"],
             registry=r,
         )
-
-    def window_closed(self, state: object) -> None:
-        if isinstance(state, dict) and state.get("impression") is None:
-            self.orphaned.inc(len(state.get("pending") or []))
-
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        if port:
-            start_http_server(port, addr=host, registry=self.registry)

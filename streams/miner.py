@@ -12,8 +12,10 @@ from config.settings import Settings
 from processors.clicks import ClickMiner, ListSampler, MiningConfig
 from stores.base import MetadataRepository
 from stores.dead_letters import PostgresOriginals
-from stores.pairs import PairRepository
+from stores.joins import PostgresJoins
 from stores.postgres import PostgresRepository
+from streams.faults import Backoff, Dependencies, FaultMetrics, Heartbeat
+from streams.health import serve_probes
 from streams.metrics import MinerMetrics
 from streams.mining import create_miner_app
 from streams.topics import ensure_topics
@@ -59,9 +61,22 @@ def run_miner(settings: Settings, loglevel: str = "info") -> None:
     sampler = CatalogueSampler(repo, settings.negatives_refresh_s)
     miner = ClickMiner(sampler, MiningConfig(settings.click_window_s, settings.random_negatives))
     metrics = MinerMetrics()
-    metrics.serve(settings.miner_metrics_port, settings.metrics_host)
+    dependencies = Dependencies(
+        {"postgres": repo.ping},
+        FaultMetrics(metrics.registry),
+        Heartbeat(),
+        Backoff(settings.retry_first_s, settings.retry_cap_s),
+    )
+    serve_probes(
+        settings.miner_metrics_port,
+        settings.metrics_host,
+        metrics.registry,
+        dependencies,
+        settings.worker_stall_s,
+    )
+    joins = PostgresJoins(repo.engine)
     app = create_miner_app(
-        settings, miner, PairRepository(repo.engine), metrics, PostgresOriginals(repo.engine)
+        settings, miner, joins, metrics, PostgresOriginals(repo.engine), dependencies
     )
     log.info("click miner starting")
     try:

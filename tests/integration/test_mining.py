@@ -3,6 +3,8 @@ reported through the API become training pairs, once each, across a SIGKILL rest
 
 from __future__ import annotations
 
+import json
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -11,9 +13,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from kafka import TopicPartition
 
 from bench.processes import Process
 from bench.simulator import ShopperModel, SimulatedQuery, simulate
+from config.kafka import kafka_admin, kafka_consumer
 from deploy.local.process import free_port
 from processors.products import ProductProcessor
 from stores.pairs import PairRepository
@@ -59,13 +63,75 @@ def _stored(stack: Stack) -> list[dict[str, object]]:
     return list(PairRepository(stack.repo.engine).since(datetime(2000, 1, 1, tzinfo=UTC)))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN DEFECT, issue 13 (NOTES.md): after a SIGKILL the restarted miner sometimes "
-    "commits every offset yet stores fewer pairs than clicks (1 of the last 3 CI runs); "
-    "the run still reports it as XPASS or XFAIL, it is not silenced",
-)
-def test_clicks_become_pairs_once_each_across_a_kill(
+def _records(stack: Stack, topic: str) -> list[tuple[int, int, bytes | None, bytes]]:
+    """(partition, offset, key, value) of every record on ``topic``."""
+    consumer = kafka_consumer(stack.settings)
+    parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    ends = consumer.end_offsets(parts)
+    out: list[tuple[int, int, bytes | None, bytes]] = []
+    while any(consumer.position(tp) < ends[tp] for tp in parts):
+        for records in consumer.poll(timeout_ms=500).values():
+            out += [(r.partition, r.offset, r.key, r.value) for r in records]
+    consumer.close()
+    return out
+
+
+def _why_missing(stack: Stack, clicks: set[tuple[str, str]], miner: Process) -> str:
+    """What became of the clicks with no pair: on the topics or not, the miner's outcomes, its
+    committed offsets and its log."""
+    settings = stack.settings
+    missing = clicks - {(str(r["impression_id"]), str(r["positive"])) for r in _stored(stack)}
+    impressions = {json.loads(v)["impression_id"]: (p, o) for p, o, _, v in
+                   _records(stack, settings.impressions_topic)}  # fmt: skip
+    interactions = {(json.loads(v)["impression_id"], json.loads(v)["product_id"]): (p, o)
+                    for p, o, _, v in _records(stack, settings.interactions_topic)}  # fmt: skip
+    lines = [f"{len(missing)} of {len(clicks)} clicks have no pair"]
+    for imp, pid in sorted(missing):
+        lines.append(f"  {imp} {pid}: impression at {impressions.get(imp)}, "
+                     f"click at {interactions.get((imp, pid))}")  # fmt: skip
+    outcomes = {
+        o: _outcome(stack, o)
+        for o in (
+            "paired",
+            "pending",
+            "duplicate",
+            "impression",
+            "duplicate_impression",
+            "late",
+            "not_shown",
+        )
+    }
+    lines.append(f"miner outcomes since its start: {outcomes}")
+    admin = kafka_admin(settings)
+    committed = admin.list_group_offsets(settings.miner_app_id)[settings.miner_app_id]
+    admin.close()
+    lines.append(
+        f"committed: {sorted((tp.topic, tp.partition, m.offset) for tp, m in committed.items())}"
+    )
+    lines.append("miner log:\n" + miner.tail(6000))
+    return "\n".join(lines)
+
+
+def _wait_for_pairs(
+    stack: Stack, clicks: set[tuple[str, str]], miner: Process, timeout: float
+) -> None:
+    try:
+        wait_for(lambda: len(_stored(stack)) >= len(clicks), timeout=timeout)
+    except AssertionError as exc:
+        raise AssertionError(_why_missing(stack, clicks, miner)) from exc
+
+
+def _probe(stack: Stack, path: str) -> int:
+    url = f"http://127.0.0.1:{stack.settings.miner_metrics_port}{path}"
+    try:
+        return int(urllib.request.urlopen(url, timeout=2).status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_clicks_become_pairs_once_each_across_kills(
     stack: Stack, client: TestClient, tmp_path: Path
 ) -> None:
     model = ShopperModel(k=10, noise=0.05)
@@ -74,8 +140,10 @@ def test_clicks_become_pairs_once_each_across_a_kill(
     try:
         clicks = {(imp, pid) for log in first for imp, pid, _, _ in log.clicks}
         assert len(clicks) >= 5
-        wait_for(lambda: len(_stored(stack)) == len(clicks), timeout=120)
+        _wait_for_pairs(stack, clicks, miner, timeout=120)
+        assert _probe(stack, "/healthz") == 200 and _probe(stack, "/readyz") == 200
         miner.kill()  # SIGKILL: no clean shutdown, offsets maybe uncommitted
+        mined_before = len(clicks)
         second = simulate(client, _queries(), sessions=3, queries_per_session=5, seed=2,
                           model=model)  # fmt: skip
         # a click mined before the kill, reported again: a duplicate, never a second pair
@@ -88,19 +156,14 @@ def test_clicks_become_pairs_once_each_across_a_kill(
             headers={"X-Session-Id": session},
         )
         assert again.status_code == 202
+        # killed again mid-stream, as soon as it has mined one more pair
         miner = start_miner(stack, tmp_path)
-        try:
-            wait_for(lambda: len(_stored(stack)) >= len(clicks), timeout=150)
-        except AssertionError:
-            # Seen twice on a loaded 2-core machine (session 5): the restarted miner made no
-            # progress at all. A second restart recovers; the exactly-once checks below still
-            # hold. Why Faust stalls there is left to the faults issue (NOTES.md).
-            miner.stop()
-            miner = start_miner(stack, tmp_path)
-            wait_for(lambda: len(_stored(stack)) >= len(clicks), timeout=150)
-        # the repeated click met its impression's join state recovered from the changelog:
-        # a duplicate (without that state it would wait, "pending", for an impression the
-        # restarted miner never reads again)
+        wait_for(lambda: len(_stored(stack)) > mined_before, timeout=150)
+        miner.kill()
+        miner = start_miner(stack, tmp_path)
+        _wait_for_pairs(stack, clicks, miner, timeout=150)
+        # the repeated click met its impression's join state in Postgres: a duplicate
+        # (without that state it would wait, "pending", for an impression never read again)
         wait_for(lambda: _outcome(stack, "duplicate") >= 1, timeout=60)
         producer = stack.producer()  # bad events are dead-lettered with their reason
         producer.send(stack.settings.interactions_topic, key=b"bad", value=b"{not json")
@@ -118,3 +181,9 @@ def test_clicks_become_pairs_once_each_across_a_kill(
         assert r["positive"] not in r["hard_negatives"]  # type: ignore[operator]
         assert len(r["random_negatives"]) == stack.settings.random_negatives  # type: ignore[arg-type]
         assert r["query"]["kind"] == "image"  # type: ignore[index]
+    # every stored pair reached the training-pairs topic; a repeat there is identical
+    sent: dict[str, set[bytes]] = {}
+    for _, _, _, value in _records(stack, stack.settings.training_pairs_topic):
+        sent.setdefault(json.loads(value)["pair_id"], set()).add(value)
+    assert set(sent) == {str(r["pair_id"]) for r in rows}
+    assert all(len(values) == 1 for values in sent.values())
