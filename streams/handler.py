@@ -90,6 +90,10 @@ class BatchHandler:
         self.alike_retries = alike_retries
         self.originals = originals
         self.inline_bytes = inline_bytes if originals is not None else None
+        # the error of the last batch whose events all failed with it, per stage: a batch of
+        # one has no neighbour to compare with, so the batch before is its neighbour (at low
+        # traffic a broken model dead-letters one event, not all of them)
+        self._lone: dict[str, str | None] = {"processing": None, "writing": None}
 
     def flush(self) -> bool:
         """Seal recent index writes (called on a timer and at shutdown); never raises."""
@@ -132,12 +136,19 @@ class BatchHandler:
                 log.error("%s failed alike for all %d events of a batch", what, exc.count)
                 self.dependencies.pause(attempt, f"{what}: {exc.__cause__}")
 
+    def _failed_alike(self, stage: str, count: int, messages: list[str]) -> bool:
+        """Whether all ``count`` events failed with one error, and there is something to
+        compare with: another event of the batch, or the previous batch of one."""
+        whole = count > 0 and len(messages) == count and len(set(messages)) == 1
+        alike = whole and (count > 1 or self._lone[stage] == messages[0])
+        self._lone[stage] = messages[0] if whole else None
+        return alike
+
     def _processed(self, raws: Sequence[RawEvent], alike_allowed: bool) -> BatchResult:
         result = self._process(raws)
-        unexpected = [f for f in result.failures if f.kind is ErrorKind.PROCESSING_ERROR]
-        alike = len({f.message for f in unexpected}) == 1
-        if alike_allowed and len(raws) > 1 and len(unexpected) == len(raws) and alike:
-            raise _Alike(len(raws)) from Exception(unexpected[0].message)
+        unexpected = [f.message for f in result.failures if f.kind is ErrorKind.PROCESSING_ERROR]
+        if self._failed_alike("processing", len(raws), unexpected) and alike_allowed:
+            raise _Alike(len(raws)) from Exception(unexpected[0])
         return result
 
     def _written(
@@ -145,10 +156,10 @@ class BatchHandler:
     ) -> tuple[WriteOutcome, list[Failure]]:
         outcome, failures = self._write(result)
         count = len(result.upserts) + len(result.deletes)
-        refused = {f.product_id for f in failures}
-        alike = len({f.message for f in failures}) == 1
-        if alike_allowed and count > 1 and outcome == NOTHING and len(refused) == count and alike:
-            raise _Alike(count) from Exception(failures[0].message)
+        refused = {f.product_id: f.message for f in failures}  # (a product's sources: one)
+        messages = list(refused.values()) if outcome == NOTHING else []
+        if self._failed_alike("writing", count, messages) and alike_allowed:
+            raise _Alike(count) from Exception(messages[0])
         return outcome, failures
 
     def _process(self, raws: Sequence[RawEvent]) -> BatchResult:

@@ -266,3 +266,29 @@ def test_a_batch_failing_alike_for_good_is_dead_lettered_after_its_retries(
     handled = handler.handle([record("y0"), record("y1", photo=1, offset=1)])
     assert sorted(d.product_id or "" for d in handled.dead_letters) == ["y0", "y1"]
     assert counter(handler, "stylestream_batch_stalls_total") == handler.alike_retries
+
+
+def test_batches_of_one_failing_alike_wait_after_the_first(processor: ProductProcessor) -> None:
+    """At low traffic every batch holds one event: the batch before is the neighbour. A
+    broken model dead-letters the first event (no neighbour yet, replayable), then waits."""
+    crashing = CrashingProcessor(processor, {"z0", "z1", "z2"})
+    handler, repo, _, slept = make_handler(crashing)
+    first = handler.handle([record("z0")])
+    assert [d.product_id for d in first.dead_letters] == ["z0"]
+    assert counter(handler, "stylestream_batch_stalls_total") == 0
+
+    def repair(seconds: float) -> None:
+        slept.append(seconds)
+        if counter(handler, "stylestream_batch_stalls_total") >= 2:
+            crashing.bad.clear()  # the fix is deployed
+
+    handler.dependencies.sleep = repair
+    second = handler.handle([record("z1", photo=1, offset=1)])
+    assert second.dead_letters == [] and repo.get_product("z1") is not None
+    assert counter(handler, "stylestream_batch_stalls_total") >= 2
+    # a lone poison event after a good batch has nothing alike before it: dead-lettered
+    handler.dependencies.sleep = slept.append
+    crashing.bad.add("z2")
+    handler.handle([record("z3", photo=3, offset=3)])
+    third = handler.handle([record("z2", photo=2, offset=2)])
+    assert [d.product_id for d in third.dead_letters] == ["z2"]
