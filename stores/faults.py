@@ -18,7 +18,6 @@ from sqlalchemy import exc as sa
 _TRANSIENT = (
     ConnectionError,
     TimeoutError,
-    sa.OperationalError,
     sa.InterfaceError,
     sa.DisconnectionError,
     sa.TimeoutError,  # the pool's
@@ -34,6 +33,23 @@ _MILVUS_WORDS = (
 )  # fmt: skip
 
 
+# Postgres's error classes (SQLSTATE) that are the server's state, not the statement's:
+# connection, transaction rollback (deadlock, serialization), insufficient resources,
+# operator intervention (shutdown, statement cancelled), system errors; a lock timeout, and a
+# read-only transaction (a standby still taking the writes after a failover).
+_PG_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+_PG_TRANSIENT_CODES = ("55P03", "25006")
+
+
+def _pg_transient(error: sa.DBAPIError) -> bool:
+    """An OperationalError with no SQLSTATE never reached the server (connect, network); with
+    one, its class says (class 54, "program limit exceeded", is a row too large: the data's)."""
+    code = getattr(error.orig, "pgcode", None)
+    if not code:
+        return isinstance(error, sa.OperationalError)
+    return str(code).startswith(_PG_TRANSIENT_CLASSES) or code in _PG_TRANSIENT_CODES
+
+
 def transient(error: BaseException) -> bool:
     """Whether ``error`` (or an error it was raised from) says a store is unreachable or busy."""
     seen: set[int] = set()
@@ -41,6 +57,8 @@ def transient(error: BaseException) -> bool:
     while current is not None and id(current) not in seen and len(seen) < 8:
         seen.add(id(current))
         if isinstance(current, _TRANSIENT):
+            return True
+        if isinstance(current, sa.DBAPIError) and _pg_transient(current):
             return True
         if isinstance(current, MilvusException):
             text = f"{current.code} {current.message}".lower()
