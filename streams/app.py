@@ -152,8 +152,13 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
                     gauge.remove(str(partition))
         for partition, tp in assigned.items():
             end = app.consumer.highwater(tp)
-            if end is not None and partition in handled_up_to:
-                gauge.labels(partition=str(partition)).set(max(0, end - handled_up_to[partition]))
+            # before its first batch: from where the consumer reads (a worker stuck before
+            # it handled anything still shows its backlog)
+            start = handled_up_to.get(partition)
+            if start is None:
+                start = await app.consumer.position(tp)
+            if end is not None and start is not None:
+                gauge.labels(partition=str(partition)).set(max(0, end - start))
 
     app.timer(interval=15.0)(export_lag)
 

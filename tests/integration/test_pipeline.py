@@ -247,3 +247,15 @@ def test_hostile_events_are_one_dead_letter_each_and_spare_their_neighbours(
     wait_for(lambda: all(stack.repo.get_product(g.product_id) for g in good))
     assert all(g.product_id in stack.index.get([g.product_id]) for g in good)
     assert worker.running()
+
+
+def test_consumer_lag_is_exported_for_partitions_with_no_batch_yet(
+    make_stack: Callable[..., Stack], start_worker: Callable[[Stack], Worker]
+) -> None:
+    """An idle worker's partitions have a lag too (0): it is read from the consumer's position
+    until a partition's first batch (the gauge's timer ticks every 15 s)."""
+    idle = make_stack(topic_partitions="3")
+    worker = start_worker(idle)
+    names = [f"stylestream_consumer_lag_events{{partition={p}}}" for p in range(3)]
+    wait_for(lambda: all(worker.metrics().get(n) == 0 for n in names), timeout=60)
+    worker.stop()
