@@ -36,7 +36,7 @@ from stores.migrate import upgrade
 from stores.milvus import MilvusVectorIndex, drop_prefixed
 from stores.postgres import PostgresRepository
 from stores.writer import ProductWriter
-from streams.dead_letters import original_of
+from streams.dead_letters import Selection, original_of, read_letters
 from streams.topics import ensure_topics, topic_specs
 
 pytestmark = pytest.mark.services
@@ -106,28 +106,15 @@ class Stack:
         self, expected: int = 0, timeout: float = 60.0, keys: Sequence[str] = ()
     ) -> list[DeadLetter]:
         """The dead-letter topic from its start, once it holds ``expected`` letters and one
-        for each of ``keys`` (or the timeout passed); one letter per origin, as readers do."""
-        consumer = kafka_consumer(self.settings)
-        topic = self.settings.dead_letter_topic
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        letters: list[DeadLetter] = []
+        for each of ``keys`` (or the timeout passed); one letter per origin, as readers do
+        (streams/dead_letters.py, the `stylestream dlq` reader)."""
         deadline = time.monotonic() + timeout
-
-        def waiting() -> bool:
+        while True:
+            letters = [found.letter for found in read_letters(self.settings, Selection()).letters]
             missing = set(keys) - {dl.original_key for dl in letters}
-            return (len(letters) < expected or bool(missing)) and time.monotonic() < deadline
-
-        origins: set[str] = set()
-        while waiting():
-            for records in consumer.poll(timeout_ms=500).values():
-                for letter in map(DeadLetter.model_validate_json, (r.value for r in records)):
-                    if letter.origin not in origins:  # a redelivered batch's letter, again
-                        origins.add(letter.origin)
-                        letters.append(letter)
-        consumer.close()
-        return letters
+            if (len(letters) >= expected and not missing) or time.monotonic() > deadline:
+                return letters
+            time.sleep(0.5)
 
 
 def read_topic(stack: Stack, topic: str, timeout: float = 30.0) -> Callable[[str], list[object]]:
