@@ -172,12 +172,14 @@ dead_letter_originals = Table(
 
 # The click miner's join state, one row per impression id (processors/clicks.py's state dict),
 # written in the transaction that stores the pairs it made: both or neither survive a crash.
-# ``seen_at``: the event time of the first event seen for the impression; rows expire by it.
+# Rows expire by ``updated_at`` (when the miner last touched them, not the events' own time: a
+# miner catching up on a backlog must not expire states it is about to need).
 click_joins = Table(
     "click_joins",
     metadata,
     Column("impression_id", String(128), primary_key=True),
     Column("state", JSONB, nullable=False),
-    Column("seen_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column(
+        "updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True
+    ),
 )

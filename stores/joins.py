@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, delete, func, select, text
@@ -28,18 +28,17 @@ Stepper = Callable[[State | None], Step]
 
 
 class JoinStore(Protocol):
-    def apply(self, impression_id: str, seen_at: datetime, step: Stepper) -> tuple[Step, list[str]]:
+    def apply(self, impression_id: str, step: Stepper) -> tuple[Step, list[str]]:
         """Runs ``step`` on the impression's state while no one else can; stores its pairs and
-        its new state together. Returns the step and the ids of the pairs new to the store.
-        ``seen_at``: the event's time, kept as the state's first-seen time."""
+        its new state together. Returns the step and the ids of the pairs new to the store."""
         ...
 
     def pairs(self, impression_id: str, product_id: str | None = None) -> list[TrainingPair]:
         """The stored pairs of an impression (of one clicked product)."""
         ...
 
-    def expire(self, before: datetime) -> int:
-        """Drops the states first seen before ``before``; returns how many clicks they still
+    def expire(self, before: datetime, batch: int = 5000) -> int:
+        """Drops the states last written before ``before``; returns how many clicks they still
         held waiting for an impression (orphaned)."""
         ...
 
@@ -53,7 +52,7 @@ class PostgresJoins:
         self.engine = engine
         self.lock_timeout_s = lock_timeout_s
 
-    def apply(self, impression_id: str, seen_at: datetime, step: Stepper) -> tuple[Step, list[str]]:
+    def apply(self, impression_id: str, step: Stepper) -> tuple[Step, list[str]]:
         with self.engine.begin() as conn:
             conn.execute(text(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'"))
             # an advisory lock also holds an impression with no row yet (seed 1: apart from
@@ -68,9 +67,7 @@ class PostgresJoins:
             done = step(state)
             new = insert_pairs(conn, done.pairs)
             if done.state != state:
-                stmt = insert(click_joins).values(
-                    impression_id=impression_id, state=done.state, seen_at=seen_at
-                )
+                stmt = insert(click_joins).values(impression_id=impression_id, state=done.state)
                 conn.execute(
                     stmt.on_conflict_do_update(
                         index_elements=[click_joins.c.impression_id],
@@ -87,28 +84,40 @@ class PostgresJoins:
             rows = conn.execute(query.order_by(training_pairs.c.pair_id))
             return [as_pair(r._mapping) for r in rows]
 
-    def expire(self, before: datetime) -> int:
-        stmt = delete(click_joins).where(click_joins.c.seen_at < before)
-        with self.engine.begin() as conn:
-            states = conn.execute(stmt.returning(click_joins.c.state)).scalars()
-            return sum(_pending(s) for s in states)
+    def expire(self, before: datetime, batch: int = 5000) -> int:
+        """In short transactions of ``batch`` rows, reading back only the pending counts."""
+        t = click_joins
+        orphaned = 0
+        while True:
+            old = select(t.c.impression_id).where(t.c.updated_at < before).limit(batch)
+            stmt = (
+                delete(t)
+                .where(t.c.impression_id.in_(old.scalar_subquery()))
+                .returning(func.coalesce(func.jsonb_array_length(t.c.state["pending"]), 0))
+            )
+            with self.engine.begin() as conn:
+                counts = conn.execute(stmt).scalars().all()
+            orphaned += sum(int(c) for c in counts)
+            if len(counts) < batch:
+                return orphaned
 
 
 class MemoryJoins:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._states: dict[str, tuple[State, datetime]] = {}
         self._pairs: dict[str, TrainingPair] = {}
         self._lock = threading.Lock()  # one impression at a time, as Postgres's lock would
+        self._clock = clock
 
-    def apply(self, impression_id: str, seen_at: datetime, step: Stepper) -> tuple[Step, list[str]]:
+    def apply(self, impression_id: str, step: Stepper) -> tuple[Step, list[str]]:
         with self._lock:
-            state, first = self._states.get(impression_id, (None, seen_at))
+            state = self._states.get(impression_id, (None, None))[0]
             done = step(None if state is None else dict(state))
             new = [p.pair_id for p in done.pairs if p.pair_id not in self._pairs]
             for p in done.pairs:
                 self._pairs.setdefault(p.pair_id, p)
             if done.state != state:
-                self._states[impression_id] = (dict(done.state), first)
+                self._states[impression_id] = (dict(done.state), self._clock())
             return done, new
 
     def pairs(self, impression_id: str, product_id: str | None = None) -> list[TrainingPair]:
@@ -123,7 +132,7 @@ class MemoryJoins:
                 key=lambda p: p.pair_id,
             )
 
-    def expire(self, before: datetime) -> int:
+    def expire(self, before: datetime, batch: int = 5000) -> int:
         with self._lock:
-            old = [i for i, (_, first) in self._states.items() if first < before]
+            old = [i for i, (_, written) in self._states.items() if written < before]
             return sum(_pending(self._states.pop(i)[0]) for i in old)

@@ -5,7 +5,7 @@ The join state per impression lives in Postgres (stores/joins.py), stepped and s
 transaction that stores the pairs the step made: a click is never recorded as consumed without
 its pair, whatever is killed when. (It was a Faust changelog table, which could lag the
 committed offsets after a SIGKILL: see NOTES.md.) A state expires three join windows after
-its first event; the clicks it still held waiting are counted as orphaned.
+the miner last wrote it; the clicks it still held waiting are counted as orphaned.
 
 Pairs go to ``training-pairs.v1`` after that transaction and before the event is acknowledged.
 A crash in between redelivers the event, which the stored state then calls a duplicate: the
@@ -64,18 +64,27 @@ def stepper(miner: ClickMiner, event: SearchImpression | Interaction) -> Any:
     return step
 
 
-def resend(
-    joins: JoinStore, event: SearchImpression | Interaction, step: Step
-) -> list[TrainingPair]:
-    """The pairs to send for a step: the new ones, or for a redelivered event the stored ones
-    (the crash may have come between the commit and the send)."""
+def resend(joins: JoinStore, event: SearchImpression | Interaction, step: Step,
+           new: list[str]) -> list[TrainingPair]:  # fmt: skip
+    """The pairs to send for a step, as stored: the new ones as made; for a redelivered event
+    (the crash may have come between the commit and the send) the stored ones, never a
+    recomputed copy (its random negatives may differ)."""
     if step.pairs:
-        return step.pairs
+        if set(new) == {p.pair_id for p in step.pairs}:
+            return step.pairs
+        stored = {p.pair_id: p for p in joins.pairs(event.impression_id)}
+        return [p if p.pair_id in new else stored.get(p.pair_id, p) for p in step.pairs]
     if step.outcomes == [Outcome.DUPLICATE_IMPRESSION]:
         return joins.pairs(event.impression_id)
     if step.outcomes == [Outcome.DUPLICATE] and isinstance(event, Interaction):
         return joins.pairs(event.impression_id, event.product_id)
     return []
+
+
+def _store_fault(exc: Exception) -> bool:
+    """Worth waiting for: the store's fault, never the miner's own (a bug raising, say, a
+    ConnectionError inside the step is the event's, dead-lettered)."""
+    return not isinstance(exc, StepFailed) and transient(exc)
 
 
 def create_miner_app(
@@ -97,6 +106,7 @@ def create_miner_app(
     pairs_topic = app.topic(settings.training_pairs_topic, key_type=bytes, value_type=bytes)
     dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylestream-joins")
+    expiry = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylestream-expiry")
     heartbeat = dependencies.heartbeat
     backoff = Backoff(settings.retry_first_s, settings.retry_cap_s)
 
@@ -132,11 +142,9 @@ def create_miner_app(
         except ProcessingError as bad:
             await dead_letter(msg, bad.kind, str(bad))
             return 0
-        at = event.event_time
-        apply = partial(joins.apply, event.impression_id, at, stepper(miner, event))
+        apply = partial(joins.apply, event.impression_id, stepper(miner, event))
         try:
-            step, new = await blocking("mining an event", apply, retry_if=transient)
-            pairs = await blocking("reading stored pairs", partial(resend, joins, event, step))
+            step, new = await blocking("mining an event", apply, retry_if=_store_fault)
         except StepFailed as exc:  # a bug met on this event: it alone is kept aside
             log.exception("mining failed on one event: dead-lettered")
             await dead_letter(msg, ErrorKind.PROCESSING_ERROR, str(exc))
@@ -145,6 +153,13 @@ def create_miner_app(
             log.exception("the join store refused one event: dead-lettered")
             await dead_letter(msg, ErrorKind.STORE_ERROR, f"{type(exc).__name__}: {exc}")
             return 0
+        try:
+            pairs = await blocking(
+                "reading stored pairs", partial(resend, joins, event, step, new), transient
+            )
+        except Exception:  # stored, and the event is done: only a re-send is missed
+            log.exception("stored pairs not re-sent for %s", event.impression_id)
+            pairs = [p for p in step.pairs if p.pair_id in new]
         for p in pairs:
             await send(pairs_topic, p.impression_id.encode(), p.model_dump_json().encode())
         metrics.pairs_written.inc(len(new))
@@ -171,9 +186,9 @@ def create_miner_app(
 
     async def expire_states() -> None:
         before = datetime.now(UTC) - timedelta(seconds=3 * settings.click_window_s)
-        try:
+        try:  # on its own thread: mining does not wait behind it
             orphaned = await asyncio.get_running_loop().run_in_executor(
-                executor, joins.expire, before
+                expiry, joins.expire, before
             )
         except Exception as exc:  # next time: old states only wait a little longer
             log.warning("join states not expired: %s", exc)

@@ -22,14 +22,13 @@ def upgrade() -> None:
         "click_joins",
         sa.Column("impression_id", sa.String(128), primary_key=True),
         sa.Column("state", JSONB, nullable=False),
-        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
             "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
     )
-    op.create_index("ix_click_joins_seen_at", "click_joins", ["seen_at"])
+    op.create_index("ix_click_joins_updated_at", "click_joins", ["updated_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_click_joins_seen_at", table_name="click_joins")
+    op.drop_index("ix_click_joins_updated_at", table_name="click_joins")
     op.drop_table("click_joins")
