@@ -36,8 +36,10 @@ _MILVUS_WORDS = (
 # Postgres's error classes (SQLSTATE) that are the server's state, not the statement's:
 # connection, transaction rollback (deadlock, serialization), insufficient resources,
 # operator intervention (shutdown, statement cancelled), system errors; a lock timeout, and a
-# read-only transaction (a standby still taking the writes after a failover).
-_PG_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+# read-only transaction (a standby still taking the writes after a failover). Class 42 (an
+# undefined table or column, a missing privilege) is the deployment's, never an event's (all
+# values are bound parameters): a worker started before its migration waits for it.
+_PG_TRANSIENT_CLASSES = ("08", "40", "42", "53", "57", "58")
 _PG_TRANSIENT_CODES = ("55P03", "25006")
 
 

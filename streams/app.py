@@ -156,7 +156,11 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
             # it handled anything still shows its backlog)
             start = handled_up_to.get(partition)
             if start is None:
-                start = await app.consumer.position(tp)
+                try:
+                    start = await app.consumer.position(tp)
+                except Exception as exc:  # revoked meanwhile: a timer that raises is gone
+                    log.debug("no position for %s: %s", tp, exc)
+                    continue
             if end is not None and start is not None:
                 gauge.labels(partition=str(partition)).set(max(0, end - start))
 

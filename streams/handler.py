@@ -78,6 +78,8 @@ class BatchHandler:
         alike_retries: int = 8,
         originals: OriginalStore | None = None,
         inline_bytes: int = 256 * 1024,
+        alike_within_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``retries``: tries of a single event that fails while its stores are healthy.
         ``originals``: where a dead letter's original over ``inline_bytes`` is kept (so the
@@ -93,7 +95,10 @@ class BatchHandler:
         # the error of the last batch whose events all failed with it, per stage: a batch of
         # one has no neighbour to compare with, so the batch before is its neighbour (at low
         # traffic a broken model dead-letters one event, not all of them)
-        self._lone: dict[str, str | None] = {"processing": None, "writing": None}
+        # (older than ``alike_within_s``: two unrelated poison events are not one fault)
+        self._lone: dict[str, tuple[str, float] | None] = {"processing": None, "writing": None}
+        self.alike_within_s = alike_within_s
+        self.clock = clock
 
     def flush(self) -> bool:
         """Seal recent index writes (called on a timer and at shutdown); never raises."""
@@ -140,8 +145,12 @@ class BatchHandler:
         """Whether all ``count`` events failed with one error, and there is something to
         compare with: another event of the batch, or the previous batch of one."""
         whole = count > 0 and len(messages) == count and len(set(messages)) == 1
-        alike = whole and (count > 1 or self._lone[stage] == messages[0])
-        self._lone[stage] = messages[0] if whole else None
+        before, now = self._lone[stage], self.clock()
+        recent = before is not None and now - before[1] <= self.alike_within_s
+        alike = whole and (
+            count > 1 or (recent and before is not None and before[0] == messages[0])
+        )
+        self._lone[stage] = (messages[0], now) if whole else None
         return alike
 
     def _processed(self, raws: Sequence[RawEvent], alike_allowed: bool) -> BatchResult:

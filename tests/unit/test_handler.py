@@ -292,3 +292,15 @@ def test_batches_of_one_failing_alike_wait_after_the_first(processor: ProductPro
     handler.handle([record("z3", photo=3, offset=3)])
     third = handler.handle([record("z2", photo=2, offset=2)])
     assert [d.product_id for d in third.dead_letters] == ["z2"]
+
+
+def test_lone_failures_far_apart_are_not_taken_for_one_fault(processor: ProductProcessor) -> None:
+    """Two poison events with the same message, minutes apart, are each dead-lettered."""
+    handler, _, _, _ = make_handler(CrashingProcessor(processor, {"w0", "w1"}))
+    now = [1000.0]
+    handler.clock = lambda: now[0]
+    assert [d.product_id for d in handler.handle([record("w0")]).dead_letters] == ["w0"]
+    now[0] += handler.alike_within_s + 1
+    later = handler.handle([record("w1", photo=1, offset=1)])
+    assert [d.product_id for d in later.dead_letters] == ["w1"]
+    assert counter(handler, "stylestream_batch_stalls_total") == 0

@@ -21,7 +21,20 @@ def operational(pgcode: str | None) -> sa.OperationalError:
 
 @pytest.mark.parametrize(
     "pgcode",
-    [None, "08006", "40P01", "40001", "53100", "53300", "55P03", "57P01", "57014", "58030"],
+    [
+        None,
+        "08006",
+        "40P01",
+        "40001",
+        "42P01",
+        "42501",
+        "53100",
+        "53300",
+        "55P03",
+        "57P01",
+        "57014",
+        "58030",
+    ],
 )
 def test_the_servers_state_is_transient(pgcode: str | None) -> None:
     assert transient(operational(pgcode))
