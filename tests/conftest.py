@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from config.settings import Settings
 from deploy.local import services
+from deploy.local.milvus_server import milvus_standalone
+from deploy.local.process import free_port
 from processors.detector import RegionFinder, detector_path
 from processors.embedding import OnnxEmbedder, base_model_path
 from processors.images import ImageLimits
@@ -72,3 +75,11 @@ def processor(embedder: OnnxEmbedder, finder: RegionFinder, tagger: OnnxTagger) 
     stores-backed tests add it (``IndexNeighbours``)."""
     limits = ImageLimits(max_bytes=2_000_000, max_pixels=4_000_000)
     return ProductProcessor(embedder, limits, finder, tagger)
+
+
+@pytest.fixture(scope="session")
+def milvus_standalone_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """One real Milvus 2.3.5 standalone server for the session, (uri, pid): its embedded
+    etcd's peer port is fixed, so two cannot run on one machine."""
+    with milvus_standalone(tmp_path_factory.mktemp("milvus-server"), free_port()) as server:
+        yield server

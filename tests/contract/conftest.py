@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from deploy.local.milvus_server import milvus_standalone
 from deploy.local.postgres import PostgresService
-from deploy.local.process import free_port
 from stores.base import MetadataRepository, VectorIndex
 from stores.memory import MemoryRepository, MemoryVectorIndex
 from stores.migrate import upgrade
@@ -26,10 +24,9 @@ services = pytest.mark.services
 
 
 @pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def milvus_server(milvus_standalone_server: tuple[str, int]) -> str:
     """A real Milvus 2.3.5 standalone server, for the same contract as Milvus Lite."""
-    with milvus_standalone(tmp_path_factory.mktemp("milvus-server"), free_port()) as (uri, _):
-        yield uri
+    return milvus_standalone_server[0]
 
 
 @pytest.fixture(

@@ -1,0 +1,342 @@
+"""`stylestream bench binary`: a Hamming index over binary codes, reranked with the float
+vectors, against float FLAT and float HNSW on the same vectors, in one run on a real Milvus
+standalone server (Milvus Lite 3 has no binary vectors).
+
+Per scale and code kind (median-centred sign of every dimension; PCA + ITQ): bytes per vector,
+the loaded collection's RSS, recall@10 against exact float search and single-query p50/p99 at
+each oversampling (Hamming top 10 x oversampling, then exact cosine over the candidates'
+float vectors, read from a float16 array in the process or fetched from Milvus by id).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymilvus import DataType, MilvusClient
+
+from bench.milvus_bench import _rss_mb, _wait_for_index
+from bench.vectors import exact_top_k
+from processors.binary_codes import BinaryCoder
+from training.binary_codes import fit_itq, fit_sign
+
+K = 10
+OVERSAMPLING = (1, 2, 4, 8, 16)
+CONSISTENCY = "Bounded"  # static data: no time-tick wait
+HNSW = {"M": 16, "efConstruction": 128}
+HNSW_EF = 64
+
+
+@dataclass(frozen=True)
+class BinaryBenchSizes:
+    scales: tuple[int, ...] = (100_000,)
+    queries: int = 1000
+    single_queries: int = 200
+    itq_bits: int = 512
+    fit_sample: int = 20_000
+    nprobe: int = 32
+
+
+def _recall(found: Sequence[Sequence[int]], truth: np.ndarray) -> float:
+    return float(
+        np.mean([len(set(f[:K]) & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)])
+    )
+
+
+def _percentiles(seconds: Sequence[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+    }
+
+
+class Collection:
+    """One bench collection on the server: id + one vector field, indexed and loaded."""
+
+    def __init__(self, client: MilvusClient, name: str, dtype: DataType, dim: int) -> None:
+        self.client, self.name = client, name
+        if client.has_collection(name):
+            client.drop_collection(name)
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vec", dtype, dim=dim)
+        client.create_collection(name, schema=schema, consistency_level="Strong")
+
+    def fill(self, rows: Sequence[Any], index: str, metric: str, params: dict[str, Any]) -> float:
+        started = time.perf_counter()
+        for start in range(0, len(rows), 5000):
+            block = rows[start : start + 5000]
+            self.client.insert(
+                self.name, [{"id": start + i, "vec": v} for i, v in enumerate(block)]
+            )
+        self.client.flush(self.name)
+        spec = self.client.prepare_index_params()
+        spec.add_index(field_name="vec", index_type=index, metric_type=metric, params=params)
+        self.client.create_index(self.name, spec)
+        _wait_for_index(self.client, self.name, len(rows))
+        self.client.load_collection(self.name)
+        return time.perf_counter() - started
+
+    def search(
+        self, data: list[Any], limit: int, metric: str, params: dict[str, Any]
+    ) -> list[list[int]]:
+        hits = self.client.search(
+            self.name,
+            data=data,
+            limit=limit,
+            anns_field="vec",
+            search_params={"metric_type": metric, "params": params},
+            consistency_level=CONSISTENCY,
+        )
+        return [[int(h["id"]) for h in row] for row in hits]
+
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        rows = self.client.get(self.name, ids=ids, output_fields=["vec"])
+        by_id = {int(r["id"]): r["vec"] for r in rows}
+        return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+
+
+def _rerank(query: np.ndarray, ids: list[int], vectors: np.ndarray) -> list[int]:
+    order = np.argsort(-(vectors @ query), kind="stable")[:K]
+    return [ids[i] for i in order]
+
+
+def _float_result(
+    coll: Collection, queries: np.ndarray, truth: np.ndarray, n_single: int, params: dict[str, Any]
+) -> dict[str, Any]:
+    found: list[list[int]] = []
+    for start in range(0, len(queries), 100):
+        found += coll.search(queries[start : start + 100].tolist(), K, "IP", params)
+    times = []
+    for q in queries[:n_single]:
+        started = time.perf_counter()
+        coll.search([q.tolist()], K, "IP", params)
+        times.append(time.perf_counter() - started)
+    return {"recall_at_10": round(_recall(found, truth), 4), **_percentiles(times)}
+
+
+def _code_result(
+    coder: BinaryCoder,
+    binary: Collection,
+    floats: Collection,
+    store: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    sizes: BinaryBenchSizes,
+) -> list[dict[str, Any]]:
+    codes = [bytes(c) for c in coder.encode(queries)]
+    params = {"nprobe": sizes.nprobe}
+    out = []
+    for over in OVERSAMPLING:
+        limit = K * over
+        candidates: list[list[int]] = []
+        for start in range(0, len(codes), 100):
+            candidates += binary.search(codes[start : start + 100], limit, "HAMMING", params)
+        local = [
+            _rerank(q, c, store[c].astype(np.float32))
+            for q, c in zip(queries, candidates, strict=True)
+        ]
+        row: dict[str, Any] = {
+            "oversampling": over,
+            "hamming_only_recall_at_10": round(_recall([c[:K] for c in candidates], truth), 4),
+            "recall_at_10": round(_recall(local, truth), 4),
+        }
+        for source in ("float16_in_process", "milvus_by_id"):
+            times, found = [], []
+            for q, code in zip(
+                queries[: sizes.single_queries], codes[: sizes.single_queries], strict=True
+            ):
+                started = time.perf_counter()
+                ids = binary.search([code], limit, "HAMMING", params)[0]
+                vecs = (
+                    store[ids].astype(np.float32)
+                    if source != "milvus_by_id"
+                    else floats.vectors(ids)
+                )
+                found.append(_rerank(q, ids, vecs))
+                times.append(time.perf_counter() - started)
+            row[source] = {
+                **_percentiles(times),
+                "recall_at_10": round(_recall(found, truth[: len(found)]), 4),
+            }
+        out.append(row)
+    return out
+
+
+def _scale(
+    client: MilvusClient,
+    pid: int,
+    data: np.ndarray,
+    queries: np.ndarray,
+    sizes: BinaryBenchSizes,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    n, dim = data.shape
+    truth = exact_top_k(data, queries, K)
+    result: dict[str, Any] = {"vectors": n, "dim": dim, "float32_bytes_per_vector": 4 * dim}
+    base = _rss_mb(pid)
+    floats = Collection(client, f"bin_bench_flat_{n}", DataType.FLOAT_VECTOR, dim)
+    rows = data.tolist()
+    build = floats.fill(rows, "FLAT", "IP", {})
+    result["float_flat"] = {
+        "build_s": round(build, 1),
+        "index_rss_mb": round(_rss_mb(pid) - base, 1),
+        **_float_result(floats, queries, truth, sizes.single_queries, {}),
+    }
+    log(f"  float FLAT: {result['float_flat']}")
+    client.release_collection(floats.name)
+    base = _rss_mb(pid)
+    hnsw = Collection(client, f"bin_bench_hnsw_{n}", DataType.FLOAT_VECTOR, dim)
+    build = hnsw.fill(rows, "HNSW", "IP", HNSW)
+    result["float_hnsw"] = {
+        "index": HNSW,
+        "ef": HNSW_EF,
+        "build_s": round(build, 1),
+        "index_rss_mb": round(_rss_mb(pid) - base, 1),
+        **_float_result(hnsw, queries, truth, sizes.single_queries, {"ef": HNSW_EF}),
+    }
+    log(f"  float HNSW: {result['float_hnsw']}")
+    client.drop_collection(hnsw.name)
+    del rows
+    client.load_collection(floats.name)  # the rerank's source by id
+    store = data.astype(np.float16)
+    sample = data[np.random.default_rng(1).choice(n, min(n, sizes.fit_sample), replace=False)]
+    result["float16_store_mb"] = round(store.nbytes / 2**20, 1)
+    result["codes"] = []
+    for coder in (fit_sign(sample), fit_itq(sample, bits=sizes.itq_bits)):
+        base = _rss_mb(pid)
+        binary = Collection(
+            client,
+            f"bin_bench_{coder.kind.replace('-', '_')}_{n}",
+            DataType.BINARY_VECTOR,
+            coder.bits,
+        )
+        nlist = int(min(4096, max(64, 4 * np.sqrt(n))))
+        build = binary.fill(
+            [bytes(c) for c in coder.encode(data)], "BIN_IVF_FLAT", "HAMMING", {"nlist": nlist}
+        )
+        entry = {
+            "kind": coder.kind,
+            "bits": coder.bits,
+            "bytes_per_vector": coder.bytes_per_vector,
+            "share_of_float32": round(coder.bytes_per_vector / (4 * dim), 4),
+            "index": {"type": "BIN_IVF_FLAT", "nlist": nlist, "nprobe": sizes.nprobe},
+            "build_s": round(build, 1),
+            "index_rss_mb": round(_rss_mb(pid) - base, 1),
+            "settings": _code_result(coder, binary, floats, store, queries, truth, sizes),
+        }
+        log(f"  {coder.kind}: {entry['settings']}")
+        result["codes"].append(entry)
+        client.drop_collection(binary.name)
+    client.drop_collection(floats.name)
+    return result
+
+
+def report_header(sizes: BinaryBenchSizes, real: int) -> dict[str, Any]:
+    versions = {}
+    for pkg in ("pymilvus", "milvus", "numpy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "absent"
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "versions": versions,
+        "vectors": f"real base embeddings of {real} Fashion-MNIST catalogue photos, then "
+        "SYNTHETIC fill: real embeddings jittered with Gaussian noise (bench/binary_data.py)",
+        "queries": f"{sizes.queries} held-out Fashion-MNIST test photos (real)",
+        "recall": "recall@10 against exact float cosine search over the same vectors",
+    }
+
+
+def run_binary_bench(
+    uri: str,
+    pid: int,
+    real: np.ndarray,
+    queries: np.ndarray,
+    sizes: BinaryBenchSizes,
+    fill: Callable[[np.ndarray, int], np.ndarray],
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    client = MilvusClient(uri=uri, timeout=1200)
+    report = report_header(sizes, len(real))
+    report["scales"] = []
+    for n in sizes.scales:
+        log(f"[binary] {n} vectors")
+        report["scales"].append(_scale(client, pid, fill(real, n), queries, sizes, log))
+    client.close()
+    return report
+
+
+def write(report: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scales = report["scales"]
+    fig, axes = plt.subplots(2, len(scales), figsize=(6 * len(scales), 8), squeeze=False)
+    for col, scale in enumerate(scales):
+        recall_ax, p99_ax = axes[0][col], axes[1][col]
+        for code in scale["codes"]:
+            xs = [s["oversampling"] for s in code["settings"]]
+            label = f"{code['kind']} ({code['bytes_per_vector']} B)"
+            recall_ax.plot(xs, [s["recall_at_10"] for s in code["settings"]], "o-", label=label)
+            for source, style in (("float16_in_process", "o-"), ("milvus_by_id", "s--")):
+                p99 = [s[source]["p99_ms"] for s in code["settings"]]
+                p99_ax.plot(xs, p99, style, label=f"{label}, rerank {source}")
+        recall_ax.axhline(
+            scale["float_hnsw"]["recall_at_10"], color="grey", ls=":", label="float HNSW"
+        )
+        p99_ax.axhline(scale["float_hnsw"]["p99_ms"], color="grey", ls=":", label="float HNSW")
+        p99_ax.axhline(scale["float_flat"]["p99_ms"], color="black", ls=":", label="float FLAT")
+        recall_ax.set(
+            title=f"{scale['vectors']} vectors: recall@10 vs exact float",
+            xscale="log",
+            xlabel="oversampling",
+            ylabel="recall@10",
+        )
+        p99_ax.set(title="single-query p99", xscale="log", xlabel="oversampling", ylabel="ms")
+        recall_ax.legend(fontsize=7)
+        p99_ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(settings_models: Path, image_size: int, data_dir: Path, sizes: BinaryBenchSizes,
+        out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+    """The whole bench: vectors (cached real embeddings, SYNTHETIC fill), a private Milvus
+    standalone server under ``data_dir``, JSON and PNG under ``out`` (a folder)."""
+    from bench.binary_data import filled, real_embeddings
+    from deploy.local.milvus_server import milvus_standalone
+    from deploy.local.process import free_port
+    from processors.embedding import OnnxEmbedder, base_model_path
+
+    embedder = OnnxEmbedder(base_model_path(settings_models, image_size), batch_size=64)
+    cache = data_dir / "bench-cache"
+    real = real_embeddings(embedder, cache, "train", min(60_000, max(sizes.scales)), log)
+    queries = real_embeddings(embedder, cache, "t10k", sizes.queries, log)
+    with milvus_standalone(data_dir / "bench-milvus-binary", free_port()) as (uri, pid):
+        report = run_binary_bench(uri, pid, real, queries, sizes, filled, log)
+    report["model_version"] = embedder.model_version
+    out.mkdir(parents=True, exist_ok=True)
+    write(report, out / "binary.json")
+    plot(report, out / "binary.png")
+    return report

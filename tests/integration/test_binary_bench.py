@@ -1,0 +1,40 @@
+"""The binary-index bench on a real Milvus standalone server, at a small scale: the Hamming
+index with a float rerank against float FLAT and HNSW, every figure the report promises."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.binary import OVERSAMPLING, BinaryBenchSizes, run_binary_bench
+from bench.binary_data import filled
+from tests.unit.test_binary_codes import synthetic_embeddings
+
+pytestmark = pytest.mark.services
+
+
+def test_binary_codes_with_a_float_rerank_find_the_exact_neighbours(
+    milvus_standalone_server: tuple[str, int],
+) -> None:
+    uri, pid = milvus_standalone_server
+    vectors = synthetic_embeddings(2600, 256)  # SYNTHETIC, as in the codes' unit test
+    real, queries = vectors[:2000], vectors[2000:2060]
+    sizes = BinaryBenchSizes(scales=(3000,), queries=60, single_queries=20, itq_bits=128,
+                             fit_sample=2000, nprobe=64)  # fmt: skip
+    report = run_binary_bench(uri, pid, real, queries, sizes, filled, log=lambda m: None)
+    scale = report["scales"][0]
+    assert scale["vectors"] == 3000 and scale["float_flat"]["recall_at_10"] == 1.0
+    assert 0.5 < scale["float_hnsw"]["recall_at_10"] <= 1.0
+    kinds = {c["kind"]: c for c in scale["codes"]}
+    assert kinds["sign"]["bytes_per_vector"] == 32 and kinds["pca-itq"]["bytes_per_vector"] == 16
+    for code in kinds.values():
+        settings = code["settings"]
+        assert [s["oversampling"] for s in settings] == list(OVERSAMPLING)
+        recalls = [s["recall_at_10"] for s in settings]
+        assert recalls[-1] >= 0.9 and recalls[-1] >= recalls[0]  # oversampling pays
+        for s in settings:  # the same candidates reranked from either float source
+            assert (
+                abs(s["float16_in_process"]["recall_at_10"] - s["milvus_by_id"]["recall_at_10"])
+                <= 0.05
+            )
+            assert s["float16_in_process"]["p99_ms"] > 0 and s["milvus_by_id"]["p50_ms"] > 0
+    assert abs(kinds["pca-itq"]["share_of_float32"] - 16 / 1024) < 1e-4
