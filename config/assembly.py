@@ -11,6 +11,7 @@ from functools import partial
 from sqlalchemy import Engine
 
 from config.settings import Settings
+from processors.binary_codes import BinaryCoder
 from processors.detector import RegionFinder, detector_path
 from processors.embedding import ModelCard, OnnxEmbedder, base_model_path, card_path
 from processors.images import ImageLimits
@@ -18,6 +19,9 @@ from processors.products import ProductProcessor
 from processors.ranking import Weights
 from processors.tagger import OnnxTagger, tagger_path
 from search import IndexNeighbours, SearchService
+from stores.base import VectorIndex
+from stores.binary import BinaryRerankIndex
+from stores.codes import CodeIndexConfig, MilvusCodeIndex, code_collection_name
 from stores.milvus import MilvusConfig, MilvusVectorIndex
 from stores.postgres import PostgresRepository, make_engine
 from stores.registry import ServingRegistry
@@ -35,10 +39,30 @@ def milvus_config(settings: Settings) -> MilvusConfig:
     )
 
 
-def open_collection(settings: Settings, collection: str, dim: int) -> MilvusVectorIndex:
+def open_collection(
+    settings: Settings, collection: str, dim: int, coder: BinaryCoder | None = None
+) -> VectorIndex:
     """A collection, created if missing: with ``settings`` bound, what the serving pointer and
-    the re-index open their collections with (stores/serving.OpenIndex)."""
-    return MilvusVectorIndex.open(milvus_config(settings), collection, dim)
+    the re-index open their collections with (stores/serving.OpenIndex). With a ``coder``,
+    its binary index beside it (created if missing), searched in serving mode "binary"."""
+    config = milvus_config(settings)
+    floats = MilvusVectorIndex.open(config, collection, dim)
+    if coder is None:
+        return floats
+    codes = MilvusCodeIndex(
+        config,
+        code_collection_name(collection, coder.version),
+        coder.bits,
+        CodeIndexConfig(settings.binary_index, settings.binary_nlist, settings.binary_nprobe),
+    )
+    codes.ensure()
+    return BinaryRerankIndex(
+        floats,
+        codes,
+        coder,
+        oversampling=settings.binary_oversampling,
+        search_codes=settings.serving_mode == "binary",
+    )
 
 
 def image_limits(settings: Settings) -> ImageLimits:

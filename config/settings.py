@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     milvus_search_consistency: str = "Strong"  # Bounded on servers when ~200 ms matters
     milvus_flush_rows: int = 5000  # flush the index after this many written rows ...
     milvus_flush_interval_s: float = 10.0  # ... or this long after the last write
+    # The binary index (issue 14): a collection re-indexed with a coder (`stylestream reindex
+    # --codes`) keeps a Hamming index beside it, always written; searches use it when
+    # serving_mode is "binary": Hamming top k x oversampling, then an exact float rerank.
+    # Needs a Milvus with binary vectors (a server, not Lite 3).
+    serving_mode: Literal["float", "binary"] = "float"
+    binary_oversampling: int = 8
+    binary_index: Literal["BIN_IVF_FLAT", "BIN_FLAT"] = "BIN_IVF_FLAT"
+    binary_nlist: int = 1024
+    binary_nprobe: int = 32
 
     # Model
     model_dir: Path | None = None  # default: <data_dir>/models

@@ -2,7 +2,8 @@
 
 Kept to what every Milvus we run supports (Lite 3.x, the 2.3 standalone server, 2.5+ clusters):
 one float vector field, scalar fields for filters, JSON fields for colour features and attribute
-confidences, and an ARRAY of attribute keys (the attribute filter: array_contains_any).
+confidences, and an ARRAY of attribute keys (the attribute filter: array_contains_any). The
+binary index's collection (``code_collection``) needs a Milvus with binary vectors: a server.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class FieldKind(StrEnum):
     JSON = "JSON"
     ARRAY = "ARRAY"  # of VARCHAR (attribute keys), filtered with array_contains_any
     FLOAT_VECTOR = "FLOAT_VECTOR"
+    BINARY_VECTOR = "BINARY_VECTOR"  # packed bits; dim counts bits (Milvus servers, Lite 2.5)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class CollectionSpec:
 
     @property
     def scalar_fields(self) -> list[str]:
-        return [f.name for f in self.fields if f.kind is not FieldKind.FLOAT_VECTOR]
+        vectors = (FieldKind.FLOAT_VECTOR, FieldKind.BINARY_VECTOR)
+        return [f.name for f in self.fields if f.kind not in vectors]
 
 
 def product_collection(dim: int) -> CollectionSpec:
@@ -57,4 +60,23 @@ def product_collection(dim: int) -> CollectionSpec:
             FieldSpec("embedding", FieldKind.FLOAT_VECTOR, dim=dim),
         ),
         vector_field="embedding",
+    )
+
+
+def code_collection(bits: int) -> CollectionSpec:
+    """The binary index beside a product collection: each product's code (processors/
+    binary_codes.py) and the fields the neutral filters read, so a Hamming search filters
+    exactly as the float one does (Milvus 2.3 allows one vector field per collection)."""
+    return CollectionSpec(
+        fields=(
+            FieldSpec("product_id", FieldKind.VARCHAR, max_length=128, primary=True),
+            FieldSpec("version", FieldKind.INT64),
+            FieldSpec("category", FieldKind.VARCHAR, max_length=64),
+            FieldSpec("price", FieldKind.FLOAT),
+            FieldSpec("primary_colour", FieldKind.VARCHAR, max_length=32),
+            FieldSpec("attributes", FieldKind.ARRAY, max_length=64, max_capacity=128),
+            FieldSpec("code", FieldKind.BINARY_VECTOR, dim=bits),
+        ),
+        vector_field="code",
+        metric="HAMMING",
     )

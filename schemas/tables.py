@@ -151,6 +151,11 @@ index_collections = Table(
     Column("rows", BigInteger),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("switched_at", DateTime(timezone=True)),
+    Column(
+        "coder_version",
+        String(128),
+        comment="the binary coder of its Hamming index (binary_coders); null: float only",
+    ),
 )
 
 Index(
@@ -158,6 +163,21 @@ Index(
     index_collections.c.state,
     unique=True,
     postgresql_where=index_collections.c.state == "serving",
+)
+
+# Binary coders (processors/binary_codes.py), fitted on a collection's vectors when a re-index
+# builds it; a collection's Hamming index holds the codes of its coder only.
+binary_coders = Table(
+    "binary_coders",
+    metadata,
+    Column("coder_version", String(128), primary_key=True),
+    Column("model_version", String(128), nullable=False, comment="the space it was fitted in"),
+    Column("kind", String(16), nullable=False, comment="sign or pca-itq"),
+    Column("bits", Integer, nullable=False),
+    Column("artifact", LargeBinary, nullable=False, comment="npz: centre and projection"),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("params", JSONB, nullable=False, comment="fitting: sample size, iterations"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # Originals of dead letters too large to travel inside the letter (the letter carries their

@@ -23,6 +23,7 @@ _TYPES = {
     FieldKind.JSON: DataType.JSON,
     FieldKind.ARRAY: DataType.ARRAY,
     FieldKind.FLOAT_VECTOR: DataType.FLOAT_VECTOR,
+    FieldKind.BINARY_VECTOR: DataType.BINARY_VECTOR,
 }
 
 _INDEX_PARAMS: dict[str, dict[str, int]] = {
@@ -135,6 +136,21 @@ def from_entity(product_id: str, entity: Mapping[str, Any]) -> IndexRow:
     )
 
 
+def pymilvus_schema(client: MilvusClient, spec: CollectionSpec) -> Any:
+    """The collection spec (schemas/milvus.py) as a pymilvus schema."""
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    for f in spec.fields:
+        kwargs: dict[str, Any] = {}
+        if f.max_length is not None:
+            kwargs["max_length"] = f.max_length
+        if f.dim is not None:
+            kwargs["dim"] = f.dim
+        if f.kind is FieldKind.ARRAY:
+            kwargs.update(element_type=DataType.VARCHAR, max_capacity=f.max_capacity)
+        schema.add_field(f.name, _TYPES[f.kind], is_primary=f.primary, **kwargs)
+    return schema
+
+
 def output_fields(fields: Sequence[str] | None) -> list[str]:
     """Row fields asked for, as collection fields (the colour fields share one JSON field)."""
     return sorted({"colour" if f.startswith("colour_") else f for f in narrow_fields(fields)})
@@ -164,16 +180,7 @@ class MilvusVectorIndex:
     def ensure(self) -> None:
         """Create the collection and its index if missing; load it for search."""
         if not self.client.has_collection(self.collection):
-            schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
-            for f in self.spec.fields:
-                kwargs: dict[str, Any] = {}
-                if f.max_length is not None:
-                    kwargs["max_length"] = f.max_length
-                if f.dim is not None:
-                    kwargs["dim"] = f.dim
-                if f.kind is FieldKind.ARRAY:
-                    kwargs.update(element_type=DataType.VARCHAR, max_capacity=f.max_capacity)
-                schema.add_field(f.name, _TYPES[f.kind], is_primary=f.primary, **kwargs)
+            schema = pymilvus_schema(self.client, self.spec)
             index = self.client.prepare_index_params()
             index.add_index(
                 field_name=self.spec.vector_field,

@@ -4,6 +4,7 @@ the repository's (stores/postgres.py)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from schemas.tables import embedding_models, index_collections
+from processors.binary_codes import BinaryCoder
+from schemas.tables import binary_coders, embedding_models, index_collections
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class CollectionRow:
     state: str
     rows: int | None = None
     switched_at: datetime | None = None
+    coder_version: str | None = None  # its Hamming index's coder (None: float only)
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,13 @@ class ServingRegistry:
     def collections(self, states: Sequence[str] = ()) -> list[CollectionRow]:
         t = index_collections
         query = select(
-            t.c.collection, t.c.model_version, t.c.dim, t.c.state, t.c.rows, t.c.switched_at
+            t.c.collection,
+            t.c.model_version,
+            t.c.dim,
+            t.c.state,
+            t.c.rows,
+            t.c.switched_at,
+            t.c.coder_version,
         ).order_by(t.c.created_at)
         if states:
             query = query.where(t.c.state.in_(list(states)))
@@ -64,11 +73,17 @@ class ServingRegistry:
         with self.engine.begin() as conn:
             conn.execute(stmt.on_conflict_do_nothing())
 
-    def start_build(self, collection: str, model_version: str, dim: int) -> None:
+    def start_build(
+        self, collection: str, model_version: str, dim: int, coder_version: str | None = None
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 insert(index_collections).values(
-                    collection=collection, model_version=model_version, dim=dim, state="building"
+                    collection=collection,
+                    model_version=model_version,
+                    dim=dim,
+                    state="building",
+                    coder_version=coder_version,
                 )
             )
 
@@ -118,6 +133,33 @@ class ServingRegistry:
         values = dict(row._mapping)
         values["artifact"] = bytes(values["artifact"])
         return RegisteredModel(**values)
+
+    def register_coder(
+        self, coder: BinaryCoder, model_version: str, params: dict[str, Any]
+    ) -> None:
+        """Keeps ``coder`` (once: its version is a hash of its arrays)."""
+        artifact = coder.to_bytes()
+        stmt = insert(binary_coders).values(
+            coder_version=coder.version,
+            model_version=model_version,
+            kind=coder.kind,
+            bits=coder.bits,
+            artifact=artifact,
+            artifact_sha256=hashlib.sha256(artifact).hexdigest(),
+            params=params,
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["coder_version"]))
+
+    def coder(self, coder_version: str) -> BinaryCoder:
+        query = select(binary_coders.c.artifact).where(
+            binary_coders.c.coder_version == coder_version
+        )
+        with self.engine.connect() as conn:
+            artifact = conn.execute(query).scalar_one_or_none()
+        if artifact is None:
+            raise LookupError(f"unknown binary coder {coder_version!r}")
+        return BinaryCoder.from_bytes(bytes(artifact))
 
     def models(self) -> list[dict[str, Any]]:
         t = embedding_models

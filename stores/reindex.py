@@ -3,6 +3,8 @@ from the products in Postgres, then switched in without downtime.
 
 1. Create the collection and register it as ``building``: from the next pointer refresh on,
    every worker writes new product events to it too (stores/writer.py), so none are lost.
+   With a binary index, its coder is fitted first (on a sample of the new vectors) and
+   registered with the collection, so every write, the workers' too, carries its code.
 2. Wait out that refresh, then project every stored base embedding with the model's head.
 3. Catch up: products written since the pass began are re-read and rewritten (a worker's newer
    version may have landed before this pass overwrote it with an older read), until a pass
@@ -24,12 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from processors.binary_codes import BinaryCoder
 from stores.base import IndexRow, MetadataRepository, Projection, VectorIndex
 from stores.registry import ServingRegistry
 from stores.rows import decode_base, stored_index_row
 from stores.serving import OpenIndex, load_head
 
 log = logging.getLogger(__name__)
+FitCoder = Callable[[np.ndarray], BinaryCoder]
 
 # A worker's write transaction takes its updated_at at its start: look this far back so one
 # that began before a pass and committed during it is caught.
@@ -49,6 +53,7 @@ class ReindexReport:
     alias: str | None = None
     alias_error: str | None = None
     seconds: float = 0.0
+    coder_version: str | None = None  # the binary index's coder (None: float only)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +72,7 @@ class ReindexConfig:
     base_dim: int
     refresh_s: float = 2.0  # the workers' serving pointer refresh (stores/serving.py)
     alias: str = ""  # moved to the new collection; "" leaves aliases alone
+    coder_sample: int = 20_000  # products whose vectors fit a binary coder
 
 
 class Reindexer:
@@ -119,15 +125,42 @@ class Reindexer:
         seen.update({pid: at for pid, (at, _) in fresh.items()})
         return len(fresh), now
 
-    def run(self, model_version: str) -> ReindexReport:
+    def _sample(self, head: Projection | None, version: str, limit: int) -> np.ndarray:
+        """The served vectors of up to ``limit`` products (in id order: unrelated to what
+        they show), to fit a coder on."""
+        vectors: list[np.ndarray] = []
+        for batch in self.repo.product_batches():
+            rows, _ = self._rows(batch, head, version)
+            vectors += [np.asarray(r.embedding) for r in rows]
+            if len(vectors) >= limit:
+                break
+        if not vectors:
+            raise RuntimeError("no product has a stored embedding to fit a binary coder on")
+        return np.stack(vectors[:limit])
+
+    def _coder(
+        self, fit: FitCoder | None, head: Projection | None, version: str
+    ) -> BinaryCoder | None:
+        if fit is None:
+            return None
+        sample = self._sample(head, version, self.config.coder_sample)
+        coder = fit(sample)
+        self.registry.register_coder(coder, version, {"sample": len(sample)})
+        return coder
+
+    def run(self, model_version: str, fit_coder: FitCoder | None = None) -> ReindexReport:
+        """``fit_coder``: fits the binary index's coder on a sample of the new collection's
+        vectors (the CLI passes training's fitter); None builds a float-only collection."""
         started = time.monotonic()
         c = self.config
         head = load_head(self.registry, model_version, c.base_model_version)
         dim = head.dim if head is not None else c.base_dim
         name = collection_name(c.collection_prefix, model_version, datetime.now(UTC))
-        index = self.open_index(name, dim)
-        self.registry.start_build(name, model_version, dim)
+        coder = self._coder(fit_coder, head, model_version)
+        index = self.open_index(name, dim, coder)
+        self.registry.start_build(name, model_version, dim, coder.version if coder else None)
         report = ReindexReport(model_version, name, None, 0, self.repo.count_products())
+        report.coder_version = coder.version if coder else None
         try:
             # Every worker re-reads the pointer within serving_refresh_s: from then on it
             # writes new events here too.

@@ -15,15 +15,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from processors.binary_codes import BinaryCoder
 from processors.heads import OnnxHead
 from stores.base import Projection, Target, VectorIndex
 from stores.registry import CollectionRow, ServingRegistry
 
 log = logging.getLogger(__name__)
 
-# Opens (creating if missing) a collection of the given dimension: the Milvus adapter in
-# production, the in-memory index in unit tests.
-OpenIndex = Callable[[str, int], VectorIndex]
+# Opens (creating if missing) a collection of the given dimension, with the binary index of
+# its coder beside it (None: float only): the Milvus adapters in production, the in-memory
+# ones in unit tests.
+OpenIndex = Callable[[str, int, BinaryCoder | None], VectorIndex]
 
 
 @dataclass(frozen=True)
@@ -115,10 +117,12 @@ class ServingIndex:
         self._read_at = self.clock()
 
     def _target(self, row: CollectionRow) -> Target:
-        index = self._indexes.get(row.collection)
+        key = f"{row.collection}/{row.coder_version or ''}"  # a coder set later: reopened
+        index = self._indexes.get(key)
         if index is None:
-            index = self.open_index(row.collection, row.dim)
-            self._indexes[row.collection] = index
+            coder = self.registry.coder(row.coder_version) if row.coder_version else None
+            index = self.open_index(row.collection, row.dim, coder)
+            self._indexes[key] = index
         return Target(index, row.model_version, self._head(row.model_version), row.collection)
 
     def _head(self, model_version: str) -> Projection | None:

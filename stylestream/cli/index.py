@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from functools import partial
 
 import click
+import numpy as np
 from tqdm import tqdm
 
 from config import assembly
 from config.settings import Settings
-from stores.milvus import connect
+from processors.binary_codes import BinaryCoder
+from stores.milvus import connect, drop_prefixed
 from stores.postgres import PostgresRepository, make_engine
 from stores.reconcile import Reconciler
 from stores.registry import ServingRegistry
+from training.binary_codes import fit_itq, fit_sign
 
 
 def _registry(settings: Settings) -> ServingRegistry:
@@ -23,10 +28,25 @@ def _registry(settings: Settings) -> ServingRegistry:
 
 @click.command()
 @click.option("--model", "model_version", required=True, help="A registered model version.")
+@click.option(
+    "--codes",
+    type=click.Choice(["none", "sign", "pca-itq"]),
+    default="none",
+    show_default=True,
+    help="Also build a binary (Hamming) index with codes of this kind (a Milvus server).",
+)
+@click.option("--bits", default=512, show_default=True, help="pca-itq code length (bits).")
 @click.option("--no-progress", is_flag=True)
 @click.pass_obj
-def reindex(settings: Settings, model_version: str, no_progress: bool) -> None:
+def reindex(
+    settings: Settings, model_version: str, codes: str, bits: int, no_progress: bool
+) -> None:
     """Build a new collection for MODEL from Postgres, then switch searches to it."""
+    fit: Callable[[np.ndarray], BinaryCoder] | None = None
+    if codes == "sign":
+        fit = fit_sign
+    elif codes == "pca-itq":
+        fit = partial(fit_itq, bits=bits)
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     bar = tqdm(unit="product", disable=no_progress, file=sys.stderr)
 
@@ -35,8 +55,8 @@ def reindex(settings: Settings, model_version: str, no_progress: bool) -> None:
         bar.update(done - bar.n)
 
     try:
-        report = assembly.open_reindexer(settings, repo, progress).run(model_version)
-    except (LookupError, RuntimeError) as exc:
+        report = assembly.open_reindexer(settings, repo, progress).run(model_version, fit)
+    except (LookupError, RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         bar.close()
@@ -53,7 +73,10 @@ def index() -> None:
 @click.pass_obj
 def index_list(settings: Settings) -> None:
     for row in _registry(settings).collections():
-        click.echo(f"{row.state:9} {row.collection}  model={row.model_version} rows={row.rows}")
+        codes = f" codes={row.coder_version}" if row.coder_version else ""
+        click.echo(
+            f"{row.state:9} {row.collection}  model={row.model_version} rows={row.rows}{codes}"
+        )
 
 
 @index.command("drop")
@@ -68,6 +91,7 @@ def index_drop(settings: Settings, collection: str) -> None:
     client = connect(settings.milvus_uri, settings.milvus_token.get_secret_value())
     if client.has_collection(collection):
         client.drop_collection(collection)
+    drop_prefixed(client, f"{collection}__codes_")  # its binary indexes
     client.close()
     click.echo(f"dropped {collection}")
 
