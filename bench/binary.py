@@ -44,6 +44,7 @@ class BinaryBenchSizes:
     itq_bits: int = 512
     fit_sample: int = 20_000
     nprobe: int = 32
+    settle_s: float = 5.0  # for the server's memory to settle after a release or a drop
 
 
 def _recall(found: Sequence[Sequence[int]], truth: np.ndarray) -> float:
@@ -104,6 +105,16 @@ class Collection:
         rows = self.client.get(self.name, ids=ids, output_fields=["vec"])
         by_id = {int(r["id"]): r["vec"] for r in rows}
         return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+
+
+def _alone_rss(client: MilvusClient, pid: int, settle_s: float, loaded: str | None = None) -> float:
+    """The server's RSS with only ``loaded`` (or nothing) loaded, after a settle time: a
+    collection's memory is the difference of two of these."""
+    for name in client.list_collections():
+        if name != loaded:
+            client.release_collection(name)
+    time.sleep(settle_s)
+    return _rss_mb(pid)
 
 
 def _rerank(query: np.ndarray, ids: list[int], vectors: np.ndarray) -> list[int]:
@@ -184,37 +195,35 @@ def _scale(
     n, dim = data.shape
     truth = exact_top_k(data, queries, K)
     result: dict[str, Any] = {"vectors": n, "dim": dim, "float32_bytes_per_vector": 4 * dim}
-    base = _rss_mb(pid)
+    base = _alone_rss(client, pid, sizes.settle_s)
     floats = Collection(client, f"bin_bench_flat_{n}", DataType.FLOAT_VECTOR, dim)
     rows = data.tolist()
     build = floats.fill(rows, "FLAT", "IP", {})
     result["float_flat"] = {
         "build_s": round(build, 1),
-        "index_rss_mb": round(_rss_mb(pid) - base, 1),
+        "index_rss_mb": round(_alone_rss(client, pid, sizes.settle_s, floats.name) - base, 1),
         **_float_result(floats, queries, truth, sizes.single_queries, {}),
     }
     log(f"  float FLAT: {result['float_flat']}")
-    client.release_collection(floats.name)
-    base = _rss_mb(pid)
+    base = _alone_rss(client, pid, sizes.settle_s)
     hnsw = Collection(client, f"bin_bench_hnsw_{n}", DataType.FLOAT_VECTOR, dim)
     build = hnsw.fill(rows, "HNSW", "IP", HNSW)
     result["float_hnsw"] = {
         "index": HNSW,
         "ef": HNSW_EF,
         "build_s": round(build, 1),
-        "index_rss_mb": round(_rss_mb(pid) - base, 1),
+        "index_rss_mb": round(_alone_rss(client, pid, sizes.settle_s, hnsw.name) - base, 1),
         **_float_result(hnsw, queries, truth, sizes.single_queries, {"ef": HNSW_EF}),
     }
     log(f"  float HNSW: {result['float_hnsw']}")
     client.drop_collection(hnsw.name)
     del rows
-    client.load_collection(floats.name)  # the rerank's source by id
     store = data.astype(np.float16)
     sample = data[np.random.default_rng(1).choice(n, min(n, sizes.fit_sample), replace=False)]
     result["float16_store_mb"] = round(store.nbytes / 2**20, 1)
     result["codes"] = []
     for coder in (fit_sign(sample), fit_itq(sample, bits=sizes.itq_bits)):
-        base = _rss_mb(pid)
+        base = _alone_rss(client, pid, sizes.settle_s)
         binary = Collection(
             client,
             f"bin_bench_{coder.kind.replace('-', '_')}_{n}",
@@ -225,6 +234,8 @@ def _scale(
         build = binary.fill(
             [bytes(c) for c in coder.encode(data)], "BIN_IVF_FLAT", "HAMMING", {"nlist": nlist}
         )
+        rss = _alone_rss(client, pid, sizes.settle_s, binary.name) - base
+        client.load_collection(floats.name)  # the rerank's source by id
         entry = {
             "kind": coder.kind,
             "bits": coder.bits,
@@ -232,7 +243,7 @@ def _scale(
             "share_of_float32": round(coder.bytes_per_vector / (4 * dim), 4),
             "index": {"type": "BIN_IVF_FLAT", "nlist": nlist, "nprobe": sizes.nprobe},
             "build_s": round(build, 1),
-            "index_rss_mb": round(_rss_mb(pid) - base, 1),
+            "index_rss_mb": round(rss, 1),
             "settings": _code_result(coder, binary, floats, store, queries, truth, sizes),
         }
         log(f"  {coder.kind}: {entry['settings']}")

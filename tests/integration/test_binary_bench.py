@@ -19,7 +19,7 @@ def test_binary_codes_with_a_float_rerank_find_the_exact_neighbours(
     vectors = synthetic_embeddings(2600, 256)  # SYNTHETIC, as in the codes' unit test
     real, queries = vectors[:2000], vectors[2000:2060]
     sizes = BinaryBenchSizes(scales=(3000,), queries=60, single_queries=20, itq_bits=128,
-                             fit_sample=2000, nprobe=64)  # fmt: skip
+                             fit_sample=2000, nprobe=64, settle_s=0.2)  # fmt: skip
     report = run_binary_bench(uri, pid, real, queries, sizes, filled, log=lambda m: None)
     scale = report["scales"][0]
     assert scale["vectors"] == 3000 and scale["float_flat"]["recall_at_10"] == 1.0
