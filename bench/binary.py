@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from bench.milvus_bench import _rss_mb, _wait_for_index
+from bench.judging import recall_at_k
+from bench.milvus_bench import _hits, _rss_mb, _wait_for_index
 from bench.vectors import exact_top_k
 from processors.binary_codes import BinaryCoder
 from training.binary_codes import fit_itq, fit_sign
@@ -45,12 +46,6 @@ class BinaryBenchSizes:
     fit_sample: int = 20_000
     nprobe: int = 32
     settle_s: float = 5.0  # for the server's memory to settle after a release or a drop
-
-
-def _recall(found: Sequence[Sequence[int]], truth: np.ndarray) -> float:
-    return float(
-        np.mean([len(set(f[:K]) & set(t.tolist())) / K for f, t in zip(found, truth, strict=True)])
-    )
 
 
 def _percentiles(seconds: Sequence[float]) -> dict[str, float]:
@@ -133,7 +128,7 @@ def _float_result(
         started = time.perf_counter()
         coll.search([q.tolist()], K, "IP", params)
         times.append(time.perf_counter() - started)
-    return {"recall_at_10": round(_recall(found, truth), 4), **_percentiles(times)}
+    return {"recall_at_10": round(recall_at_k(_hits(found, truth)), 4), **_percentiles(times)}
 
 
 def _code_result(
@@ -159,8 +154,8 @@ def _code_result(
         ]
         row: dict[str, Any] = {
             "oversampling": over,
-            "hamming_only_recall_at_10": round(_recall([c[:K] for c in candidates], truth), 4),
-            "recall_at_10": round(_recall(local, truth), 4),
+            "hamming_only_recall_at_10": round(recall_at_k(_hits(candidates, truth)), 4),
+            "recall_at_10": round(recall_at_k(_hits(local, truth)), 4),
         }
         for source in ("float16_in_process", "milvus_by_id"):
             times, found = [], []
@@ -178,7 +173,7 @@ def _code_result(
                 times.append(time.perf_counter() - started)
             row[source] = {
                 **_percentiles(times),
-                "recall_at_10": round(_recall(found, truth[: len(found)]), 4),
+                "recall_at_10": round(recall_at_k(_hits(found, truth[: len(found)])), 4),
             }
         out.append(row)
     return out

@@ -63,20 +63,17 @@ def product_collection(dim: int) -> CollectionSpec:
     )
 
 
+FILTER_FIELDS = ("product_id", "version", "category", "price", "primary_colour", "attributes")
+
+
 def code_collection(bits: int) -> CollectionSpec:
     """The binary index beside a product collection: each product's code (processors/
-    binary_codes.py) and the fields the neutral filters read, so a Hamming search filters
-    exactly as the float one does (Milvus 2.3 allows one vector field per collection)."""
+    binary_codes.py) and the product collection's own filter fields, so a Hamming search
+    filters exactly as the float one does (Milvus 2.3 allows one vector field per
+    collection)."""
+    filters = tuple(f for f in product_collection(0).fields if f.name in FILTER_FIELDS)
     return CollectionSpec(
-        fields=(
-            FieldSpec("product_id", FieldKind.VARCHAR, max_length=128, primary=True),
-            FieldSpec("version", FieldKind.INT64),
-            FieldSpec("category", FieldKind.VARCHAR, max_length=64),
-            FieldSpec("price", FieldKind.FLOAT),
-            FieldSpec("primary_colour", FieldKind.VARCHAR, max_length=32),
-            FieldSpec("attributes", FieldKind.ARRAY, max_length=64, max_capacity=128),
-            FieldSpec("code", FieldKind.BINARY_VECTOR, dim=bits),
-        ),
+        fields=(*filters, FieldSpec("code", FieldKind.BINARY_VECTOR, dim=bits)),
         vector_field="code",
         metric="HAMMING",
     )

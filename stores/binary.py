@@ -20,6 +20,8 @@ from stores.base import Hit, IndexRow, VectorIndex
 from stores.codes import CodeIndex
 from stores.filters import Filters
 
+GET_CHUNK = 1000
+
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     v = np.asarray(vectors, dtype=np.float32)
@@ -82,10 +84,21 @@ class BinaryRerankIndex:
         queries = _unit(vectors)
         limit = (k + offset) * self.oversampling
         candidates = self.codes.search(self.coder.encode(queries), limit, filters)
-        return [self._rerank(q, ids, k, offset) for q, ids in zip(queries, candidates, strict=True)]
+        # every query's candidates read once (queries of a batch share many), in reads of at
+        # most GET_CHUNK rows (1280-d floats: ~5 MB a read, far below gRPC's message limit)
+        wanted = list(dict.fromkeys(i for ids in candidates for i in ids))
+        rows: dict[str, IndexRow] = {}
+        for start in range(0, len(wanted), GET_CHUNK):
+            rows.update(self.floats.get(wanted[start : start + GET_CHUNK], with_vectors=True))
+        return [
+            self._rerank(q, ids, rows, k, offset)
+            for q, ids in zip(queries, candidates, strict=True)
+        ]
 
-    def _rerank(self, query: np.ndarray, ids: list[str], k: int, offset: int) -> list[Hit]:
-        rows = self.floats.get(ids, with_vectors=True)
+    @staticmethod
+    def _rerank(
+        query: np.ndarray, ids: list[str], rows: dict[str, IndexRow], k: int, offset: int
+    ) -> list[Hit]:
         found = [rows[i] for i in ids if i in rows and rows[i].embedding is not None]
         if not found:
             return []

@@ -20,7 +20,16 @@ from schemas.milvus import CollectionSpec, code_collection
 from stores.base import IndexRow
 from stores.filters import Filters
 from stores.memory import matches
-from stores.milvus import MilvusConfig, connect, expression, in_filter, pymilvus_schema
+from stores.milvus import (
+    MilvusConfig,
+    connect,
+    count_rows,
+    expression,
+    filter_fields,
+    in_filter,
+    pymilvus_schema,
+    row_versions,
+)
 
 
 class BinaryVectorsUnsupported(RuntimeError):
@@ -59,17 +68,6 @@ class CodeIndex(Protocol):
 def code_collection_name(collection: str, coder_version: str) -> str:
     """The binary index of ``collection`` for one coder (Milvus names: letters, digits, _)."""
     return f"{collection}__codes_{re.sub(r'[^A-Za-z0-9]+', '_', coder_version)}"[:255]
-
-
-def filter_fields(row: IndexRow) -> dict[str, Any]:
-    return {
-        "product_id": row.product_id,
-        "version": row.version,
-        "category": row.category,
-        "price": row.price,
-        "primary_colour": row.primary_colour,
-        "attributes": list(row.attributes),
-    }
 
 
 def _check(rows: Sequence[IndexRow], codes: np.ndarray, bits: int) -> np.ndarray:
@@ -165,18 +163,10 @@ class MilvusCodeIndex:
         return [[str(hit.id) for hit in hits] for hits in results]
 
     def count(self) -> int:
-        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
-        return int(rows[0]["count(*)"])
+        return count_rows(self.client, self.collection)
 
     def versions(self, batch: int = 5000) -> Iterator[dict[str, int]]:
-        pages = self.client.query_iterator(
-            self.collection, batch_size=batch, filter="", output_fields=["product_id", "version"]
-        )
-        try:
-            while page := pages.next():
-                yield {str(r["product_id"]): int(r["version"]) for r in page}
-        finally:
-            pages.close()
+        return row_versions(self.client, self.collection, "product_id", batch)
 
     def drop(self) -> None:
         if self.client.has_collection(self.collection):

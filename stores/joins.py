@@ -15,13 +15,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, delete, func, select, text
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from processors.clicks import Step
 from schemas.interactions import TrainingPair
 from schemas.tables import click_joins, training_pairs
 from stores.pairs import as_pair, insert_pairs
+from stores.postgres import lock_keys
 
 State = dict[str, Any]
 Stepper = Callable[[State | None], Step]
@@ -54,13 +55,8 @@ class PostgresJoins:
 
     def apply(self, impression_id: str, step: Stepper) -> tuple[Step, list[str]]:
         with self.engine.begin() as conn:
-            conn.execute(text(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'"))
-            # an advisory lock also holds an impression with no row yet (seed 1: apart from
-            # the products' locks)
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 1))"),
-                {"id": impression_id},
-            )
+            # namespace 1: apart from the products' locks
+            lock_keys(conn, [impression_id], self.lock_timeout_s, namespace=1)
             state = conn.execute(
                 select(click_joins.c.state).where(click_joins.c.impression_id == impression_id)
             ).scalar_one_or_none()

@@ -98,20 +98,28 @@ def expression(filters: Filters | None) -> str:
     return " and ".join(parts)
 
 
-def to_entity(row: IndexRow) -> dict[str, Any]:
-    """An index row in the collection's field names (schemas/milvus.py)."""
-    if row.embedding is None:
-        raise ValueError(f"index row {row.product_id!r} has no embedding")
+def filter_fields(row: IndexRow) -> dict[str, Any]:
+    """The fields ``expression`` filters on, in the collections' names (the product collection
+    and its binary index both hold them)."""
     return {
         "product_id": row.product_id,
         "version": row.version,
         "category": row.category,
         "price": row.price,
         "primary_colour": row.primary_colour,
+        "attributes": list(row.attributes),
+    }
+
+
+def to_entity(row: IndexRow) -> dict[str, Any]:
+    """An index row in the collection's field names (schemas/milvus.py)."""
+    if row.embedding is None:
+        raise ValueError(f"index row {row.product_id!r} has no embedding")
+    return {
+        **filter_fields(row),
         "model_version": row.model_version,
         "colour": {"fractions": dict(row.colour_fractions), "vector": list(row.colour_vector)},
         "predicted_category": row.predicted_category,
-        "attributes": list(row.attributes),
         "attribute_scores": dict(row.attribute_scores),
         "embedding": np.asarray(row.embedding, dtype=np.float32).tolist(),
     }
@@ -149,6 +157,27 @@ def pymilvus_schema(client: MilvusClient, spec: CollectionSpec) -> Any:
             kwargs.update(element_type=DataType.VARCHAR, max_capacity=f.max_capacity)
         schema.add_field(f.name, _TYPES[f.kind], is_primary=f.primary, **kwargs)
     return schema
+
+
+def count_rows(client: MilvusClient, collection: str) -> int:
+    rows = client.query(collection, filter="", output_fields=["count(*)"])
+    return int(rows[0]["count(*)"])
+
+
+def row_versions(
+    client: MilvusClient, collection: str, pk: str, batch: int
+) -> Iterator[dict[str, int]]:
+    """Every row's id and version, a page at a time. pymilvus's query iterator pages by primary
+    key on every backend (a plain query's limit returns rows in segment order on Milvus Lite,
+    and offsets stop at 16384)."""
+    pages = client.query_iterator(
+        collection, batch_size=batch, filter="", output_fields=[pk, "version"]
+    )
+    try:
+        while page := pages.next():
+            yield {str(r[pk]): int(r["version"]) for r in page}
+    finally:
+        pages.close()
 
 
 def output_fields(fields: Sequence[str] | None) -> list[str]:
@@ -265,20 +294,10 @@ class MilvusVectorIndex:
         return {str(r[self._pk]): from_entity(str(r[self._pk]), r) for r in rows}
 
     def count(self) -> int:
-        rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
-        return int(rows[0]["count(*)"])
+        return count_rows(self.client, self.collection)
 
     def versions(self, batch: int = 5000) -> Iterator[dict[str, int]]:
-        """pymilvus's query iterator: pages by primary key on every backend (a plain query's
-        limit returns rows in segment order on Milvus Lite, and offsets stop at 16384)."""
-        pages = self.client.query_iterator(
-            self.collection, batch_size=batch, filter="", output_fields=[self._pk, "version"]
-        )
-        try:
-            while page := pages.next():
-                yield {str(r[self._pk]): int(r["version"]) for r in page}
-        finally:
-            pages.close()
+        return row_versions(self.client, self.collection, self._pk, batch)
 
     def set_alias(self, alias: str) -> None:
         if alias in self.client.list_aliases().get("aliases", []):

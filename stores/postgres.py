@@ -15,6 +15,20 @@ from stores.base import Applied, LedgerEntry, Locked
 from stores.rows import INDEX_COLUMNS
 
 
+def lock_keys(conn: Connection, keys: Sequence[str], timeout_s: float, namespace: int = 0) -> None:
+    """Transaction-scoped advisory locks on ``keys`` (product ids: namespace 0), in one global
+    order (no two writers wait on each other in a circle), waiting at most ``timeout_s`` (a
+    holder stuck meanwhile fails this transaction, to be retried). Unlike row locks they also
+    hold a key with no row yet: a reader locking it waits for the writer inserting it."""
+    conn.execute(text(f"SET LOCAL lock_timeout = '{int(timeout_s * 1000)}ms'"))
+    ids = sorted(set(keys))
+    if ids:
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, :namespace))"),
+            [{"key": key, "namespace": namespace} for key in ids],
+        )
+
+
 def make_engine(dsn: str) -> Engine:
     return create_engine(dsn, pool_pre_ping=True, pool_size=4, max_overflow=4)
 
@@ -58,8 +72,11 @@ class PostgresRepository:
         deletes = sorted(deletes)
         with self.engine.begin() as conn:
             # a writer stuck while holding a product's lock fails this one, to be retried
-            conn.execute(text(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'"))
-            self._lock_products(conn, [r["product_id"] for r in upserts] + [p for p, _ in deletes])
+            lock_keys(
+                conn,
+                [r["product_id"] for r in upserts] + [p for p, _ in deletes],
+                self.lock_timeout_s,
+            )
             if upserts:
                 ins = insert(product_ledger).values(
                     [{"product_id": r["product_id"], "version": r["version"]} for r in upserts]
@@ -226,18 +243,6 @@ class PostgresRepository:
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query)]
 
-    @staticmethod
-    def _lock_products(conn: Connection, product_ids: Sequence[str]) -> None:
-        """Transaction-scoped advisory locks on the products, in one global order (no two
-        writers wait on each other in a circle). Unlike row locks they also hold a product
-        not yet in the ledger: a reader locking it waits for the writer inserting it."""
-        ids = sorted(set(product_ids))
-        if ids:
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:pid, 0))"),
-                [{"pid": pid} for pid in ids],
-            )
-
     def live_versions(self, batch: int = 5000) -> Iterator[dict[str, int]]:
         after = ""
         while True:
@@ -264,8 +269,7 @@ class PostgresRepository:
         )
         read = select(*[products.c[n] for n in INDEX_COLUMNS]).where(products.c.product_id.in_(ids))
         with self.engine.begin() as conn:
-            conn.execute(text(f"SET LOCAL lock_timeout = '{int(self.lock_timeout_s * 1000)}ms'"))
-            self._lock_products(conn, ids)
+            lock_keys(conn, ids, self.lock_timeout_s)
             conn.execute(lock).all()
             rows = {r.product_id: dict(r._mapping) for r in conn.execute(read)}
             attributes = self._attributes(conn, list(rows))

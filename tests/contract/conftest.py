@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -56,17 +57,26 @@ def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorInde
     idx.close()
 
 
-@pytest.fixture(params=["memory", pytest.param("postgres", marks=services)])
-def repo(request: pytest.FixtureRequest) -> Iterator[MetadataRepository]:
-    if request.param == "memory":
-        yield MemoryRepository()
-        return
+@contextmanager
+def contract_database(request: pytest.FixtureRequest) -> Iterator[PostgresRepository]:
+    """A migrated database of its own on the local Postgres, dropped afterwards."""
     running: Settings = request.getfixturevalue("running_services")
     settings = running.model_copy(update={"pg_database": f"contract_{uuid.uuid4().hex[:8]}"})
     pg = PostgresService(settings)
     pg.ensure_database(settings.pg_database)
     upgrade(settings.pg_dsn)
     postgres = PostgresRepository.from_dsn(settings.pg_dsn)
-    yield postgres
-    postgres.close()
-    pg.drop_database(settings.pg_database)
+    try:
+        yield postgres
+    finally:
+        postgres.close()
+        pg.drop_database(settings.pg_database)
+
+
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=services)])
+def repo(request: pytest.FixtureRequest) -> Iterator[MetadataRepository]:
+    if request.param == "memory":
+        yield MemoryRepository()
+        return
+    with contract_database(request) as postgres:
+        yield postgres

@@ -6,20 +6,15 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from config.settings import Settings
-from deploy.local.postgres import PostgresService
 from processors.clicks import ClickMiner, ListSampler, MiningConfig, Outcome, Step
 from schemas.interactions import Interaction, Query, SearchImpression, Shown
 from stores.joins import JoinStore, MemoryJoins, PostgresJoins
-from stores.migrate import upgrade
-from stores.postgres import PostgresRepository
-from tests.contract.conftest import services
+from tests.contract.conftest import contract_database, services
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 MINER = ClickMiner(ListSampler([f"p{i}" for i in range(40)]), MiningConfig(60, 2))
@@ -30,15 +25,8 @@ def joins(request: pytest.FixtureRequest) -> Iterator[JoinStore]:
     if request.param == "memory":
         yield MemoryJoins()
         return
-    running: Settings = request.getfixturevalue("running_services")
-    settings = running.model_copy(update={"pg_database": f"contract_{uuid.uuid4().hex[:8]}"})
-    pg = PostgresService(settings)
-    pg.ensure_database(settings.pg_database)
-    upgrade(settings.pg_dsn)
-    repo = PostgresRepository.from_dsn(settings.pg_dsn)
-    yield PostgresJoins(repo.engine, lock_timeout_s=10)
-    repo.close()
-    pg.drop_database(settings.pg_database)
+    with contract_database(request) as postgres:
+        yield PostgresJoins(postgres.engine, lock_timeout_s=10)
 
 
 def impression(iid: str, at: datetime = T0) -> SearchImpression:
