@@ -14,6 +14,8 @@ Colour = Literal[PALETTE_NAMES]  # type: ignore[valid-type]
 AttributeKey = Literal[tuple(BY_KEY)]  # type: ignore[valid-type]
 MAX_ATTRIBUTE_FILTERS = 32
 MAX_K = 100
+MAX_OVERSAMPLING = 64
+MAX_NPROBE = 4096
 MAX_OFFSET = 900
 MAX_BASE64_CHARS = (10 * 1024 * 1024 * 4) // 3 + 4  # the default image byte limit, encoded
 
@@ -49,6 +51,20 @@ class Paging(BaseModel):
     k: int = Field(default=10, ge=1, le=MAX_K)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     explain: bool = Field(default=False, description="Return each result's score components")
+    oversampling: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_OVERSAMPLING,
+        description="Binary serving mode: Hamming candidates per result before the float "
+        "rerank (default: the server's setting; ignored in float mode)",
+    )
+    nprobe: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_NPROBE,
+        description="IVF indexes: lists searched (default: the server's setting; ignored by "
+        "HNSW and exact indexes)",
+    )
 
 
 class SimilarQuery(SearchFilters, Paging):

@@ -15,7 +15,9 @@ from api.interactions import SessionHeader, UserHeader, image_query, shown
 from api.models import (
     MAX_ATTRIBUTE_FILTERS,
     MAX_K,
+    MAX_NPROBE,
     MAX_OFFSET,
+    MAX_OVERSAMPLING,
     AttributeGroupInfo,
     AttributeInfo,
     AttributeKey,
@@ -23,6 +25,7 @@ from api.models import (
     ErrorBody,
     Facets,
     ImageSearchRequest,
+    Paging,
     Product,
     ProductAttribute,
     ResultItem,
@@ -38,7 +41,7 @@ from processors.ranking import Ranked
 from schemas.attributes import GROUPS
 from schemas.interactions import Query as SearchQuery
 from schemas.interactions import SearchImpression
-from search import Filters, Result, UnknownProduct
+from search import Effort, Filters, Result, UnknownProduct
 from stores.base import Hit
 
 ProductIdPath = Annotated[
@@ -70,6 +73,12 @@ def _filters(f: SearchFilters) -> Filters:
         max_price=f.max_price,
         attributes=tuple(f.attributes),
     )
+
+
+def _effort(page: Paging) -> Effort | None:
+    if page.oversampling is None and page.nprobe is None:
+        return None
+    return Effort(oversampling=page.oversampling, nprobe=page.nprobe)
 
 
 def _items(state: ApiState, ranked: list[Ranked[Hit]], explain: bool) -> list[ResultItem]:
@@ -144,10 +153,11 @@ def _search_image(
     filters: SearchFilters,
     page: tuple[int, int, bool],
     who: tuple[str | None, str | None],
+    effort: Effort | None,
 ) -> SearchResponse:
     started = time.perf_counter()
     k, offset, _ = page
-    result = state.search.by_images([rgb], k, _filters(filters), offset)[0]
+    result = state.search.by_images([rgb], k, _filters(filters), offset, effort)[0]
     assert result.vector is not None
     query = image_query(rgb, result.vector, filters.model_dump(exclude_defaults=True))
     return _respond(state, result, query, page, who, started)
@@ -173,7 +183,8 @@ def search_json(
         with state.decoding():
             rgb = images.from_base64(body.image_base64, state.limits)
     page = (body.k, body.offset, body.explain)
-    return _search_image(state, rgb, body.filters, page, (x_session_id, x_user_id))
+    who = (x_session_id, x_user_id)
+    return _search_image(state, rgb, body.filters, page, who, _effort(body))
 
 
 @router.post(
@@ -195,6 +206,8 @@ def search_upload(
     k: Annotated[int, Form(ge=1, le=MAX_K)] = 10,
     offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
     explain: Annotated[bool, Form()] = False,
+    oversampling: Annotated[int | None, Form(ge=1, le=MAX_OVERSAMPLING)] = None,
+    nprobe: Annotated[int | None, Form(ge=1, le=MAX_NPROBE)] = None,
     x_session_id: SessionHeader = None,
     x_user_id: UserHeader = None,
 ) -> SearchResponse:
@@ -206,6 +219,7 @@ def search_upload(
             max_price=max_price,
             attributes=attributes or [],
         )
+        effort = _effort(Paging(oversampling=oversampling, nprobe=nprobe))
     except ValueError as exc:
         raise ApiError(422, "invalid_request", str(exc)) from exc
     raw = image.file.read(state.limits.max_bytes + 1)
@@ -213,7 +227,8 @@ def search_upload(
         raise ApiError(413, "image_too_large", f"image exceeds {state.limits.max_bytes} bytes")
     with state.decoding():
         rgb = images.from_bytes(raw, state.limits)
-    return _search_image(state, rgb, filters, (k, offset, explain), (x_session_id, x_user_id))
+    page = (k, offset, explain)
+    return _search_image(state, rgb, filters, page, (x_session_id, x_user_id), effort)
 
 
 @router.get("/products/{product_id}/similar", summary="More like this product")
@@ -226,7 +241,9 @@ def similar(
 ) -> SearchResponse:
     started = time.perf_counter()
     try:
-        result = state.search.by_product(product_id, query.k, _filters(query), query.offset)
+        result = state.search.by_product(
+            product_id, query.k, _filters(query), query.offset, _effort(query)
+        )
     except UnknownProduct as exc:
         raise ApiError(404, "unknown_product", str(exc)) from exc
     asked = SearchQuery(

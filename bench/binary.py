@@ -42,9 +42,9 @@ class BinaryBenchSizes:
     scales: tuple[int, ...] = (100_000,)
     queries: int = 1000
     single_queries: int = 200
-    itq_bits: int = 512
+    itq_bits: tuple[int, ...] = (512, 1024)
     fit_sample: int = 20_000
-    nprobe: int = 32
+    nprobe_share: float = 0.025  # of the IVF lists probed: the same share at every scale
     settle_s: float = 5.0  # for the server's memory to settle after a release or a drop
 
 
@@ -68,12 +68,17 @@ class Collection:
         schema.add_field("vec", dtype, dim=dim)
         client.create_collection(name, schema=schema, consistency_level="Strong")
 
-    def fill(self, rows: Sequence[Any], index: str, metric: str, params: dict[str, Any]) -> float:
+    def fill(
+        self, rows: np.ndarray | Sequence[bytes], index: str, metric: str, params: dict[str, Any]
+    ) -> float:
+        """Rows go in blocks, each made into Python values only when sent (1M float vectors as
+        one list would take ~40 GB)."""
         started = time.perf_counter()
         for start in range(0, len(rows), 5000):
             block = rows[start : start + 5000]
+            values = block.tolist() if isinstance(block, np.ndarray) else block
             self.client.insert(
-                self.name, [{"id": start + i, "vec": v} for i, v in enumerate(block)]
+                self.name, [{"id": start + i, "vec": v} for i, v in enumerate(values)]
             )
         self.client.flush(self.name)
         spec = self.client.prepare_index_params()
@@ -97,7 +102,9 @@ class Collection:
         return [[int(h["id"]) for h in row] for row in hits]
 
     def vectors(self, ids: list[int]) -> np.ndarray:
-        rows = self.client.get(self.name, ids=ids, output_fields=["vec"])
+        rows = self.client.get(
+            self.name, ids=ids, output_fields=["vec"], consistency_level=CONSISTENCY
+        )
         by_id = {int(r["id"]): r["vec"] for r in rows}
         return np.asarray([by_id[i] for i in ids], dtype=np.float32)
 
@@ -139,9 +146,10 @@ def _code_result(
     queries: np.ndarray,
     truth: np.ndarray,
     sizes: BinaryBenchSizes,
+    nprobe: int,
 ) -> list[dict[str, Any]]:
     codes = [bytes(c) for c in coder.encode(queries)]
-    params = {"nprobe": sizes.nprobe}
+    params = {"nprobe": nprobe}
     out = []
     for over in OVERSAMPLING:
         limit = K * over
@@ -192,8 +200,7 @@ def _scale(
     result: dict[str, Any] = {"vectors": n, "dim": dim, "float32_bytes_per_vector": 4 * dim}
     base = _alone_rss(client, pid, sizes.settle_s)
     floats = Collection(client, f"bin_bench_flat_{n}", DataType.FLOAT_VECTOR, dim)
-    rows = data.tolist()
-    build = floats.fill(rows, "FLAT", "IP", {})
+    build = floats.fill(data, "FLAT", "IP", {})
     result["float_flat"] = {
         "build_s": round(build, 1),
         "index_rss_mb": round(_alone_rss(client, pid, sizes.settle_s, floats.name) - base, 1),
@@ -202,7 +209,7 @@ def _scale(
     log(f"  float FLAT: {result['float_flat']}")
     base = _alone_rss(client, pid, sizes.settle_s)
     hnsw = Collection(client, f"bin_bench_hnsw_{n}", DataType.FLOAT_VECTOR, dim)
-    build = hnsw.fill(rows, "HNSW", "IP", HNSW)
+    build = hnsw.fill(data, "HNSW", "IP", HNSW)
     result["float_hnsw"] = {
         "index": HNSW,
         "ef": HNSW_EF,
@@ -212,12 +219,14 @@ def _scale(
     }
     log(f"  float HNSW: {result['float_hnsw']}")
     client.drop_collection(hnsw.name)
-    del rows
     store = data.astype(np.float16)
     sample = data[np.random.default_rng(1).choice(n, min(n, sizes.fit_sample), replace=False)]
     result["float16_store_mb"] = round(store.nbytes / 2**20, 1)
     result["codes"] = []
-    for coder in (fit_sign(sample), fit_itq(sample, bits=sizes.itq_bits)):
+    coders = [fit_sign(sample)] + [fit_itq(sample, bits=b) for b in sizes.itq_bits]
+    nlist = int(min(4096, max(64, 4 * np.sqrt(n))))
+    nprobe = max(8, round(nlist * sizes.nprobe_share))
+    for coder in coders:
         base = _alone_rss(client, pid, sizes.settle_s)
         binary = Collection(
             client,
@@ -225,7 +234,6 @@ def _scale(
             DataType.BINARY_VECTOR,
             coder.bits,
         )
-        nlist = int(min(4096, max(64, 4 * np.sqrt(n))))
         build = binary.fill(
             [bytes(c) for c in coder.encode(data)], "BIN_IVF_FLAT", "HAMMING", {"nlist": nlist}
         )
@@ -236,10 +244,10 @@ def _scale(
             "bits": coder.bits,
             "bytes_per_vector": coder.bytes_per_vector,
             "share_of_float32": round(coder.bytes_per_vector / (4 * dim), 4),
-            "index": {"type": "BIN_IVF_FLAT", "nlist": nlist, "nprobe": sizes.nprobe},
+            "index": {"type": "BIN_IVF_FLAT", "nlist": nlist, "nprobe": nprobe},
             "build_s": round(build, 1),
             "index_rss_mb": round(rss, 1),
-            "settings": _code_result(coder, binary, floats, store, queries, truth, sizes),
+            "settings": _code_result(coder, binary, floats, store, queries, truth, sizes, nprobe),
         }
         log(f"  {coder.kind}: {entry['settings']}")
         result["codes"].append(entry)

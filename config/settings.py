@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     milvus_collection: str = "products_v1"
     milvus_index: str = "HNSW"  # HNSW | FLAT | IVF_FLAT
     milvus_lite_port: int = 19540
+    # `dev up` starts the Milvus standalone server instead of Lite when the URI names this port
+    milvus_server_port: int = 19530
     # Re-indexing: the serving pointer (Postgres) is re-read this often by workers and the API;
     # the alias follows the serving collection for other Milvus clients.
     serving_refresh_s: float = 2.0

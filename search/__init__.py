@@ -3,6 +3,14 @@ neighbour vote, shared by the API, the CLI and the benches."""
 
 from search.neighbours import IndexNeighbours
 from search.service import Result, SearchService, StageOne, UnknownProduct
-from stores.filters import Filters
+from stores.filters import Effort, Filters
 
-__all__ = ["Filters", "IndexNeighbours", "Result", "SearchService", "StageOne", "UnknownProduct"]
+__all__ = [
+    "Effort",
+    "Filters",
+    "IndexNeighbours",
+    "Result",
+    "SearchService",
+    "StageOne",
+    "UnknownProduct",
+]

@@ -13,7 +13,7 @@ from processors.products import ProductProcessor
 from processors.ranking import Ranked, Weights, rerank
 from search.targets import search_target
 from stores.base import Hit, IndexTargets
-from stores.filters import Filters
+from stores.filters import Effort, Filters
 
 MAX_CANDIDATES = 1000
 
@@ -65,11 +65,12 @@ class SearchService:
         k: int = 10,
         filters: Filters | None = None,
         offset: int = 0,
+        effort: Effort | None = None,
     ) -> list[Result]:
         """Batched: one index call for all queries (far cheaper than one call each)."""
         return [
             Result(self.rank(stage, k, offset), stage.model_version, stage.vector)
-            for stage in self.stage_one(images, self.pool(k, offset), filters)
+            for stage in self.stage_one(images, self.pool(k, offset), filters, effort)
         ]
 
     def rank(
@@ -80,20 +81,29 @@ class SearchService:
         return ranked[offset : offset + k]
 
     def stage_one(
-        self, images: Sequence[np.ndarray], pool: int, filters: Filters | None = None
+        self,
+        images: Sequence[np.ndarray],
+        pool: int,
+        filters: Filters | None = None,
+        effort: Effort | None = None,
     ) -> list[StageOne]:
         """Each image's top ``pool`` from the index and its colour shares and attributes
         (callers comparing weightings rerank these without searching again)."""
         vectors, colours, attributes = self.processor.describe_queries(images)
         target = self.targets.serving()
-        hits = search_target(target, vectors, pool, filters)
+        hits = search_target(target, vectors, pool, filters, effort=effort)
         return [
             StageOne(h, c, a, v, target.model_version)
             for h, c, a, v in zip(hits, colours, attributes, vectors, strict=True)
         ]
 
     def by_product(
-        self, product_id: str, k: int = 10, filters: Filters | None = None, offset: int = 0
+        self,
+        product_id: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        offset: int = 0,
+        effort: Effort | None = None,
     ) -> Result:
         """More like an indexed product: its stored vector and features are the query."""
         target = self.targets.serving()
@@ -102,7 +112,7 @@ class SearchService:
             raise UnknownProduct(f"product {product_id!r} is not in the index")
         vector = np.asarray([row.embedding], dtype=np.float32)
         pool = self.pool(k, offset) + 1
-        hits = search_target(target, vector, pool, filters, projected=True)[0]
+        hits = search_target(target, vector, pool, filters, projected=True, effort=effort)[0]
         others = [h for h in hits if h.product_id != product_id]
         ranked = rerank(others, row.colour_fractions, self.weights, row.attribute_scores)
         return Result(ranked[offset : offset + k], target.model_version)

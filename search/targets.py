@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from stores.base import Hit, Target
-from stores.filters import Filters
+from stores.filters import Effort, Filters
 
 
 def search_target(
@@ -20,11 +20,12 @@ def search_target(
     filters: Filters | None = None,
     fields: Sequence[str] | None = None,
     projected: bool = False,
+    effort: Effort | None = None,
 ) -> list[list[Hit]]:
     """Search with base embeddings (or vectors already in this collection's space:
     ``projected``); scores come back calibrated to the base model's scale."""
     vectors = base if projected else target.vectors(base)
-    hits = target.index.search(vectors, k, filters, fields=fields)
+    hits = target.index.search(vectors, k, filters, fields=fields, effort=effort)
     head = target.head
     if head is None:
         return hits

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stores.filters import Filters
+from stores.filters import Effort, Filters
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ class VectorIndex(Protocol):
         filters: Filters | None = None,
         offset: int = 0,
         fields: Sequence[str] | None = None,
+        effort: Effort | None = None,
     ) -> list[list[Hit]]:
         """Top ``k`` per query vector by cosine similarity, best first; ``fields``: the row
         fields to return (default: all of ``ROW_FIELDS``)."""

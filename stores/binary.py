@@ -18,9 +18,10 @@ import numpy as np
 from processors.binary_codes import BinaryCoder
 from stores.base import Hit, IndexRow, VectorIndex
 from stores.codes import CodeIndex
-from stores.filters import Filters
+from stores.filters import Effort, Filters
 
 GET_CHUNK = 1000
+MAX_CANDIDATES = 16384  # Milvus's top-k limit
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -76,14 +77,17 @@ class BinaryRerankIndex:
         filters: Filters | None = None,
         offset: int = 0,
         fields: Sequence[str] | None = None,
+        effort: Effort | None = None,
     ) -> list[list[Hit]]:
         if len(vectors) == 0:
             return []
         if not self.search_codes:
-            return self.floats.search(vectors, k, filters, offset, fields)
+            return self.floats.search(vectors, k, filters, offset, fields, effort)
         queries = _unit(vectors)
-        limit = (k + offset) * self.oversampling
-        candidates = self.codes.search(self.coder.encode(queries), limit, filters)
+        over = effort.oversampling if effort and effort.oversampling else self.oversampling
+        limit = min(MAX_CANDIDATES, (k + offset) * over)
+        nprobe = effort.nprobe if effort else None
+        candidates = self.codes.search(self.coder.encode(queries), limit, filters, nprobe)
         # every query's candidates read once (queries of a batch share many), in reads of at
         # most GET_CHUNK rows (1280-d floats: ~5 MB a read, far below gRPC's message limit)
         wanted = list(dict.fromkeys(i for ids in candidates for i in ids))

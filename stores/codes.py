@@ -49,9 +49,14 @@ class CodeIndex(Protocol):
     def delete(self, product_ids: Sequence[str]) -> None: ...
 
     def search(
-        self, codes: np.ndarray, limit: int, filters: Filters | None = None
+        self,
+        codes: np.ndarray,
+        limit: int,
+        filters: Filters | None = None,
+        nprobe: int | None = None,
     ) -> list[list[str]]:
-        """Per query code, the ids of the ``limit`` nearest by Hamming distance, nearest first."""
+        """Per query code, the ids of the ``limit`` nearest by Hamming distance, nearest first;
+        ``nprobe`` overrides the configured one where the index has lists."""
         ...
 
     def count(self) -> int: ...
@@ -143,13 +148,17 @@ class MilvusCodeIndex:
             self.client.delete(self.collection, filter=in_filter("product_id", product_ids))
 
     def search(
-        self, codes: np.ndarray, limit: int, filters: Filters | None = None
+        self,
+        codes: np.ndarray,
+        limit: int,
+        filters: Filters | None = None,
+        nprobe: int | None = None,
     ) -> list[list[str]]:
         if len(codes) == 0:
             return []
         params: dict[str, Any] = {}
         if self.config.index_type == "BIN_IVF_FLAT":
-            params["nprobe"] = self.config.nprobe
+            params["nprobe"] = nprobe or self.config.nprobe
         results = self.client.search(
             self.collection,
             data=[bytes(c) for c in np.asarray(codes, dtype=np.uint8)],
@@ -204,7 +213,11 @@ class MemoryCodeIndex:
                 self._rows.pop(pid, None)
 
     def search(
-        self, codes: np.ndarray, limit: int, filters: Filters | None = None
+        self,
+        codes: np.ndarray,
+        limit: int,
+        filters: Filters | None = None,
+        nprobe: int | None = None,  # exact: nothing to trade
     ) -> list[list[str]]:
         with self._lock:
             kept = sorted(  # by id: ties in distance come back in id order, deterministically

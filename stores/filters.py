@@ -8,6 +8,15 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Effort:
+    """How hard an approximate search looks, per request; ``None`` keeps the index's setting.
+    A backend without the knob ignores it (an exact index has nothing to trade)."""
+
+    oversampling: int | None = None  # binary index: Hamming candidates per result wanted
+    nprobe: int | None = None  # IVF indexes (the binary index's, IVF_FLAT): lists searched
+
+
+@dataclass(frozen=True)
 class Filters:
     """AND-ed conditions on indexed products; ``None`` / empty means no condition."""
 

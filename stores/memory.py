@@ -17,7 +17,7 @@ import numpy as np
 from schemas.attributes import taxonomy_rows
 from schemas.tables import products
 from stores.base import Applied, Hit, IndexRow, LedgerEntry, Locked, narrow_fields
-from stores.filters import Filters
+from stores.filters import Effort, Filters
 from stores.rows import INDEX_COLUMNS
 
 # The columns a result list shows (PostgresRepository.get_summaries).
@@ -105,6 +105,7 @@ class MemoryVectorIndex:
         filters: Filters | None = None,
         offset: int = 0,
         fields: Sequence[str] | None = None,
+        effort: Effort | None = None,  # exact: nothing to trade
     ) -> list[list[Hit]]:
         with self._lock:
             rows = [r for r in self._rows.values() if matches(filters, r)]

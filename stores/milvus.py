@@ -14,7 +14,7 @@ from pymilvus.client.types import LoadState
 
 from schemas.milvus import CollectionSpec, FieldKind, product_collection
 from stores.base import Hit, IndexRow, narrow_fields
-from stores.filters import Filters
+from stores.filters import Effort, Filters
 
 _TYPES = {
     FieldKind.VARCHAR: DataType.VARCHAR,
@@ -245,11 +245,12 @@ class MilvusVectorIndex:
         if product_ids:
             self.client.delete(self.collection, filter=in_filter(self._pk, product_ids))
 
-    def _search_params(self, k: int) -> dict[str, Any]:
+    def _search_params(self, k: int, effort: Effort | None) -> dict[str, Any]:
         if self.index_type == "HNSW":
             return {"metric_type": self.spec.metric, "params": {"ef": max(64, 2 * k)}}
         if self.index_type == "IVF_FLAT":
-            return {"metric_type": self.spec.metric, "params": {"nprobe": 16}}
+            nprobe = effort.nprobe if effort and effort.nprobe else 16
+            return {"metric_type": self.spec.metric, "params": {"nprobe": nprobe}}
         return {"metric_type": self.spec.metric, "params": {}}
 
     def search(
@@ -259,6 +260,7 @@ class MilvusVectorIndex:
         filters: Filters | None = None,
         offset: int = 0,
         fields: Sequence[str] | None = None,
+        effort: Effort | None = None,
     ) -> list[list[Hit]]:
         if len(vectors) == 0:
             return []
@@ -271,7 +273,7 @@ class MilvusVectorIndex:
             limit=k,
             filter=expression(filters),
             output_fields=output_fields(fields),
-            search_params=self._search_params(k + offset),
+            search_params=self._search_params(k + offset, effort),
             anns_field=self.spec.vector_field,
             consistency_level=self.search_consistency,
             **kwargs,
@@ -288,8 +290,13 @@ class MilvusVectorIndex:
         if not product_ids:
             return {}
         fields = self.spec.scalar_fields + ([self.spec.vector_field] if with_vectors else [])
+        # the search's consistency: the collection's Strong default waits for the next time
+        # tick (measured ~200 ms on a 2.3.5 server, Bounded 12 ms for 160 rows of 1280-d)
         rows = self.client.query(
-            self.collection, filter=in_filter(self._pk, product_ids), output_fields=fields
+            self.collection,
+            filter=in_filter(self._pk, product_ids),
+            output_fields=fields,
+            consistency_level=self.search_consistency,
         )
         return {str(r[self._pk]): from_entity(str(r[self._pk]), r) for r in rows}
 

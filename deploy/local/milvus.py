@@ -1,4 +1,6 @@
-"""Milvus Lite in its local server mode, so the worker, the API and the CLI share one index."""
+"""The local Milvus: Milvus Lite in its server mode (the default), or the Milvus standalone
+server from the PyPI ``milvus`` wheel when the URI names its port (binary vectors, real ANN at
+scale), so the worker, the API and the CLI share one index."""
 
 from __future__ import annotations
 
@@ -56,3 +58,40 @@ class MilvusLiteService:
 
     def down(self) -> bool:
         return self.process().stop()
+
+
+class MilvusServerService(MilvusLiteService):
+    """The standalone server (Go binary, embedded etcd, local storage) as a daemon: enabled when
+    ``STYLESTREAM_MILVUS_URI`` is ``http://127.0.0.1:<STYLESTREAM_MILVUS_SERVER_PORT>``."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.home = settings.data_dir.resolve() / "milvus-server"
+        self.port = settings.milvus_server_port
+
+    def process(self) -> ManagedProcess:
+        return ManagedProcess(
+            "milvus-server",
+            [
+                sys.executable,
+                "-m",
+                "deploy.local.milvus_server",
+                "--data-dir",
+                str(self.home / "data"),
+                "--port",
+                str(self.port),
+            ],
+            self.home,
+            env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        )
+
+    def up(self, timeout: float = 180.0) -> None:
+        super().up(timeout)
+
+
+def local_milvus(settings: Settings) -> MilvusLiteService | None:
+    """The local Milvus the URI names, if it names one (else the URI is someone else's)."""
+    for service in (MilvusLiteService(settings), MilvusServerService(settings)):
+        if service.enabled:
+            return service
+    return None

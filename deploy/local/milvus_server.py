@@ -9,6 +9,10 @@ Its embedded etcd's peer port is fixed at 2380, so one such server runs per mach
 
 from __future__ import annotations
 
+import argparse
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,3 +50,24 @@ def milvus_standalone(
         yield f"http://127.0.0.1:{port}", int(server.server_proc.pid)
     finally:
         server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m deploy.local.milvus_server --data-dir D --port P``: the server until SIGTERM
+    (how ``stylestream dev up`` runs it as a daemon when the URI names it)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    with milvus_standalone(args.data_dir, args.port) as (uri, pid):
+        print(f"milvus standalone server {uri} (pid {pid})", flush=True)
+        stop.wait()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from config.settings import Settings
 from deploy.local.kafka import KafkaService
-from deploy.local.milvus import MilvusLiteService
+from deploy.local.milvus import MilvusLiteService, local_milvus
 from deploy.local.postgres import PostgresService
 
 
@@ -22,8 +22,8 @@ def _services(settings: Settings) -> list[KafkaService | PostgresService | Milvu
     services: list[KafkaService | PostgresService | MilvusLiteService] = [KafkaService(settings)]
     if not settings.postgres_dsn:
         services.append(PostgresService(settings))
-    milvus = MilvusLiteService(settings)
-    if milvus.enabled:
+    milvus = local_milvus(settings)
+    if milvus is not None:
         services.append(milvus)
     return services
 

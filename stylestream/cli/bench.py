@@ -69,8 +69,15 @@ def bench_search(
     "--scales", default="100000", show_default=True, help="Vector counts, comma-separated."
 )
 @click.option("--queries", default=1000, show_default=True)
-@click.option("--itq-bits", default=512, show_default=True)
-@click.option("--nprobe", default=32, show_default=True)
+@click.option(
+    "--itq-bits", default="512,1024", show_default=True, help="PCA+ITQ bits, comma-separated."
+)
+@click.option(
+    "--nprobe-share",
+    default=0.025,
+    show_default=True,
+    help="Share of the binary IVF lists probed (the same share at every scale).",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
 @click.option("--json", "as_json", is_flag=True, help="One JSON line on stdout.")
 @click.pass_obj
@@ -78,8 +85,8 @@ def bench_binary(
     settings: Settings,
     scales: str,
     queries: int,
-    itq_bits: int,
-    nprobe: int,
+    itq_bits: str,
+    nprobe_share: float,
     out: Path,
     as_json: bool,
 ) -> None:
@@ -90,8 +97,8 @@ def bench_binary(
         scales=tuple(int(s) for s in scales.split(",")),
         queries=queries,
         single_queries=min(200, queries),
-        itq_bits=itq_bits,
-        nprobe=nprobe,
+        itq_bits=tuple(int(b) for b in itq_bits.split(",")),
+        nprobe_share=nprobe_share,
     )
     report = run_binary(
         settings.models_path,

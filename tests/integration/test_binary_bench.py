@@ -18,14 +18,17 @@ def test_binary_codes_with_a_float_rerank_find_the_exact_neighbours(
     uri, pid = milvus_standalone_server
     vectors = synthetic_embeddings(2600, 256)  # SYNTHETIC, as in the codes' unit test
     real, queries = vectors[:2000], vectors[2000:2060]
-    sizes = BinaryBenchSizes(scales=(3000,), queries=60, single_queries=20, itq_bits=128,
-                             fit_sample=2000, nprobe=64, settle_s=0.2)  # fmt: skip
+    sizes = BinaryBenchSizes(scales=(3000,), queries=60, single_queries=20, itq_bits=(128, 64),
+                             fit_sample=2000, nprobe_share=0.3, settle_s=0.2)  # fmt: skip
     report = run_binary_bench(uri, pid, real, queries, sizes, filled, log=lambda m: None)
     scale = report["scales"][0]
     assert scale["vectors"] == 3000 and scale["float_flat"]["recall_at_10"] == 1.0
     assert 0.5 < scale["float_hnsw"]["recall_at_10"] <= 1.0
-    kinds = {c["kind"]: c for c in scale["codes"]}
-    assert kinds["sign"]["bytes_per_vector"] == 32 and kinds["pca-itq"]["bytes_per_vector"] == 16
+    kinds = {(c["kind"], c["bits"]): c for c in scale["codes"]}
+    assert sorted(kinds) == [("pca-itq", 64), ("pca-itq", 128), ("sign", 256)]
+    assert kinds["sign", 256]["bytes_per_vector"] == 32
+    assert kinds["pca-itq", 128]["bytes_per_vector"] == 16
+    assert kinds["sign", 256]["index"]["nprobe"] == 66  # 0.3 of nlist 219
     for code in kinds.values():
         settings = code["settings"]
         assert [s["oversampling"] for s in settings] == list(OVERSAMPLING)
@@ -37,4 +40,4 @@ def test_binary_codes_with_a_float_rerank_find_the_exact_neighbours(
                 <= 0.05
             )
             assert s["float16_in_process"]["p99_ms"] > 0 and s["milvus_by_id"]["p50_ms"] > 0
-    assert abs(kinds["pca-itq"]["share_of_float32"] - 16 / 1024) < 1e-4
+    assert abs(kinds["pca-itq", 128]["share_of_float32"] - 16 / 1024) < 1e-4

@@ -80,5 +80,11 @@ def test_reindex_with_codes_then_the_worker_writes_both_and_the_api_searches_cod
     binary = stack.settings.model_copy(update={"serving_mode": "binary"})
     with TestClient(create_app(stack.settings)) as floats, TestClient(create_app(binary)) as bits:
         agree = [len(set(_similar(floats, p)) & set(_similar(bits, p))) for p in ("b001", "b999")]
+        # a request's own effort: taken within bounds, refused with a 422 outside them
+        asked = {"k": 5, "oversampling": 2, "nprobe": 4}
+        assert bits.get("/v1/products/b001/similar", params=asked).status_code == 200
+        for bad in ({"oversampling": 0}, {"oversampling": 65}, {"nprobe": 0}):
+            r = bits.get("/v1/products/b001/similar", params={"k": 5, **bad})
+            assert r.status_code == 422, (bad, r.text)
     assert min(agree) >= 4, agree  # oversampling x8 over 61 products: nearly all the same
     codes.close()

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from stores.base import Hit, IndexRow
-from stores.binary import BinaryRerankIndex
+from stores.binary import MAX_CANDIDATES, BinaryRerankIndex
 from stores.codes import MemoryCodeIndex
-from stores.filters import Filters
+from stores.filters import Effort, Filters
 from stores.memory import MemoryVectorIndex
 from tests.unit.test_binary_codes import synthetic_embeddings
 from training.binary_codes import fit_itq
@@ -95,3 +95,44 @@ def test_versions_show_a_code_that_disagrees_with_its_float_row() -> None:
     index.upsert([lost])  # the reconcile's repair: a rewrite reaches both
     index.delete(["zz"])
     assert all(v == 1 for page in index.versions() for v in page.values())
+
+
+class CountingCodes(MemoryCodeIndex):
+    """The memory twin, remembering each search's candidate count and nprobe."""
+
+    def __init__(self, bits: int) -> None:
+        super().__init__(bits)
+        self.asked: list[tuple[int, int | None]] = []
+
+    def search(
+        self,
+        codes: np.ndarray,
+        limit: int,
+        filters: Filters | None = None,
+        nprobe: int | None = None,
+    ) -> list[list[str]]:
+        self.asked.append((limit, nprobe))
+        return super().search(codes, limit, filters, nprobe)
+
+
+def test_a_request_s_effort_overrides_the_configured_one() -> None:
+    vectors = synthetic_embeddings(N + 20, DIM)  # SYNTHETIC
+    gallery, queries = vectors[:N], vectors[N:]
+    codes = CountingCodes(BITS)
+    index = BinaryRerankIndex(MemoryVectorIndex(dim=DIM), codes, fit_itq(gallery, BITS), 8)
+    index.upsert(catalogue(gallery))
+    exact = MemoryVectorIndex(dim=DIM)
+    exact.upsert(catalogue(gallery))
+    index.search(queries, 10, offset=5)
+    index.search(queries, 10, effort=Effort(nprobe=7))
+    low = index.search(queries, 10, effort=Effort(oversampling=1))
+    high = index.search(queries, 10, effort=Effort(oversampling=32, nprobe=3))
+    index.search(queries, 1000, effort=Effort(oversampling=64))
+    assert codes.asked == [(120, None), (80, 7), (10, None), (320, 3), (MAX_CANDIDATES, None)]
+    want = exact.search(queries, 10)
+
+    def overlap(got: list[list[Hit]]) -> float:
+        pairs = zip(ids(got), ids(want), strict=True)
+        return float(np.mean([len(set(a) & set(b)) / 10 for a, b in pairs]))
+
+    assert overlap(high) > overlap(low)  # the candidates' count is what buys recall

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
+from deploy.local.milvus import MilvusServerService, local_milvus
 from deploy.monitoring import ALERTS, DASHBOARD, check_alerts, check_dashboard, check_monitoring
 from deploy.validate import DEPLOY, check_compose, check_k8s, load_k8s
 
@@ -159,3 +160,13 @@ def test_alert_rules_and_dashboard_name_real_metrics_in_valid_promql(tmp_path: P
     assert any(
         "stylestream_api_request_total is not a metric" in e for e in check_dashboard(dashboard)
     )
+
+
+def test_the_uri_picks_the_local_milvus_dev_up_starts(tmp_path: Path) -> None:
+    lite = local_milvus(Settings(data_dir=tmp_path))
+    assert lite is not None and type(lite).__name__ == "MilvusLiteService"
+    server = local_milvus(Settings(data_dir=tmp_path, milvus_uri="http://127.0.0.1:19530/"))
+    assert isinstance(server, MilvusServerService)
+    argv = list(server.process().argv)
+    assert argv[1:3] == ["-m", "deploy.local.milvus_server"] and argv[-1] == "19530"
+    assert local_milvus(Settings(data_dir=tmp_path, milvus_uri="http://milvus:19530")) is None
