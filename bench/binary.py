@@ -124,18 +124,33 @@ def _rerank(query: np.ndarray, ids: list[int], vectors: np.ndarray) -> list[int]
     return [ids[i] for i in order]
 
 
-def _float_result(
-    coll: Collection, queries: np.ndarray, truth: np.ndarray, n_single: int, params: dict[str, Any]
-) -> dict[str, Any]:
+def _float_found(coll: Collection, queries: np.ndarray, params: dict[str, Any]) -> list[list[int]]:
     found: list[list[int]] = []
     for start in range(0, len(queries), 100):
         found += coll.search(queries[start : start + 100].tolist(), K, "IP", params)
+    return found
+
+
+def _float_result(
+    coll: Collection,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    n_single: int,
+    params: dict[str, Any],
+    extra: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, Any]:
+    found = _float_found(coll, queries, params)
+    more = {
+        f"{name}_recall_at_10": round(recall_at_k(_hits(_float_found(coll, q, params), t)), 4)
+        for name, (q, t) in extra.items()
+    }
     times = []
     for q in queries[:n_single]:
         started = time.perf_counter()
         coll.search([q.tolist()], K, "IP", params)
         times.append(time.perf_counter() - started)
-    return {"recall_at_10": round(recall_at_k(_hits(found, truth)), 4), **_percentiles(times)}
+    recall = round(recall_at_k(_hits(found, truth)), 4)
+    return {"recall_at_10": recall, **more, **_percentiles(times)}
 
 
 def _code_result(
@@ -147,6 +162,7 @@ def _code_result(
     truth: np.ndarray,
     sizes: BinaryBenchSizes,
     nprobe: int,
+    extra: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> list[dict[str, Any]]:
     codes = [bytes(c) for c in coder.encode(queries)]
     params = {"nprobe": nprobe}
@@ -165,6 +181,10 @@ def _code_result(
             "hamming_only_recall_at_10": round(recall_at_k(_hits(candidates, truth)), 4),
             "recall_at_10": round(recall_at_k(_hits(local, truth)), 4),
         }
+        for name, (more, more_truth) in extra.items():
+            row[f"{name}_recall_at_10"] = _reranked_recall(
+                coder, binary, store, more, more_truth, limit, params
+            )
         for source in ("float16_in_process", "milvus_by_id"):
             times, found = [], []
             for q, code in zip(
@@ -187,6 +207,25 @@ def _code_result(
     return out
 
 
+def _reranked_recall(
+    coder: BinaryCoder,
+    binary: Collection,
+    store: np.ndarray,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    limit: int,
+    params: dict[str, Any],
+) -> float:
+    codes = [bytes(c) for c in coder.encode(queries)]
+    candidates: list[list[int]] = []
+    for start in range(0, len(codes), 100):
+        candidates += binary.search(codes[start : start + 100], limit, "HAMMING", params)
+    found = [
+        _rerank(q, c, store[c].astype(np.float32)) for q, c in zip(queries, candidates, strict=True)
+    ]
+    return round(recall_at_k(_hits(found, truth)), 4)
+
+
 def _scale(
     client: MilvusClient,
     pid: int,
@@ -194,9 +233,11 @@ def _scale(
     queries: np.ndarray,
     sizes: BinaryBenchSizes,
     log: Callable[[str], None],
+    more_queries: dict[str, np.ndarray],
 ) -> dict[str, Any]:
     n, dim = data.shape
     truth = exact_top_k(data, queries, K)
+    extra = {name: (q, exact_top_k(data, q, K)) for name, q in more_queries.items()}
     result: dict[str, Any] = {"vectors": n, "dim": dim, "float32_bytes_per_vector": 4 * dim}
     base = _alone_rss(client, pid, sizes.settle_s)
     floats = Collection(client, f"bin_bench_flat_{n}", DataType.FLOAT_VECTOR, dim)
@@ -204,7 +245,7 @@ def _scale(
     result["float_flat"] = {
         "build_s": round(build, 1),
         "index_rss_mb": round(_alone_rss(client, pid, sizes.settle_s, floats.name) - base, 1),
-        **_float_result(floats, queries, truth, sizes.single_queries, {}),
+        **_float_result(floats, queries, truth, sizes.single_queries, {}, extra),
     }
     log(f"  float FLAT: {result['float_flat']}")
     base = _alone_rss(client, pid, sizes.settle_s)
@@ -215,7 +256,7 @@ def _scale(
         "ef": HNSW_EF,
         "build_s": round(build, 1),
         "index_rss_mb": round(_alone_rss(client, pid, sizes.settle_s, hnsw.name) - base, 1),
-        **_float_result(hnsw, queries, truth, sizes.single_queries, {"ef": HNSW_EF}),
+        **_float_result(hnsw, queries, truth, sizes.single_queries, {"ef": HNSW_EF}, extra),
     }
     log(f"  float HNSW: {result['float_hnsw']}")
     client.drop_collection(hnsw.name)
@@ -247,7 +288,9 @@ def _scale(
             "index": {"type": "BIN_IVF_FLAT", "nlist": nlist, "nprobe": nprobe},
             "build_s": round(build, 1),
             "index_rss_mb": round(rss, 1),
-            "settings": _code_result(coder, binary, floats, store, queries, truth, sizes, nprobe),
+            "settings": _code_result(
+                coder, binary, floats, store, queries, truth, sizes, nprobe, extra
+            ),
         }
         log(f"  {coder.kind}: {entry['settings']}")
         result["codes"].append(entry)
@@ -282,13 +325,16 @@ def run_binary_bench(
     sizes: BinaryBenchSizes,
     fill: Callable[[np.ndarray, int], np.ndarray],
     log: Callable[[str], None] = print,
+    more_queries: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
+    """``more_queries``: other query sets, judged on recall only (``<name>_recall_at_10``)."""
     client = MilvusClient(uri=uri, timeout=1200)
     report = report_header(sizes, len(real))
     report["scales"] = []
     for n in sizes.scales:
         log(f"[binary] {n} vectors")
-        report["scales"].append(_scale(client, pid, fill(real, n), queries, sizes, log))
+        data = fill(real, n)
+        report["scales"].append(_scale(client, pid, data, queries, sizes, log, more_queries or {}))
     client.close()
     return report
 
@@ -338,7 +384,7 @@ def run(settings_models: Path, image_size: int, data_dir: Path, sizes: BinaryBen
         out: Path, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
     """The whole bench: vectors (cached real embeddings, SYNTHETIC fill), a private Milvus
     standalone server under ``data_dir``, JSON and PNG under ``out`` (a folder)."""
-    from bench.binary_data import filled, real_embeddings
+    from bench.binary_data import filled, real_embeddings, shot_embeddings
     from deploy.local.milvus_server import milvus_standalone
     from deploy.local.process import free_port
     from processors.embedding import OnnxEmbedder, base_model_path
@@ -347,9 +393,14 @@ def run(settings_models: Path, image_size: int, data_dir: Path, sizes: BinaryBen
     cache = data_dir / "bench-cache"
     real = real_embeddings(embedder, cache, "train", min(60_000, max(sizes.scales)), log)
     queries = real_embeddings(embedder, cache, "t10k", sizes.queries, log)
+    shots = {"real_shot": shot_embeddings(embedder, cache, sizes.queries, log)}
     with milvus_standalone(data_dir / "bench-milvus-binary", free_port()) as (uri, pid):
-        report = run_binary_bench(uri, pid, real, queries, sizes, filled, log)
+        report = run_binary_bench(uri, pid, real, queries, sizes, filled, log, shots)
     report["model_version"] = embedder.model_version
+    report["real_shot_queries"] = (
+        f"{sizes.queries} SYNTHETIC real shots of the same test photos (training/real_shots.py, "
+        "seed 7): real_shot_recall_at_10, recall only"
+    )
     out.mkdir(parents=True, exist_ok=True)
     write(report, out / "binary.json")
     plot(report, out / "binary.png")

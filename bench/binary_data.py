@@ -12,6 +12,7 @@ import numpy as np
 
 from processors.embedding import OnnxEmbedder
 from training.datasets import load_split, to_rgb
+from training.real_shots import real_shots
 
 JITTER_SD = 0.5  # of each dimension's standard deviation over the real embeddings
 
@@ -37,6 +38,23 @@ def real_embeddings(
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(cache, out.astype(np.float16))
     return out.astype(np.float16).astype(np.float32)  # what a second run reads back
+
+
+def shot_embeddings(
+    embedder: OnnxEmbedder, cache_dir: Path, limit: int, log: Callable[[str], None]
+) -> np.ndarray:
+    """Base embeddings of SYNTHETIC real shots of the first ``limit`` test photos (the query
+    set of issue 14's evaluations, training/real_shots.py), cached as float16."""
+    cache = cache_dir / f"fmnist-t10k-shots-{limit}-{embedder.model_version}.npy"
+    if cache.exists():
+        cached: np.ndarray = np.load(cache).astype(np.float32)
+        return cached
+    log(f"embedding {limit} SYNTHETIC real shots with {embedder.model_version} (cached after)")
+    shots = real_shots(load_split("t10k")[0][:limit], seed=7)
+    out = embedder.embed(shots)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    np.save(cache, out.astype(np.float16))
+    return out.astype(np.float16).astype(np.float32)
 
 
 def filled(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:

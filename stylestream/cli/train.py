@@ -18,6 +18,8 @@ from stores.registry import ServingRegistry
 from stylestream.cli.data import parse_since
 from training.attributes import Sizes, train_attributes
 from training.click_head import Split, train_embedding
+from training.compact import EncoderSpec, TrainConfig
+from training.compact_run import CompactPlan, train_compact_models
 from training.embedding_head import HeadConfig
 from training.export import export_base_model
 
@@ -113,3 +115,31 @@ def train_embedding_cmd(
     summary = {k: v for k, v in model.__dict__.items() if k not in ("artifact", "created_at")}
     summary["metrics"] = {k: v for k, v in model.metrics.items() if k != "history"}
     click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@train.command("compact")
+@click.option("--train-photos", default=4800, show_default=True)
+@click.option("--gallery-epochs", default=2, show_default=True)
+@click.option("--compact-epochs", default=3, show_default=True)
+@click.option("--compact-size", default=64, show_default=True, help="The compact model's px.")
+@click.pass_obj
+def train_compact_cmd(
+    settings: Settings,
+    train_photos: int,
+    gallery_epochs: int,
+    compact_epochs: int,
+    compact_size: int,
+) -> None:
+    """The gallery model (Lite2 @260 px), a compact query model compatible with it (Lite0,
+    compatibility loss against the frozen gallery embeddings) and the homogeneous compact
+    baseline, on catalogue photos and SYNTHETIC real shots; exported to ONNX with a manifest."""
+    plan = CompactPlan(
+        train_photos=train_photos,
+        compact=EncoderSpec("lite0", compact_size),
+        gallery_training=TrainConfig(epochs=gallery_epochs, batch=48),
+        compact_training=TrainConfig(epochs=compact_epochs, batch=64),
+    )
+    manifest = train_compact_models(
+        settings.models_path, plan, log=lambda m: click.echo(m, err=True)
+    )
+    click.echo(json.dumps(manifest, indent=2))

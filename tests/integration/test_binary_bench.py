@@ -3,6 +3,7 @@ index with a float rerank against float FLAT and HNSW, every figure the report p
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from bench.binary import OVERSAMPLING, BinaryBenchSizes, run_binary_bench
@@ -20,9 +21,12 @@ def test_binary_codes_with_a_float_rerank_find_the_exact_neighbours(
     real, queries = vectors[:2000], vectors[2000:2060]
     sizes = BinaryBenchSizes(scales=(3000,), queries=60, single_queries=20, itq_bits=(128, 64),
                              fit_sample=2000, nprobe_share=0.3, settle_s=0.2)  # fmt: skip
-    report = run_binary_bench(uri, pid, real, queries, sizes, filled, log=lambda m: None)
+    noise = np.random.default_rng(5).normal(0, 0.01, queries.shape).astype(np.float32)
+    more = {"jittered": queries + noise}  # another query set: judged on recall only
+    report = run_binary_bench(uri, pid, real, queries, sizes, filled, lambda m: None, more)
     scale = report["scales"][0]
     assert scale["vectors"] == 3000 and scale["float_flat"]["recall_at_10"] == 1.0
+    assert scale["float_flat"]["jittered_recall_at_10"] == 1.0
     assert 0.5 < scale["float_hnsw"]["recall_at_10"] <= 1.0
     kinds = {(c["kind"], c["bits"]): c for c in scale["codes"]}
     assert sorted(kinds) == [("pca-itq", 64), ("pca-itq", 128), ("sign", 256)]
@@ -34,6 +38,7 @@ def test_binary_codes_with_a_float_rerank_find_the_exact_neighbours(
         assert [s["oversampling"] for s in settings] == list(OVERSAMPLING)
         recalls = [s["recall_at_10"] for s in settings]
         assert recalls[-1] >= 0.9 and recalls[-1] >= recalls[0]  # oversampling pays
+        assert settings[-1]["jittered_recall_at_10"] >= 0.85
         for s in settings:  # the same candidates reranked from either float source
             assert (
                 abs(s["float16_in_process"]["recall_at_10"] - s["milvus_by_id"]["recall_at_10"])

@@ -1,0 +1,131 @@
+"""The compact-model evaluation's parts with no service: SYNTHETIC real shots, the cost counted
+from an ONNX graph, and the retrieval metrics on hand-made embeddings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.compact_eval import Embeddings, all_pairs, category_metrics, instance_metrics
+from training.datasets import load_split, to_rgb
+from training.onnx_cost import count_cost
+from training.real_shots import ShotConfig, real_shots
+
+
+def test_real_shots_are_reproducible_degraded_colour_photos() -> None:
+    images, _ = load_split("t10k")
+    shots = real_shots(images[:6], seed=3)
+    again = real_shots(images[:6], seed=3)
+    other = real_shots(images[:6], seed=4)
+    assert all(s.shape == (128, 128, 3) and s.dtype == np.uint8 for s in shots)
+    assert all(np.array_equal(a, b) for a, b in zip(shots, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(shots, other, strict=True))
+    # a backdrop replaces the black: the shots' corners are seldom black, the photos' always
+    corners = [s[:4, :4].mean() for s in shots]
+    assert sum(c > 20 for c in corners) >= 4
+    assert all(to_rgb(g)[:2, :2].max() == 0 for g in images[:6])
+    small = real_shots(images[:2], seed=0, config=ShotConfig(size=64))
+    assert small[0].shape == (64, 64, 3)
+
+
+def test_the_cost_is_counted_from_the_graph(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from training.export import export_onnx
+
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1),  # 8 x 16 x 16 outputs, 27 MACs each
+        torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),  # depthwise: 9 MACs each
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 4),  # 32 MACs
+    ).eval()
+    path = tmp_path / "tiny.onnx"
+    export_onnx(model, path, 32, 4, "tiny")
+    cost = count_cost(path, 32)
+    assert cost.macs == 8 * 16 * 16 * 27 + 8 * 16 * 16 * 9 + 32
+    assert cost.parameters == sum(p.numel() for p in model.parameters())
+    assert cost.gflops == pytest.approx(2 * cost.macs / 1e9)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def test_instance_metrics_rank_the_shown_item() -> None:
+    gallery = np.eye(12, dtype=np.float32)
+    queries = gallery[:4].copy()  # queries 0 and 3: their item first
+    queries[1] = _unit(gallery[[1]] * 0.5 + gallery[[5]])[0]  # item 1 second, after item 5
+    queries[2] = _unit(np.ones((1, 12), np.float32) - 2 * gallery[[2]])[0]  # item 2 last of 12
+    metrics = instance_metrics(queries, gallery)
+    assert metrics == {"recall_at_10": 0.75, "map_at_10": (1 + 0.5 + 0 + 1) / 4}
+
+
+def test_category_metrics_leave_the_query_out() -> None:
+    labels = np.array([0] * 6 + [1] * 6)
+    clustered = np.zeros((12, 4), np.float32)
+    clustered[:6, 0] = 1.0
+    clustered[6:, 1] = 1.0
+    clustered += np.random.default_rng(0).normal(0, 0.01, clustered.shape).astype(np.float32)
+    metrics = category_metrics(_unit(clustered)[:3], _unit(clustered), labels)
+    # the five others of the category come first, then five of the other: P@10 0.5, AP 1
+    assert metrics == {"precision_at_10": 0.5, "map_at_10": 1.0}
+
+
+def test_the_pairs_read_the_right_sides() -> None:
+    rng = np.random.default_rng(1)
+    g = _unit(rng.normal(size=(40, 8)).astype(np.float32))
+    gallery = Embeddings(gallery=g, shots=g.copy())  # the gallery model sees through shots
+    compatible = Embeddings(gallery=g.copy(), shots=g.copy())  # lands in its space
+    own = _unit(rng.normal(size=(40, 8)).astype(np.float32))
+    homogeneous = Embeddings(gallery=own, shots=_unit(rng.normal(size=(40, 8)).astype(np.float32)))
+    pairs = all_pairs(
+        {"gallery": gallery, "compatible": compatible, "homogeneous": homogeneous},
+        labels=np.arange(40) % 4,
+        plain=10,
+    )
+    assert pairs["paragon"]["real_shot"]["recall_at_10"] == 1.0
+    assert pairs["compatible"]["real_shot"]["recall_at_10"] == 1.0
+    assert pairs["homogeneous"]["real_shot"]["recall_at_10"] < 0.6
+    assert pairs["unadapted"]["real_shot"]["recall_at_10"] < 0.6
+
+
+def test_train_export_and_evaluate_at_a_tiny_scale(tmp_path: Path) -> None:
+    """The whole path on 96 photos at small sizes: three ONNX models with a manifest naming
+    the compatibility, then every figure of the report (values judged by the real run)."""
+    pytest.importorskip("torch")
+    from processors.embedding import ModelCard, card_path
+    from training.compact import EncoderSpec, TrainConfig
+    from training.compact_eval import EvalSizes
+    from training.compact_run import CompactPlan, evaluate_compact, train_compact_models
+
+    plan = CompactPlan(
+        train_photos=96,
+        gallery=EncoderSpec("lite2", 64, dim=32, trainable_from=15),
+        compact=EncoderSpec("lite0", 32, dim=32),
+        gallery_training=TrainConfig(epochs=1, batch=32),
+        compact_training=TrainConfig(epochs=1, batch=32),
+    )
+    manifest = train_compact_models(tmp_path, plan, log=lambda m: None)
+    cards = {
+        role: ModelCard.read(card_path(tmp_path / path))
+        for role, path in manifest["models"].items()
+    }
+    assert set(cards) == {"gallery", "compatible", "homogeneous"}
+    assert manifest["compatible_with"] == {"compatible": cards["gallery"].model_version}
+    assert cards["compatible"].image_size == 32 and cards["gallery"].dim == 32
+    sizes = EvalSizes(gallery=120, real_shots=40, plain=30, speed_seconds=0.2)
+    report = evaluate_compact(tmp_path, sizes)
+    assert set(report["pairs"]) == {"paragon", "compatible", "homogeneous", "unadapted"}
+    for pair in report["pairs"].values():
+        assert 0 <= pair["real_shot"]["recall_at_10"] <= 1
+        assert 0 <= pair["plain"]["precision_at_10"] <= 1
+    costs = report["costs"]
+    assert costs["gallery"]["macs"] > 4 * costs["compatible"]["macs"] > 0
+    assert costs["compatible"]["batch1_p50_ms"] > 0 and costs["gallery"]["batched_images_per_s"] > 0
+    assert report["done_when"]["flops_ratio"] == round(
+        costs["gallery"]["macs"] / costs["compatible"]["macs"], 1
+    )
+    assert "SYNTHETIC" in report["queries"]["real_shot"]

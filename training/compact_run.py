@@ -1,0 +1,131 @@
+"""`stylestream train compact` and `stylestream eval compact`: train the gallery, compatible and
+homogeneous encoders (training/compact.py), export each to ONNX with a card naming its role and
+the gallery model it is compatible with, then judge the exports (training/compact_eval.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from processors.embedding import ModelCard, OnnxEmbedder, card_path
+from training.compact import EncoderSpec, TrainConfig, train_compatible, train_homogeneous
+from training.compact_eval import EvalSizes, all_pairs, embed_all, plot, verdict
+from training.datasets import load_split, to_rgb
+from training.export import export_onnx
+from training.onnx_cost import count_cost, measure_speed
+from training.real_shots import real_shots
+
+MANIFEST = "compact-models.json"
+ROLES = ("gallery", "compatible", "homogeneous")
+
+
+@dataclass(frozen=True)
+class CompactPlan:
+    train_photos: int = 4800  # the first ones of the Fashion-MNIST train split
+    gallery: EncoderSpec = field(default_factory=lambda: EncoderSpec("lite2", 260, 256, 15))
+    compact: EncoderSpec = field(default_factory=lambda: EncoderSpec("lite0", 64))
+    gallery_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, batch=48))
+    compact_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, batch=64))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _export(encoder: Any, spec: EncoderSpec, models_dir: Path, role: str, tag: str) -> Path:
+    name = f"{spec.variant}-{spec.image_size}px-{role}-{tag}"
+    path = models_dir / "compact" / f"{name}.onnx"
+    export_onnx(encoder, path, spec.image_size, spec.dim, name)
+    return path
+
+
+def train_compact_models(
+    models_dir: Path, plan: CompactPlan, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """Train and export the three models; the manifest names them and the compatibility."""
+    images = load_split("train")[0][: plan.train_photos]
+    tag = hashlib.sha256(json.dumps(plan.as_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    log(f"[compact] gallery model {plan.gallery} on {len(images)} photos")
+    gallery = train_homogeneous(plan.gallery, images, plan.gallery_training, log)
+    paths = {"gallery": _export(gallery, plan.gallery, models_dir, "gallery", tag)}
+    gallery_version = ModelCard.read(card_path(paths["gallery"])).model_version
+    log("[compact] gallery embeddings of the train photos (the compatible model's targets)")
+    targets = OnnxEmbedder(paths["gallery"]).embed([to_rgb(g) for g in images])
+    log(f"[compact] compatible query model {plan.compact}")
+    compatible = train_compatible(plan.compact, images, targets, plan.compact_training, log)
+    paths["compatible"] = _export(compatible, plan.compact, models_dir, "compatible", tag)
+    log(f"[compact] homogeneous compact model {plan.compact} (no compatibility loss)")
+    homogeneous = train_homogeneous(plan.compact, images, plan.compact_training, log)
+    paths["homogeneous"] = _export(homogeneous, plan.compact, models_dir, "homogeneous", tag)
+    manifest = {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data": f"the first {len(images)} Fashion-MNIST train photos and SYNTHETIC real shots "
+        "of them (training/real_shots.py)",
+        "plan": plan.as_dict(),
+        "models": {role: str(p.relative_to(models_dir)) for role, p in paths.items()},
+        "compatible_with": {"compatible": gallery_version},
+    }
+    (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def read_manifest(models_dir: Path) -> dict[str, Any]:
+    path = models_dir / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `stylestream train compact` first")
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
+
+
+def evaluate_compact(
+    models_dir: Path, sizes: EvalSizes, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    manifest = read_manifest(models_dir)
+    images, labels = load_split("t10k")
+    photos = images[: sizes.gallery]
+    gallery = [to_rgb(g) for g in photos]
+    shots = real_shots(photos[: sizes.real_shots], seed=sizes.seed)
+    embeddings, costs = {}, {}
+    for role in ROLES:
+        path = models_dir / manifest["models"][role]
+        card = ModelCard.read(card_path(path))
+        log(f"[compact] {role}: {card.model_version}")
+        embeddings[role] = embed_all(OnnxEmbedder(path).embed, gallery, shots)
+        cost = count_cost(path, card.image_size)
+        costs[role] = {
+            "model_version": card.model_version,
+            "image_size": card.image_size,
+            "macs": cost.macs,
+            "gflops": round(cost.gflops, 4),
+            "parameters": cost.parameters,
+            **measure_speed(path, card.image_size, seconds=sizes.speed_seconds),
+        }
+    pairs = all_pairs(embeddings, labels[: sizes.gallery], sizes.plain)
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "gallery": f"{len(gallery)} Fashion-MNIST test photos (held out from training)",
+        "queries": {
+            "real_shot": f"{len(shots)} SYNTHETIC real shots of gallery photos (crop, scale, "
+            "rotation, backdrop, colour cast, blur, JPEG; seed "
+            f"{sizes.seed}): the shown item is the one relevant answer",
+            "plain": f"{sizes.plain} gallery photos as queries (left out of their own "
+            "results): relevance is the category",
+        },
+        "training": manifest,
+        "costs": costs,
+        "pairs": pairs,
+        "done_when": verdict(pairs, costs),
+    }
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compact.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, out / "compact.png")
