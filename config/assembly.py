@@ -62,6 +62,7 @@ def open_collection(
         coder,
         oversampling=settings.binary_oversampling,
         search_codes=settings.serving_mode == "binary",
+        max_candidates=settings.binary_max_candidates,
     )
 
 

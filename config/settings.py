@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     binary_index: Literal["BIN_IVF_FLAT", "BIN_FLAT"] = "BIN_IVF_FLAT"
     binary_nlist: int = 1024
     binary_nprobe: int = 32
+    # a ceiling on one search's Hamming candidates, whatever a request's oversampling asks
+    binary_max_candidates: int = 4096
 
     # Model
     model_dir: Path | None = None  # default: <data_dir>/models

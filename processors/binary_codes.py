@@ -19,6 +19,9 @@ import numpy as np
 KINDS = ("sign", "pca-itq")
 
 
+ENCODE_BLOCK = 65_536  # rows: 1M x 1280-d at once would hold ~10 GB of temporaries
+
+
 @dataclass(frozen=True, eq=False)
 class BinaryCoder:
     kind: str
@@ -49,10 +52,13 @@ class BinaryCoder:
         x = np.asarray(vectors, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"expected (n, {self.dim}) vectors, got {x.shape}")
-        z = x - self.centre
-        if self.projection is not None:
-            z = z @ self.projection
-        return np.packbits(z > 0, axis=1)
+        out = np.empty((len(x), self.bits // 8), dtype=np.uint8)
+        for start in range(0, len(x), ENCODE_BLOCK):  # bounded temporaries at any n
+            z = x[start : start + ENCODE_BLOCK] - self.centre
+            if self.projection is not None:
+                z = z @ self.projection
+            out[start : start + len(z)] = np.packbits(z > 0, axis=1)
+        return out
 
     def to_bytes(self) -> bytes:
         """The artifact the registry keeps (npz: the arrays, and the kind and version)."""

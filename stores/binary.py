@@ -21,7 +21,7 @@ from stores.codes import CodeIndex
 from stores.filters import Effort, Filters
 
 GET_CHUNK = 1000
-MAX_CANDIDATES = 16384  # Milvus's top-k limit
+MAX_CANDIDATES = 16384  # Milvus's top-k limit: the highest ceiling
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -38,6 +38,7 @@ class BinaryRerankIndex:
         coder: BinaryCoder,
         oversampling: int = 8,
         search_codes: bool = True,
+        max_candidates: int = 4096,
     ) -> None:
         """``search_codes`` False: searches go to the float collection (serving mode "float");
         writes reach the binary index either way, so switching modes needs no rebuild."""
@@ -46,11 +47,14 @@ class BinaryRerankIndex:
                              f"{coder.bits}")  # fmt: skip
         if oversampling < 1:
             raise ValueError("oversampling must be at least 1")
+        if not 1 <= max_candidates <= MAX_CANDIDATES:
+            raise ValueError(f"max_candidates must be within 1..{MAX_CANDIDATES}")
         self.floats = floats
         self.codes = codes
         self.coder = coder
         self.oversampling = oversampling
         self.search_codes = search_codes
+        self.max_candidates = max_candidates
 
     def ensure(self) -> None:
         self.floats.ensure()
@@ -85,7 +89,8 @@ class BinaryRerankIndex:
             return self.floats.search(vectors, k, filters, offset, fields, effort)
         queries = _unit(vectors)
         over = effort.oversampling if effort and effort.oversampling else self.oversampling
-        limit = min(MAX_CANDIDATES, (k + offset) * over)
+        # a request's effort is the caller's; the ceiling is the server's (a cost cap)
+        limit = max(k + offset, min(self.max_candidates, (k + offset) * over))
         nprobe = effort.nprobe if effort else None
         candidates = self.codes.search(self.coder.encode(queries), limit, filters, nprobe)
         # every query's candidates read once (queries of a batch share many), in reads of at

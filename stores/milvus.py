@@ -287,16 +287,26 @@ class MilvusVectorIndex:
         ]
 
     def get(self, product_ids: Sequence[str], with_vectors: bool = False) -> dict[str, IndexRow]:
+        """Read at the search's consistency (the collection's Strong default waits for the next
+        time tick: ~200 ms on a 2.3.5 server, against 12 ms Bounded for 160 rows of 1280-d);
+        ids not seen are read again at Strong, so a product written a moment ago is found."""
+        found = self._get(product_ids, with_vectors, self.search_consistency)
+        missing = [p for p in product_ids if p not in found]
+        if missing and self.search_consistency != "Strong":
+            found.update(self._get(missing, with_vectors, "Strong"))
+        return found
+
+    def _get(
+        self, product_ids: Sequence[str], with_vectors: bool, consistency: str
+    ) -> dict[str, IndexRow]:
         if not product_ids:
             return {}
         fields = self.spec.scalar_fields + ([self.spec.vector_field] if with_vectors else [])
-        # the search's consistency: the collection's Strong default waits for the next time
-        # tick (measured ~200 ms on a 2.3.5 server, Bounded 12 ms for 160 rows of 1280-d)
         rows = self.client.query(
             self.collection,
             filter=in_filter(self._pk, product_ids),
             output_fields=fields,
-            consistency_level=self.search_consistency,
+            consistency_level=consistency,
         )
         return {str(r[self._pk]): from_entity(str(r[self._pk]), r) for r in rows}
 

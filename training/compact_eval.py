@@ -63,11 +63,14 @@ def instance_metrics(queries: np.ndarray, gallery: np.ndarray) -> dict[str, floa
 def category_metrics(
     queries: np.ndarray, gallery: np.ndarray, labels: np.ndarray
 ) -> dict[str, float]:
-    """Query i is gallery photo i (left out); relevant: the same category."""
+    """Query i is gallery photo i (left out); relevant: the same category. AP@10 divides by
+    min(10, the relevant photos in the gallery), so a lone hit at rank 1 is not a perfect AP."""
     top = _top(queries, gallery, exclude_self=True)
-    relevant = labels[top] == labels[: len(queries), None]
+    own = labels[: len(queries)]
+    relevant = labels[top] == own[:, None]
     precision_at = np.cumsum(relevant, axis=1) / np.arange(1, K + 1)
-    ap = (precision_at * relevant).sum(axis=1) / np.maximum(relevant.sum(axis=1), 1)
+    in_gallery = (labels[None, :] == own[:, None]).sum(axis=1) - 1  # the query left out
+    ap = (precision_at * relevant).sum(axis=1) / np.maximum(np.minimum(in_gallery, K), 1)
     return {
         "precision_at_10": round(float(relevant.mean()), 4),
         "map_at_10": round(float(ap.mean()), 4),

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from deploy.local.process import free_port
+from deploy.local.process import free_port, pid_alive
 
 COMPONENTS = (
     "proxy",
@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     with milvus_standalone(args.data_dir, args.port) as (uri, pid):
         print(f"milvus standalone server {uri} (pid {pid})", flush=True)
-        stop.wait()
+        while not stop.wait(1.0):
+            if not pid_alive(pid):  # crashed or OOM-killed: exit, so `dev up` starts it again
+                print(f"milvus (pid {pid}) exited", flush=True)
+                sys.exit(1)
     sys.exit(0)
 
 

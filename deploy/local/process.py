@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -51,6 +52,18 @@ def pid_alive(pid: int) -> bool:
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _group_members(group: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # after the state: ppid, then the process group
+            members.append(int(stat.parent.name))
+    return members
 
 
 def wait_until(
@@ -123,6 +136,7 @@ class ManagedProcess:
     def stop(self, timeout: float = 20.0) -> bool:
         pid = self.pid()
         if pid is None:
+            self._stop_orphans()
             self.pid_file.unlink(missing_ok=True)
             return False
         os.killpg(pid, signal.SIGTERM)
@@ -133,6 +147,23 @@ class ManagedProcess:
             os.killpg(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+    def _stop_orphans(self) -> None:
+        """Members left of the group of a leader that died (a server's own children keep its
+        ports); only those still working in this process's folder, so a recycled number never
+        reaches a stranger."""
+        try:
+            group = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        for pid in _group_members(group):
+            try:
+                inside = Path(f"/proc/{pid}/cwd").resolve().is_relative_to(self.workdir.resolve())
+            except OSError:
+                continue
+            if inside:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
 
     def tail(self, lines: int = 20) -> str:
         try:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from config.settings import Settings
 from deploy.local.kafka import KafkaService
-from deploy.local.milvus import MilvusLiteService, local_milvus
+from deploy.local.milvus import MilvusLiteService, MilvusServerService, local_milvus
 from deploy.local.postgres import PostgresService
 
 
@@ -33,9 +33,19 @@ def up(settings: Settings) -> None:
         service.up()
 
 
+def _started(settings: Settings) -> list[KafkaService | PostgresService | MilvusLiteService]:
+    """The services, plus a local Milvus of the other kind this project started earlier
+    (the URI may have been switched since)."""
+    services = _services(settings)
+    for other in (MilvusLiteService(settings), MilvusServerService(settings)):
+        if not other.enabled and other.process().pid() is not None:
+            services.append(other)
+    return services
+
+
 def down(settings: Settings) -> list[str]:
     stopped = []
-    for service in reversed(_services(settings)):
+    for service in reversed(_started(settings)):
         if service.down():
             stopped.append(service.name)
     return stopped
@@ -43,7 +53,7 @@ def down(settings: Settings) -> list[str]:
 
 def status(settings: Settings) -> list[ServiceStatus]:
     out = []
-    for service in _services(settings):
+    for service in _started(settings):
         pid = service.pid() if isinstance(service, PostgresService) else service.process().pid()
         try:
             healthy = service.healthy()

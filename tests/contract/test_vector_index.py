@@ -3,6 +3,7 @@ neutral filters, paging, narrowed fields, get and delete; on every backend."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from stores.base import IndexRow, VectorIndex
 from stores.filters import Filters
+from stores.milvus import MilvusConfig, MilvusVectorIndex
 from tests.contract.conftest import DIM
 
 ATTRIBUTE_SETS = [
@@ -194,3 +196,19 @@ def test_versions_scan_every_row_once_in_pages(index: VectorIndex) -> None:
     assert len(seen) == len(set(seen)) == 39
     merged = {pid: v for page in pages for pid, v in page.items()}
     assert merged == {r.product_id: r.version for r in data if r.product_id != "p7"}
+
+
+@pytest.mark.services
+def test_a_bounded_read_still_finds_a_row_just_written(milvus_server: str) -> None:
+    """Reads by id follow the search's consistency (Bounded: no time-tick wait); a row the
+    bounded read misses is read again at Strong, so a product just written is never a 404."""
+    config = MilvusConfig(milvus_server, search_consistency="Bounded")
+    index = MilvusVectorIndex(config, f"bounded_{uuid.uuid4().hex[:6]}", DIM)
+    index.ensure()
+    try:
+        for row in rows(5, seed=3):
+            index.upsert([row])
+            assert list(index.get([row.product_id, "missing"])) == [row.product_id]
+    finally:
+        index.drop()
+        index.close()

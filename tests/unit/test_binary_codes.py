@@ -66,3 +66,14 @@ def test_the_itq_rotation_lowers_the_loss_and_keeps_recall_where_plain_pca_loses
     assert with_itq >= 0.9 and with_itq > without + 0.15, (with_itq, without)
     # more oversampling never hurts
     assert recall_after_rerank(itq, x, 200, oversample=16) >= with_itq
+
+
+def test_encoding_in_blocks_matches_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    import processors.binary_codes as codes
+
+    x = synthetic_embeddings(300, 64)  # SYNTHETIC
+    coder = fit_itq(x, 32)
+    whole = coder.encode(x)
+    monkeypatch.setattr(codes, "ENCODE_BLOCK", 7)
+    assert np.array_equal(coder.encode(x), whole)
+    assert np.array_equal(whole, np.packbits((x - coder.centre) @ coder.projection > 0, axis=1))

@@ -119,7 +119,8 @@ def test_a_request_s_effort_overrides_the_configured_one() -> None:
     vectors = synthetic_embeddings(N + 20, DIM)  # SYNTHETIC
     gallery, queries = vectors[:N], vectors[N:]
     codes = CountingCodes(BITS)
-    index = BinaryRerankIndex(MemoryVectorIndex(dim=DIM), codes, fit_itq(gallery, BITS), 8)
+    floats = MemoryVectorIndex(dim=DIM)
+    index = BinaryRerankIndex(floats, codes, fit_itq(gallery, BITS), 8, max_candidates=500)
     index.upsert(catalogue(gallery))
     exact = MemoryVectorIndex(dim=DIM)
     exact.upsert(catalogue(gallery))
@@ -127,8 +128,9 @@ def test_a_request_s_effort_overrides_the_configured_one() -> None:
     index.search(queries, 10, effort=Effort(nprobe=7))
     low = index.search(queries, 10, effort=Effort(oversampling=1))
     high = index.search(queries, 10, effort=Effort(oversampling=32, nprobe=3))
-    index.search(queries, 1000, effort=Effort(oversampling=64))
-    assert codes.asked == [(120, None), (80, 7), (10, None), (320, 3), (MAX_CANDIDATES, None)]
+    index.search(queries, 100, effort=Effort(oversampling=64))
+    index.search(queries, 600, effort=Effort(oversampling=2))  # never fewer than asked for
+    assert codes.asked == [(120, None), (80, 7), (10, None), (320, 3), (500, None), (600, None)]
     want = exact.search(queries, 10)
 
     def overlap(got: list[list[Hit]]) -> float:
@@ -136,3 +138,10 @@ def test_a_request_s_effort_overrides_the_configured_one() -> None:
         return float(np.mean([len(set(a) & set(b)) / 10 for a, b in pairs]))
 
     assert overlap(high) > overlap(low)  # the candidates' count is what buys recall
+
+
+def test_the_candidate_ceiling_is_checked() -> None:
+    floats = MemoryVectorIndex(dim=DIM)
+    coder = fit_itq(synthetic_embeddings(200, DIM), BITS)  # SYNTHETIC
+    with pytest.raises(ValueError, match="max_candidates"):
+        BinaryRerankIndex(floats, MemoryCodeIndex(BITS), coder, max_candidates=MAX_CANDIDATES + 1)

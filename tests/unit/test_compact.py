@@ -72,6 +72,12 @@ def test_category_metrics_leave_the_query_out() -> None:
     metrics = category_metrics(_unit(clustered)[:3], _unit(clustered), labels)
     # the five others of the category come first, then five of the other: P@10 0.5, AP 1
     assert metrics == {"precision_at_10": 0.5, "map_at_10": 1.0}
+    # a query whose one neighbour of its category ranks first, its four others last
+    eye = np.eye(4, dtype=np.float32)
+    spread = np.random.default_rng(1).normal(0, 0.01, (30, 4)).astype(np.float32)
+    far = np.concatenate([eye[[0, 0]], -eye[[0, 0, 0, 0]], eye[[1] * 30] + spread])
+    got = category_metrics(_unit(far)[:1], _unit(far), np.array([0] * 6 + [1] * 30))
+    assert got == {"precision_at_10": 0.1, "map_at_10": 0.2}  # one hit of five possible
 
 
 def test_the_pairs_read_the_right_sides() -> None:
