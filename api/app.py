@@ -106,6 +106,12 @@ def create_app(settings: Settings) -> FastAPI:
                 checks[name] = "ok"
             except Exception as exc:  # readiness reports, it does not raise
                 checks[name] = f"unreachable: {type(exc).__name__}"
+        if state.search.query_encoder is not None:
+            try:
+                state.search.query_encoder.check(state.search.targets.serving())
+                checks["query_model"] = "ok"
+            except Exception as exc:  # an incompatible pairing is not ready to serve
+                checks["query_model"] = str(exc)[:300]
         ok = all(v == "ok" for v in checks.values())
         body = Health(status="ready" if ok else "not ready", checks=checks)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from processors.errors import ProcessingError
 from schemas.dead_letter import ErrorKind
 from schemas.validation import describe
+from search import IncompatibleQueryModel
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(_body(exc.code, exc.message), status_code=exc.status)
+
+    @app.exception_handler(IncompatibleQueryModel)
+    async def incompatible(_: Request, exc: IncompatibleQueryModel) -> JSONResponse:
+        return JSONResponse(_body("incompatible_query_model", str(exc)), status_code=409)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -32,13 +32,14 @@ UserHeader = Annotated[
 ]
 
 
-def image_query(rgb: np.ndarray, embedding: np.ndarray, filters: dict[str, object]) -> Query:
+def image_query(rgb: np.ndarray, embedding: np.ndarray | None, filters: dict[str, object]) -> Query:
     """An image query: the SHA-256 of its decoded pixels (the same for an upload, base64 or a
-    URL of one image) and its base embedding (float16, base64)."""
+    URL of one image) and its base embedding (float16, base64; None when a compact query model
+    embedded it: heads train on base embeddings only)."""
     return Query(
         kind="image",
         image_sha256=hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest(),
-        embedding_f16=encode_base64(embedding),
+        embedding_f16=None if embedding is None else encode_base64(embedding),
         filters=filters,
     )
 

@@ -159,7 +159,8 @@ def _search_image(
     k, offset, _ = page
     result = state.search.by_images([rgb], k, _filters(filters), offset, effort)[0]
     assert result.vector is not None
-    query = image_query(rgb, result.vector, filters.model_dump(exclude_defaults=True))
+    base = None if state.search.query_encoder is not None else result.vector
+    query = image_query(rgb, base, filters.model_dump(exclude_defaults=True))
     return _respond(state, result, query, page, who, started)
 
 

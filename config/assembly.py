@@ -18,7 +18,7 @@ from processors.images import ImageLimits
 from processors.products import ProductProcessor
 from processors.ranking import Weights
 from processors.tagger import OnnxTagger, tagger_path
-from search import IndexNeighbours, SearchService
+from search import IndexNeighbours, QueryEncoder, SearchService
 from stores.base import VectorIndex
 from stores.binary import BinaryRerankIndex
 from stores.codes import CodeIndexConfig, MilvusCodeIndex, code_collection_name
@@ -138,7 +138,25 @@ def open_search(settings: Settings, repo: PostgresRepository | None = None) -> S
     engine = repo.engine if repo is not None else make_engine(settings.pg_dsn)
     embedder = processor.embedder
     targets = open_serving(settings, engine, (embedder.model_version, embedder.dim))
-    return SearchService(processor, targets, weights(settings), settings.rerank_candidates)
+    query = open_query_encoder(settings, ServingRegistry(engine)) if settings.query_model else None
+    return SearchService(processor, targets, weights(settings), settings.rerank_candidates, query)
+
+
+def open_query_encoder(settings: Settings, registry: ServingRegistry) -> QueryEncoder:
+    """The registered compact query model ``STYLESTREAM_QUERY_MODEL`` names."""
+    model = registry.query_model(settings.query_model)
+    if model is None:
+        raise LookupError(
+            f"STYLESTREAM_QUERY_MODEL={settings.query_model!r} is not a registered query model "
+            "(`stylestream train compact` registers one)"
+        )
+    embedder = OnnxEmbedder.from_artifact(
+        model.artifact,
+        ModelCard.from_dict(model.card),
+        batch_size=settings.embed_batch_size,
+        threads=settings.onnx_threads,
+    )
+    return QueryEncoder(embedder, model.gallery_model_version)
 
 
 def open_reindexer(

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     binary_nprobe: int = 32
     # a ceiling on one search's Hamming candidates, whatever a request's oversampling asks
     binary_max_candidates: int = 4096
+    # a registered compact query model (`stylestream train compact`) that embeds API image
+    # queries instead of the base model; refused (409) unless the serving collection holds its
+    # gallery model's vectors. Empty: the base model embeds queries.
+    query_model: str = ""
 
     # Model
     model_dir: Path | None = None  # default: <data_dir>/models

@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -29,7 +30,10 @@ class ModelCard:
 
     @classmethod
     def read(cls, path: Path) -> ModelCard:
-        raw = json.loads(path.read_text())
+        return cls.from_dict(json.loads(path.read_text()))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelCard:
         return cls(
             model_version=raw["model_version"],
             image_size=int(raw["image_size"]),
@@ -64,12 +68,14 @@ def preprocess(images: Sequence[np.ndarray], card: ModelCard) -> np.ndarray:
     return batch
 
 
-def onnx_session(model_path: Path, threads: int = 0) -> ort.InferenceSession:
-    """A CPU ONNX Runtime session (``threads`` 0: the runtime's default)."""
+def onnx_session(model: Path | bytes, threads: int = 0) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session (``threads`` 0: the runtime's default) from a file or the
+    model's bytes (a registry artifact)."""
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 class OnnxEmbedder:
@@ -84,6 +90,18 @@ class OnnxEmbedder:
         self._session = onnx_session(model_path, threads)
         self._input = self._session.get_inputs()[0].name
         self.batch_size = batch_size
+
+    @classmethod
+    def from_artifact(
+        cls, artifact: bytes, card: ModelCard, batch_size: int = 64, threads: int = 0
+    ) -> OnnxEmbedder:
+        """An embedder from registry bytes (any replica loads it without a shared volume)."""
+        embedder = cls.__new__(cls)
+        embedder.card = card
+        embedder._session = onnx_session(artifact, threads)
+        embedder._input = embedder._session.get_inputs()[0].name
+        embedder.batch_size = batch_size
+        return embedder
 
     @property
     def dim(self) -> int:

@@ -270,13 +270,15 @@ class ProductProcessor:
         return out
 
     def describe_queries(
-        self, images: Sequence[np.ndarray]
+        self, images: Sequence[np.ndarray], encoder: Embedder | None = None
     ) -> tuple[np.ndarray, list[dict[str, float]], list[dict[str, float]]]:
         """The path a product image takes, for query images: embeddings, colour shares and
-        predicted attributes (key -> confidence; the category from the model alone)."""
-        described = describe_images(images, self.embedder, self.finder)
+        predicted attributes (key -> confidence; the category from the model alone).
+        ``encoder``: a compact query model instead of the base embedder; the tagger reads the
+        base model's features, so such queries come without predicted attributes."""
+        described = describe_images(images, encoder or self.embedder, self.finder)
         colours = [c.fractions for c in described.colours]
-        if self.tagger is None:
+        if self.tagger is None or encoder is not None:
             return described.vectors, colours, [{} for _ in images]
         predictions = self.tagger.predict(described.vectors, described.colour_matrix)
         attributes = [

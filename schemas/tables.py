@@ -180,6 +180,29 @@ binary_coders = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Compact query models (issue 14): an image encoder whose embeddings land in another model's
+# space, so it searches a gallery that model embedded; the API serves one only against a
+# collection of that model and refuses any other pairing (mismatched spaces rank at chance).
+query_models = Table(
+    "query_models",
+    metadata,
+    Column("model_version", String(128), primary_key=True),
+    Column(
+        "gallery_model_version",
+        String(128),
+        nullable=False,
+        comment="the collection model whose gallery it searches; any other is refused",
+    ),
+    Column("image_size", Integer, nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("artifact", LargeBinary, nullable=False, comment="ONNX: image -> embedding"),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("card", JSONB, nullable=False, comment="input size and normalisation"),
+    Column("metrics", JSONB, nullable=False, comment="cost and recall, when measured"),
+    Column("lineage", JSONB, nullable=False, comment="training data and plan"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 # Originals of dead letters too large to travel inside the letter (the letter carries their
 # SHA-256): `stylestream dlq replay` reads them back. Content-addressed, so writes repeat freely.
 dead_letter_originals = Table(

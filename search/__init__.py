@@ -2,13 +2,22 @@
 neighbour vote, shared by the API, the CLI and the benches."""
 
 from search.neighbours import IndexNeighbours
-from search.service import Result, SearchService, StageOne, UnknownProduct
+from search.service import (
+    IncompatibleQueryModel,
+    QueryEncoder,
+    Result,
+    SearchService,
+    StageOne,
+    UnknownProduct,
+)
 from stores.filters import Effort, Filters
 
 __all__ = [
     "Effort",
     "Filters",
+    "IncompatibleQueryModel",
     "IndexNeighbours",
+    "QueryEncoder",
     "Result",
     "SearchService",
     "StageOne",

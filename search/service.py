@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from processors.products import ProductProcessor
+from processors.products import Embedder, ProductProcessor
 from processors.ranking import Ranked, Weights, rerank
 from search.targets import search_target
-from stores.base import Hit, IndexTargets
+from stores.base import Hit, IndexTargets, Target
 from stores.filters import Effort, Filters
 
 MAX_CANDIDATES = 1000
@@ -20,6 +20,32 @@ MAX_CANDIDATES = 1000
 
 class UnknownProduct(LookupError):
     pass
+
+
+class IncompatibleQueryModel(RuntimeError):
+    """The query model's embeddings live in another space than the serving collection's:
+    searching would rank at chance, so image searches are refused instead."""
+
+
+@dataclass(frozen=True)
+class QueryEncoder:
+    """A compact query model and the gallery model whose collections it can search."""
+
+    embedder: Embedder
+    gallery_model_version: str
+
+    @property
+    def model_version(self) -> str:
+        return self.embedder.model_version
+
+    def check(self, target: Target) -> None:
+        if target.model_version != self.gallery_model_version:
+            where = target.collection or "the serving collection"
+            raise IncompatibleQueryModel(
+                f"query model {self.model_version} searches galleries of "
+                f"{self.gallery_model_version}, but {where} holds {target.model_version}: "
+                "serve a compatible query model (STYLESTREAM_QUERY_MODEL) or none"
+            )
 
 
 @dataclass(frozen=True)
@@ -50,11 +76,15 @@ class SearchService:
         targets: IndexTargets,
         weights: Weights | None = None,
         candidates: int = 100,
+        query_encoder: QueryEncoder | None = None,
     ) -> None:
+        """``query_encoder``: image queries embedded by a compact model compatible with the
+        serving collection's (refused against any other), instead of the base model."""
         self.processor = processor
         self.targets = targets
         self.weights = weights or Weights()
         self.candidates = candidates
+        self.query_encoder = query_encoder
 
     def pool(self, k: int, offset: int) -> int:
         return min(MAX_CANDIDATES, max(self.candidates, k + offset))
@@ -89,9 +119,15 @@ class SearchService:
     ) -> list[StageOne]:
         """Each image's top ``pool`` from the index and its colour shares and attributes
         (callers comparing weightings rerank these without searching again)."""
-        vectors, colours, attributes = self.processor.describe_queries(images)
         target = self.targets.serving()
-        hits = search_target(target, vectors, pool, filters, effort=effort)
+        compact = self.query_encoder
+        if compact is not None:
+            compact.check(target)
+        encoder = compact.embedder if compact else None
+        vectors, colours, attributes = self.processor.describe_queries(images, encoder)
+        # a compact query model embeds straight into the collection's space
+        projected = compact is not None
+        hits = search_target(target, vectors, pool, filters, projected=projected, effort=effort)
         return [
             StageOne(h, c, a, v, target.model_version)
             for h, c, a, v in zip(hits, colours, attributes, vectors, strict=True)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from processors.binary_codes import BinaryCoder
-from schemas.tables import binary_coders, embedding_models, index_collections
+from schemas.tables import binary_coders, embedding_models, index_collections, query_models
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,22 @@ class RegisteredModel:
     created_at: datetime | None = None
     # served visual score = shift + scale * cosine (training/embedding_head.fit_calibration)
     score_calibration: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class QueryModel:
+    """A compact image encoder registered with the gallery model it is compatible with."""
+
+    model_version: str
+    gallery_model_version: str
+    image_size: int
+    dim: int
+    artifact: bytes
+    artifact_sha256: str
+    card: dict[str, Any]  # ModelCard fields: input size, normalisation
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    created_at: datetime | None = None
 
 
 class ServingRegistry:
@@ -175,3 +191,29 @@ class ServingRegistry:
         ).order_by(t.c.created_at)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
+
+    # -- compact query models ----------------------------------------------------------------
+
+    def register_query_model(self, model: QueryModel) -> None:
+        """Keeps ``model`` (a version is registered once; the same bytes again are a no-op)."""
+        values = {k: v for k, v in model.__dict__.items() if k != "created_at"}
+        stmt = insert(query_models).values(**values)
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["model_version"]))
+            stored = conn.execute(
+                select(query_models.c.artifact_sha256).where(
+                    query_models.c.model_version == model.model_version
+                )
+            ).scalar_one()
+        if stored != model.artifact_sha256:
+            raise ValueError(f"query model {model.model_version!r} is registered with other bytes")
+
+    def query_model(self, model_version: str) -> QueryModel | None:
+        query = select(query_models).where(query_models.c.model_version == model_version)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        values["artifact"] = bytes(values["artifact"])
+        return QueryModel(**values)

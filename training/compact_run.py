@@ -9,12 +9,13 @@ import json
 import os
 import platform
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from processors.embedding import ModelCard, OnnxEmbedder, card_path
+from stores.registry import QueryModel
 from training.compact import EncoderSpec, TrainConfig, train_compatible, train_homogeneous
 from training.compact_eval import EvalSizes, all_pairs, embed_all, plot, verdict
 from training.datasets import load_split, to_rgb
@@ -29,7 +30,8 @@ ROLES = ("gallery", "compatible", "homogeneous")
 @dataclass(frozen=True)
 class CompactPlan:
     train_photos: int = 4800  # the first ones of the Fashion-MNIST train split
-    gallery: EncoderSpec = field(default_factory=lambda: EncoderSpec("lite2", 260, 256, 15))
+    # None: the deployment's base model is the gallery model (its collections exist already)
+    gallery: EncoderSpec | None = field(default_factory=lambda: EncoderSpec("lite2", 260, 256, 15))
     compact: EncoderSpec = field(default_factory=lambda: EncoderSpec("lite0", 64))
     gallery_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=2, batch=48))
     compact_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, batch=64))
@@ -45,21 +47,39 @@ def _export(encoder: Any, spec: EncoderSpec, models_dir: Path, role: str, tag: s
     return path
 
 
+def _stored_name(path: Path, models_dir: Path) -> str:
+    """Relative to the models folder when inside it (the folder can move), else absolute."""
+    resolved = path.resolve()
+    inside = resolved.is_relative_to(models_dir.resolve())
+    return str(resolved.relative_to(models_dir.resolve()) if inside else resolved)
+
+
 def train_compact_models(
-    models_dir: Path, plan: CompactPlan, log: Callable[[str], None] = print
+    models_dir: Path,
+    plan: CompactPlan,
+    log: Callable[[str], None] = print,
+    base_model: Path | None = None,
 ) -> dict[str, Any]:
-    """Train and export the three models; the manifest names them and the compatibility."""
+    """Train and export the three models; the manifest names them and the compatibility.
+    ``base_model``: the base model's ONNX file, the gallery model when ``plan.gallery`` is
+    None."""
     images = load_split("train")[0][: plan.train_photos]
     tag = hashlib.sha256(json.dumps(plan.as_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    log(f"[compact] gallery model {plan.gallery} on {len(images)} photos")
-    gallery = train_homogeneous(plan.gallery, images, plan.gallery_training, log)
-    paths = {"gallery": _export(gallery, plan.gallery, models_dir, "gallery", tag)}
+    if plan.gallery is None:
+        if base_model is None:
+            raise ValueError("a plan without a gallery model needs the base model's file")
+        paths = {"gallery": base_model}
+    else:
+        log(f"[compact] gallery model {plan.gallery} on {len(images)} photos")
+        gallery = train_homogeneous(plan.gallery, images, plan.gallery_training, log)
+        paths = {"gallery": _export(gallery, plan.gallery, models_dir, "gallery", tag)}
     gallery_version = ModelCard.read(card_path(paths["gallery"])).model_version
     log("[compact] gallery embeddings of the train photos (the compatible model's targets)")
     targets = OnnxEmbedder(paths["gallery"]).embed([to_rgb(g) for g in images])
-    log(f"[compact] compatible query model {plan.compact}")
-    compatible = train_compatible(plan.compact, images, targets, plan.compact_training, log)
-    paths["compatible"] = _export(compatible, plan.compact, models_dir, "compatible", tag)
+    compact = replace(plan.compact, dim=targets.shape[1])  # lands in the gallery's space
+    log(f"[compact] compatible query model {compact} -> {gallery_version}")
+    compatible = train_compatible(compact, images, targets, plan.compact_training, log)
+    paths["compatible"] = _export(compatible, compact, models_dir, "compatible", tag)
     log(f"[compact] homogeneous compact model {plan.compact} (no compatibility loss)")
     homogeneous = train_homogeneous(plan.compact, images, plan.compact_training, log)
     paths["homogeneous"] = _export(homogeneous, plan.compact, models_dir, "homogeneous", tag)
@@ -68,7 +88,9 @@ def train_compact_models(
         "data": f"the first {len(images)} Fashion-MNIST train photos and SYNTHETIC real shots "
         "of them (training/real_shots.py)",
         "plan": plan.as_dict(),
-        "models": {role: str(p.relative_to(models_dir)) for role, p in paths.items()},
+        "models": {
+            role: str(p.resolve().relative_to(models_dir.resolve())) for role, p in paths.items()
+        },
         "compatible_with": {"compatible": gallery_version},
     }
     (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -129,3 +151,22 @@ def write_report(report: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compact.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, out / "compact.png")
+
+
+def query_model(models_dir: Path, manifest: dict[str, Any]) -> QueryModel:
+    """The compatible model of a manifest as the registry keeps it (its bytes, card, gallery
+    model and lineage)."""
+    path = models_dir / manifest["models"]["compatible"]
+    card = ModelCard.read(card_path(path))
+    artifact = path.read_bytes()
+    return QueryModel(
+        model_version=card.model_version,
+        gallery_model_version=manifest["compatible_with"]["compatible"],
+        image_size=card.image_size,
+        dim=card.dim,
+        artifact=artifact,
+        artifact_sha256=hashlib.sha256(artifact).hexdigest(),
+        card=asdict(card),
+        metrics={},
+        lineage={k: manifest[k] for k in ("trained_at", "data", "plan")},
+    )

@@ -11,15 +11,16 @@ import click
 from config import assembly
 from config.settings import Settings
 from processors.detector import detector_path
+from processors.embedding import base_model_path
 from processors.tagger import tagger_path
 from stores.pairs import PairRepository
-from stores.postgres import PostgresRepository
+from stores.postgres import PostgresRepository, make_engine
 from stores.registry import ServingRegistry
 from stylestream.cli.data import parse_since
 from training.attributes import Sizes, train_attributes
 from training.click_head import Split, train_embedding
 from training.compact import EncoderSpec, TrainConfig
-from training.compact_run import CompactPlan, train_compact_models
+from training.compact_run import CompactPlan, query_model, train_compact_models
 from training.embedding_head import HeadConfig
 from training.export import export_base_model
 
@@ -118,28 +119,53 @@ def train_embedding_cmd(
 
 
 @train.command("compact")
+@click.option(
+    "--gallery",
+    type=click.Choice(["lite2", "base"]),
+    default="lite2",
+    show_default=True,
+    help="lite2: train a gallery model (Lite2 @260 px + projection); base: the deployment's "
+    "base model is the gallery (its collections serve already, no re-index).",
+)
 @click.option("--train-photos", default=4800, show_default=True)
 @click.option("--gallery-epochs", default=2, show_default=True)
 @click.option("--compact-epochs", default=3, show_default=True)
 @click.option("--compact-size", default=64, show_default=True, help="The compact model's px.")
+@click.option(
+    "--register/--no-register",
+    default=True,
+    show_default=True,
+    help="Register the compatible query model in Postgres (STYLESTREAM_QUERY_MODEL serves it).",
+)
 @click.pass_obj
 def train_compact_cmd(
     settings: Settings,
+    gallery: str,
     train_photos: int,
     gallery_epochs: int,
     compact_epochs: int,
     compact_size: int,
+    register: bool,
 ) -> None:
-    """The gallery model (Lite2 @260 px), a compact query model compatible with it (Lite0,
-    compatibility loss against the frozen gallery embeddings) and the homogeneous compact
-    baseline, on catalogue photos and SYNTHETIC real shots; exported to ONNX with a manifest."""
+    """A compact query model (Lite0 at low resolution) compatible with a gallery model
+    (compatibility loss against the frozen gallery embeddings), and the homogeneous compact
+    baseline, on catalogue photos and SYNTHETIC real shots; ONNX exports and a manifest."""
     plan = CompactPlan(
         train_photos=train_photos,
+        gallery=None if gallery == "base" else EncoderSpec("lite2", 260, 256, 15),
         compact=EncoderSpec("lite0", compact_size),
         gallery_training=TrainConfig(epochs=gallery_epochs, batch=48),
         compact_training=TrainConfig(epochs=compact_epochs, batch=64),
     )
-    manifest = train_compact_models(
-        settings.models_path, plan, log=lambda m: click.echo(m, err=True)
-    )
+    base = base_model_path(settings.models_path, settings.image_size)
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    manifest = train_compact_models(settings.models_path, plan, log, base_model=base)
+    if register:
+        model = query_model(settings.models_path, manifest)
+        engine = make_engine(settings.pg_dsn)
+        try:
+            ServingRegistry(engine).register_query_model(model)
+        finally:
+            engine.dispose()
+        manifest["registered"] = model.model_version
     click.echo(json.dumps(manifest, indent=2))

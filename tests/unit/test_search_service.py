@@ -10,7 +10,14 @@ import pytest
 
 from processors.products import ProductProcessor, RawEvent
 from schemas.events import encode_event
-from search import Filters, IndexNeighbours, SearchService, UnknownProduct
+from search import (
+    Filters,
+    IncompatibleQueryModel,
+    IndexNeighbours,
+    QueryEncoder,
+    SearchService,
+    UnknownProduct,
+)
 from stores.base import FixedTarget, IndexTargets, Target
 from stores.memory import MemoryRepository, MemoryVectorIndex
 from stores.writer import ProductWriter
@@ -102,3 +109,19 @@ def test_a_heads_scores_reach_the_rerank_calibrated(
     )[0]
     assert len(neighbours) == 4 and all(score <= 0.75 + 1e-6 for _, score in neighbours)
     assert all(category for category, _ in neighbours)
+
+
+def test_a_query_encoder_searches_its_gallery_and_refuses_another(
+    processor: ProductProcessor, catalogue: MemoryVectorIndex
+) -> None:
+    """The base embedder stands in for a compatible compact model (it is compatible with its
+    own gallery): queries go through it, unprojected, and carry no predicted attributes."""
+    encoder = QueryEncoder(processor.embedder, "base-v")
+    service = SearchService(processor, FixedTarget(catalogue, "base-v"), query_encoder=encoder)
+    result = service.by_images([to_rgb(photo(2)[0])], k=3)[0]
+    assert result.ranked[0].product_id == "p02"
+    assert all(r.attributes == 0 for r in result.ranked)  # no predicted query attributes
+    other = SearchService(processor, FixedTarget(catalogue, "head-v"), query_encoder=encoder)
+    with pytest.raises(IncompatibleQueryModel, match=r"base-v.*head-v"):
+        other.by_images([to_rgb(photo(2)[0])], k=3)
+    assert other.by_product("p03", k=3).ranked  # stored vectors: no query model involved
