@@ -158,7 +158,8 @@ class MilvusCodeIndex:
             return []
         params: dict[str, Any] = {}
         if self.config.index_type == "BIN_IVF_FLAT":
-            params["nprobe"] = nprobe or self.config.nprobe
+            # a request may ask for more lists than there are: it gets all of them
+            params["nprobe"] = min(nprobe or self.config.nprobe, self.config.nlist)
         results = self.client.search(
             self.collection,
             data=[bytes(c) for c in np.asarray(codes, dtype=np.uint8)],

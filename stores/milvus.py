@@ -249,7 +249,8 @@ class MilvusVectorIndex:
         if self.index_type == "HNSW":
             return {"metric_type": self.spec.metric, "params": {"ef": max(64, 2 * k)}}
         if self.index_type == "IVF_FLAT":
-            nprobe = effort.nprobe if effort and effort.nprobe else 16
+            nlist = _INDEX_PARAMS["IVF_FLAT"]["nlist"]  # more lists than there are: all of them
+            nprobe = min(nlist, effort.nprobe) if effort and effort.nprobe else 16
             return {"metric_type": self.spec.metric, "params": {"nprobe": nprobe}}
         return {"metric_type": self.spec.metric, "params": {}}
 

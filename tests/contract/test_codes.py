@@ -74,6 +74,14 @@ def test_nearest_codes_come_first(codes: CodeIndex) -> None:
     assert codes.count() == 12
 
 
+def test_a_request_s_nprobe_is_taken_even_past_the_lists(codes: CodeIndex) -> None:
+    fill(codes)
+    for nprobe in (1, 4, 10**6):  # more lists than there are: all of them
+        found = codes.search(np.stack([code(0)]), 2, nprobe=nprobe)
+        assert len(found[0]) == 2
+    assert codes.search(np.stack([code(0)]), 3, nprobe=10**6) == [["p00", "p01", "p02"]]
+
+
 def test_the_neutral_filters_narrow_a_hamming_search(codes: CodeIndex) -> None:
     fill(codes)
     assert codes.search(np.stack([code(0)]), 3, Filters(category="dress")) == [
