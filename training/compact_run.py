@@ -88,9 +88,7 @@ def train_compact_models(
         "data": f"the first {len(images)} Fashion-MNIST train photos and SYNTHETIC real shots "
         "of them (training/real_shots.py)",
         "plan": plan.as_dict(),
-        "models": {
-            role: str(p.resolve().relative_to(models_dir.resolve())) for role, p in paths.items()
-        },
+        "models": {role: _stored_name(p, models_dir) for role, p in paths.items()},
         "compatible_with": {"compatible": gallery_version},
     }
     (models_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

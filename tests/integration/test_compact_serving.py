@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from api.app import create_app
+from config import assembly
 from processors.embedding import base_model_path
 from processors.products import ProductProcessor
 from stores.registry import ServingRegistry
@@ -58,8 +59,8 @@ def test_a_compact_query_model_serves_its_gallery_and_only_it(
     registry.register_query_model(model)  # again: the same bytes are a no-op
     stored = registry.query_model(model.model_version)
     assert stored is not None and stored.artifact == model.artifact and stored.dim == 1280
-    serving = registry.collections(("serving",))[0]
-    assert model.gallery_model_version == serving.model_version  # the base model
+    base_version = assembly.base_model(stack.settings)[0]
+    assert model.gallery_model_version == base_version  # the base model's collection serves
 
     compatible = stack.settings.model_copy(update={"query_model": model.model_version})
     with TestClient(create_app(compatible)) as client:
@@ -80,10 +81,7 @@ def test_a_compact_query_model_serves_its_gallery_and_only_it(
         assert r.status_code == 409, r.text
         error = r.json()["error"]
         assert error["code"] == "incompatible_query_model"
-        assert (
-            "another-gallery-model" in error["message"]
-            and serving.model_version in error["message"]
-        )
+        assert "another-gallery-model" in error["message"] and base_version in error["message"]
         ready = client.get("/readyz")
         assert (
             ready.status_code == 503
