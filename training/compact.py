@@ -15,12 +15,13 @@ frozen part runs without gradients.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from processors.embedding import ModelCard, preprocess
 from training.datasets import to_rgb
 from training.export import GEM_P, IMAGENET_MEAN, IMAGENET_STD, pretrained
 from training.real_shots import ShotConfig, degrade
@@ -32,6 +33,10 @@ class EncoderSpec:
     image_size: int
     dim: int = 256
     trainable_from: int = 0  # the first trained block (0: all; the stem trains with block 0)
+    # 0: every block and the backbone's 1280-channel head; n: the first n blocks, then a new
+    # 1x1 convolution of ``head_width`` channels (a compact model's cheaper depth)
+    blocks: int = 0
+    head_width: int = 512
 
 
 @dataclass(frozen=True)
@@ -44,29 +49,52 @@ class TrainConfig:
     clean_share: float = 0.25  # of a compatible batch's queries: clean photos, not shots
     seed: int = 0
     threads: int = 2
+    cosine: bool = False  # the learning rate decays to 0 over the run (else constant)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def build_encoder(spec: EncoderSpec) -> Any:
-    """Backbone -> GeM -> linear projection -> L2 norm, as one torch module."""
+    """Backbone (maybe truncated) -> head -> GeM -> linear projection -> L2 norm, one torch
+    module; ``frozen_part`` and ``tail`` split it where training starts."""
     import torch
 
     net = pretrained(spec.variant)
+    blocks = list(net._blocks[: spec.blocks or None])
+    if spec.blocks:
+        width = spec.head_width
+        channels = blocks[-1]._project_conv.out_channels
+        head = torch.nn.Sequential(
+            torch.nn.Conv2d(channels, width, 1, bias=False),
+            torch.nn.BatchNorm2d(width),
+            torch.nn.ReLU6(),
+        )
+    else:
+        width = net._conv_head.out_channels
+        head = torch.nn.Sequential(net._conv_head, net._bn1, net._swish)
 
     class Encoder(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.net = net
-            self.project = torch.nn.Linear(1280, spec.dim)
+            self.stem = torch.nn.Sequential(net._conv_stem, net._bn0, net._swish)
+            self.blocks = torch.nn.ModuleList(blocks)
+            self.head = head
+            self.project = torch.nn.Linear(width, spec.dim)
             self.trainable_from = spec.trainable_from
 
         def frozen_part(self, x: torch.Tensor) -> torch.Tensor:
-            x = self.net._swish(self.net._bn0(self.net._conv_stem(x)))
-            for block in self.net._blocks[: self.trainable_from]:
+            x = self.stem(x)
+            for block in self.blocks[: self.trainable_from]:
                 x = block(x)
             return x
+
+        def tail(self, x: torch.Tensor) -> torch.Tensor:
+            for block in self.blocks[self.trainable_from :]:
+                x = block(x)
+            fmap = self.head(x).clamp(min=1e-6)
+            pooled = fmap.pow(GEM_P).mean((2, 3)).pow(1.0 / GEM_P)
+            return torch.nn.functional.normalize(self.project(pooled), dim=1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if self.trainable_from:
@@ -74,48 +102,58 @@ def build_encoder(spec: EncoderSpec) -> Any:
                     x = self.frozen_part(x)
             else:
                 x = self.frozen_part(x)
-            for block in self.net._blocks[self.trainable_from :]:
-                x = block(x)
-            fmap = self.net._swish(self.net._bn1(self.net._conv_head(x))).clamp(min=1e-6)
-            pooled = fmap.pow(GEM_P).mean((2, 3)).pow(1.0 / GEM_P)
-            return torch.nn.functional.normalize(self.project(pooled), dim=1)
+            return self.tail(x)
 
     encoder = Encoder()
     if spec.trainable_from:
-        net = encoder.net
-        frozen = [net._conv_stem, net._bn0, *net._blocks[: spec.trainable_from]]
-        for module in frozen:
+        for module in (encoder.stem, *encoder.blocks[: spec.trainable_from]):
             module.eval()
             for p in module.parameters():
                 p.requires_grad_(False)
     return encoder
 
 
-def to_batch(images: list[np.ndarray], size: int) -> Any:
-    """RGB uint8 arrays -> the normalised NCHW tensor the backbones were trained on."""
+def to_batch(images: Sequence[np.ndarray], size: int) -> Any:
+    """RGB uint8 arrays -> the normalised NCHW tensor serving feeds the ONNX export."""
     import torch
-    from PIL import Image
 
-    mean = np.asarray(IMAGENET_MEAN, np.float32)[:, None, None]
-    std = np.asarray(IMAGENET_STD, np.float32)[:, None, None]
-    out = np.empty((len(images), 3, size, size), np.float32)
-    for i, rgb in enumerate(images):
-        resized = Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR)
-        out[i] = (np.asarray(resized, np.float32).transpose(2, 0, 1) / 255.0 - mean) / std
-    return torch.from_numpy(out)
+    card = ModelCard("training", size, 0, IMAGENET_MEAN, IMAGENET_STD, "")
+    return torch.from_numpy(preprocess(images, card))
 
 
-def _set_train(encoder: Any) -> None:
+def set_train(encoder: Any) -> None:
     encoder.train()
     if encoder.trainable_from:  # frozen blocks keep their batch-norm statistics
-        encoder.net._bn0.eval()
-        for block in encoder.net._blocks[: encoder.trainable_from]:
+        encoder.stem.eval()
+        for block in encoder.blocks[: encoder.trainable_from]:
             block.eval()
+
+
+def info_nce(q: Any, k: Any, temperature: float) -> Any:
+    """Row i of ``q`` and of ``k`` show one item; the batch's other rows are negatives (both
+    ways)."""
+    import torch
+
+    logits = q @ k.T / temperature
+    target = torch.arange(len(q))
+    return (
+        torch.nn.functional.cross_entropy(logits, target)
+        + torch.nn.functional.cross_entropy(logits.T, target)
+    ) / 2
 
 
 def _shots(images: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     config = ShotConfig()
     return [degrade(g, rng, config) for g in images]
+
+
+def seeded(config: TrainConfig) -> np.random.Generator:
+    """Seeds torch and numpy, and sets torch's threads."""
+    import torch
+
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    return np.random.default_rng(config.seed)
 
 
 def train_homogeneous(
@@ -126,31 +164,22 @@ def train_homogeneous(
 ) -> Any:
     """A shot and its item's clean photo, through the same encoder, pulled together against
     the batch's other items (symmetric InfoNCE)."""
-    import torch
-
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
-    rng = np.random.default_rng(config.seed)
+    rng = seeded(config)
     encoder = build_encoder(spec)
-    optimiser = _optimiser(encoder, config)
+    optimiser, schedule = optimiser_for(encoder, config, len(images))
     for epoch in range(config.epochs):
-        _set_train(encoder)
+        set_train(encoder)
         order = rng.permutation(len(images))
         losses = []
         for start in range(0, len(order) - config.batch + 1, config.batch):
             rows = order[start : start + config.batch]
             shots = to_batch(_shots(images[rows], rng), spec.image_size)
             clean = to_batch([to_rgb(g) for g in images[rows]], spec.image_size)
-            q, k = encoder(shots), encoder(clean)
-            logits = q @ k.T / config.temperature
-            target = torch.arange(len(rows))
-            loss = (
-                torch.nn.functional.cross_entropy(logits, target)
-                + torch.nn.functional.cross_entropy(logits.T, target)
-            ) / 2
+            loss = info_nce(encoder(shots), encoder(clean), config.temperature)
             optimiser.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             optimiser.step()
+            schedule.step()
             losses.append(float(loss.detach()))
         log(f"  {spec.variant}@{spec.image_size} homogeneous epoch {epoch + 1}: "
             f"loss {np.mean(losses):.3f}")  # fmt: skip
@@ -163,19 +192,24 @@ def train_compatible(
     gallery_targets: np.ndarray,
     config: TrainConfig,
     log: Callable[[str], None] = print,
+    start_from: Any = None,
 ) -> Any:
     """Queries (shots, and some clean photos) pulled onto the frozen gallery model's embedding
-    of their item, against every train item's gallery embedding, plus a cosine regression."""
+    of their item, against every train item's gallery embedding, plus a cosine regression.
+    ``start_from``: an encoder of the same spec whose weights it starts from (the homogeneous
+    model: shot invariance learnt already, only the way into the gallery's space to learn)."""
     import torch
 
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
-    rng = np.random.default_rng(config.seed + 1)
+    rng = seeded(config)
     encoder = build_encoder(spec)
-    optimiser = _optimiser(encoder, config)
+    if start_from is not None:
+        own = encoder.state_dict()
+        fits = {k: v for k, v in start_from.state_dict().items() if v.shape == own[k].shape}
+        encoder.load_state_dict(fits, strict=False)  # a projection of another width: anew
+    optimiser, schedule = optimiser_for(encoder, config, len(images))
     bank = torch.from_numpy(np.asarray(gallery_targets, np.float32))
     for epoch in range(config.epochs):
-        _set_train(encoder)
+        set_train(encoder)
         order = rng.permutation(len(images))
         losses = []
         for start in range(0, len(order) - config.batch + 1, config.batch):
@@ -194,17 +228,26 @@ def train_compatible(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            schedule.step()
             losses.append(float(loss.detach()))
         log(f"  {spec.variant}@{spec.image_size} compatible epoch {epoch + 1}: "
             f"loss {np.mean(losses):.3f}")  # fmt: skip
     return encoder.eval()
 
 
-def _optimiser(encoder: Any, config: TrainConfig) -> Any:
+def optimiser_for(encoder: Any, config: TrainConfig, rows: int) -> tuple[Any, Any]:
+    """AdamW over the trained parameters, and its learning-rate schedule over ``rows`` a
+    epoch (step it after each batch)."""
     import torch
 
     params = [p for p in encoder.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
+    optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4)
+    steps = max(1, config.epochs * (rows // config.batch))
+
+    def decay(step: int) -> float:
+        return float(0.5 * (1 + np.cos(np.pi * min(step, steps) / steps))) if config.cosine else 1.0
+
+    return optimiser, torch.optim.lr_scheduler.LambdaLR(optimiser, decay)
 
 
 def embed(encoder: Any, images: list[np.ndarray], size: int, batch: int = 64) -> np.ndarray:

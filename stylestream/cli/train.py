@@ -11,7 +11,6 @@ import click
 from config import assembly
 from config.settings import Settings
 from processors.detector import detector_path
-from processors.embedding import base_model_path
 from processors.tagger import tagger_path
 from stores.pairs import PairRepository
 from stores.postgres import PostgresRepository, make_engine
@@ -19,8 +18,14 @@ from stores.registry import ServingRegistry
 from stylestream.cli.data import parse_since
 from training.attributes import Sizes, train_attributes
 from training.click_head import Split, train_embedding
-from training.compact import EncoderSpec, TrainConfig
-from training.compact_run import CompactPlan, query_model, train_compact_models
+from training.compact import TrainConfig
+from training.compact_run import (
+    CompactPlan,
+    default_compact,
+    default_gallery,
+    query_model,
+    train_compact_models,
+)
 from training.embedding_head import HeadConfig
 from training.export import export_base_model
 
@@ -127,9 +132,19 @@ def train_embedding_cmd(
     help="lite2: train a gallery model (Lite2 @260 px + projection); base: the deployment's "
     "base model is the gallery (its collections serve already, no re-index).",
 )
-@click.option("--train-photos", default=4800, show_default=True)
-@click.option("--gallery-epochs", default=2, show_default=True)
-@click.option("--compact-epochs", default=3, show_default=True)
+@click.option("--train-photos", default=6000, show_default=True, help="The gallery model's.")
+@click.option("--compact-photos", default=12000, show_default=True)
+@click.option("--gallery-epochs", default=3, show_default=True)
+@click.option("--compact-epochs", default=6, show_default=True)
+@click.option(
+    "--from-homogeneous",
+    "from_homogeneous",
+    type=int,
+    default=0,
+    show_default=True,
+    help="N > 0: the compatible model starts from the homogeneous model's weights and trains N "
+    "epochs with a cosine decay (measured worse; NOTES.md); 0: from ImageNet, compact epochs.",
+)
 @click.option("--compact-size", default=64, show_default=True, help="The compact model's px.")
 @click.option(
     "--register/--no-register",
@@ -142,22 +157,31 @@ def train_compact_cmd(
     settings: Settings,
     gallery: str,
     train_photos: int,
+    compact_photos: int,
     gallery_epochs: int,
     compact_epochs: int,
+    from_homogeneous: int,
     compact_size: int,
     register: bool,
 ) -> None:
-    """A compact query model (Lite0 at low resolution) compatible with a gallery model
-    (compatibility loss against the frozen gallery embeddings), and the homogeneous compact
-    baseline, on catalogue photos and SYNTHETIC real shots; ONNX exports and a manifest."""
+    """A compact query model (Lite0's first blocks at low resolution) compatible with a
+    gallery model (compatibility loss against the frozen gallery embeddings), and the
+    homogeneous compact baseline, on catalogue photos and SYNTHETIC real shots; ONNX
+    exports and a manifest. Serve the gallery model with STYLESTREAM_BASE_MODEL (the path the
+    manifest names) and the compact one with STYLESTREAM_QUERY_MODEL."""
     plan = CompactPlan(
         train_photos=train_photos,
-        gallery=None if gallery == "base" else EncoderSpec("lite2", 260, 256, 15),
-        compact=EncoderSpec("lite0", compact_size),
-        gallery_training=TrainConfig(epochs=gallery_epochs, batch=48),
+        compact_photos=compact_photos,
+        gallery=None if gallery == "base" else default_gallery(),
+        compact=default_compact(compact_size),
+        gallery_training=TrainConfig(epochs=gallery_epochs, batch=64),
         compact_training=TrainConfig(epochs=compact_epochs, batch=64),
+        compatible_from_homogeneous=from_homogeneous > 0,
+        compatible_training=TrainConfig(epochs=from_homogeneous, batch=64, cosine=True)
+        if from_homogeneous
+        else None,
     )
-    base = base_model_path(settings.models_path, settings.image_size)
+    base = assembly.base_model_file(settings)
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     manifest = train_compact_models(settings.models_path, plan, log, base_model=base)
     if register:

@@ -109,6 +109,7 @@ def test_train_export_and_evaluate_at_a_tiny_scale(tmp_path: Path) -> None:
 
     plan = CompactPlan(
         train_photos=96,
+        compact_photos=96,
         gallery=EncoderSpec("lite2", 64, dim=32, trainable_from=15),
         compact=EncoderSpec("lite0", 32, dim=32),
         gallery_training=TrainConfig(epochs=1, batch=32),
@@ -135,3 +136,47 @@ def test_train_export_and_evaluate_at_a_tiny_scale(tmp_path: Path) -> None:
         costs["gallery"]["macs"] / costs["compatible"]["macs"], 1
     )
     assert "SYNTHETIC" in report["queries"]["real_shot"]
+
+
+def test_frozen_features_match_torch_and_truncation_cuts_the_cost(tmp_path: Path) -> None:
+    """The gallery training's cache (ONNX Runtime, float16) is the frozen blocks' torch output;
+    a compact spec's first blocks and narrow head cost a fraction of the full backbone."""
+    torch = pytest.importorskip("torch")
+    from training.compact import EncoderSpec, build_encoder, to_batch
+    from training.compact_gallery import FrozenFeatures
+    from training.datasets import load_split, to_rgb
+    from training.export import export_onnx
+    from training.onnx_cost import count_cost
+
+    spec = EncoderSpec("lite2", 64, dim=16, trainable_from=15)
+    encoder = build_encoder(spec).eval()
+    images = [to_rgb(g) for g in load_split("t10k")[0][:5]]
+    cached = FrozenFeatures(encoder, spec, threads=1)(images)
+    with torch.no_grad():
+        expected = encoder.frozen_part(to_batch(images, 64)).numpy()
+    assert cached.dtype == np.float16 and cached.shape == expected.shape
+    assert np.abs(cached.astype(np.float32) - expected).max() < 0.05 * np.abs(expected).max()
+    with torch.no_grad():  # the tail on the cache is the whole encoder
+        whole = encoder(to_batch(images, 64)).numpy()
+        tail = encoder.tail(torch.from_numpy(cached.astype(np.float32))).numpy()
+    assert np.abs(whole - tail).max() < 0.02
+    assert not any(p.requires_grad for p in encoder.blocks[:15].parameters())
+
+    macs = {}
+    for blocks in (0, 8):
+        compact = EncoderSpec("lite0", 64, dim=16, blocks=blocks)
+        path = tmp_path / f"lite0-{blocks}.onnx"
+        export_onnx(build_encoder(compact).eval(), path, 64, 16, f"lite0-{blocks}")
+        macs[blocks] = count_cost(path, 64).macs
+    assert macs[8] < 0.6 * macs[0]
+
+
+@pytest.mark.parametrize("value", ["/etc/model.onnx", "../elsewhere/model.onnx", "model.bin"])
+def test_the_base_model_setting_stays_inside_the_models_folder(value: str) -> None:
+    from pydantic import ValidationError
+
+    from config.settings import Settings
+
+    with pytest.raises(ValidationError, match="inside the models folder"):
+        Settings(base_model=value)
+    assert Settings(base_model="compact/gallery.onnx").base_model == "compact/gallery.onnx"
