@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -88,9 +89,16 @@ def api_image_limits(settings: Settings) -> ImageLimits:
     )
 
 
+def base_model_file(settings: Settings) -> Path:
+    """The configured base model (STYLESTREAM_BASE_MODEL), else the pretrained Lite0."""
+    if settings.base_model:
+        return settings.models_path / settings.base_model
+    return base_model_path(settings.models_path, settings.image_size)
+
+
 def open_embedder(settings: Settings) -> OnnxEmbedder:
     return OnnxEmbedder(
-        base_model_path(settings.models_path, settings.image_size),
+        base_model_file(settings),
         batch_size=settings.embed_batch_size,
         threads=settings.onnx_threads,
     )
@@ -116,7 +124,7 @@ def image_path(settings: Settings) -> ProductProcessor:
 
 def base_model(settings: Settings) -> tuple[str, int]:
     """The base embedding model's version and dimension, from its card."""
-    card = ModelCard.read(card_path(base_model_path(settings.models_path, settings.image_size)))
+    card = ModelCard.read(card_path(base_model_file(settings)))
     return card.model_version, card.dim
 
 

@@ -91,7 +91,12 @@ class Settings(BaseSettings):
 
     # Model
     model_dir: Path | None = None  # default: <data_dir>/models
-    image_size: int = 160
+    image_size: int = 160  # of the pretrained base model (Lite0 at this size)
+    # Another base model: an ONNX embedding model with its card, a path inside the models
+    # folder (e.g. the gallery model `stylestream train compact` trains, whose compact query
+    # model STYLESTREAM_QUERY_MODEL then serves). Workers embed products with it; the
+    # products already stored keep their old embeddings until their events are replayed.
+    base_model: str = ""
     embed_batch_size: int = 64
     onnx_threads: int = 0  # 0 = onnxruntime's default
 
@@ -191,6 +196,17 @@ class Settings(BaseSettings):
     @property
     def models_path(self) -> Path:
         return self.model_dir if self.model_dir is not None else self.data_dir / "models"
+
+    @field_validator("base_model")
+    @classmethod
+    def _inside_models(cls, value: str) -> str:
+        """A relative path with no way out of the models folder (no ``..``)."""
+        path = Path(value)
+        if value and (path.is_absolute() or ".." in path.parts or path.suffix != ".onnx"):
+            raise ValueError(
+                f"base_model {value!r}: give an .onnx file's path inside the models folder"
+            )
+        return value
 
     @field_validator("api_trusted_proxies")
     @classmethod

@@ -178,6 +178,13 @@ class ProductProcessor:
         tagger: OnnxTagger | None = None,
         neighbours: NeighbourLookup | None = None,
     ) -> None:
+        if tagger is not None and tagger.card.embedding_model != embedder.model_version:
+            # its inputs would be another model's features: nonsense tags, or a shape error
+            raise ValueError(
+                f"the attribute tagger was trained on {tagger.card.embedding_model!r} features, "
+                f"but products are embedded with {embedder.model_version!r}: run "
+                "`stylestream train attributes` with this base model"
+            )
         self.embedder = embedder
         self.limits = limits
         self.finder = finder or RegionFinder()

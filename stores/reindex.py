@@ -93,8 +93,14 @@ class Reindexer:
     def _rows(
         self, batch: Sequence[Mapping[str, Any]], head: Projection | None, version: str
     ) -> tuple[list[IndexRow], list[str]]:
-        present = [r for r in batch if r["base_embedding"] is not None]
-        missing = [r["product_id"] for r in batch if r["base_embedding"] is None]
+        # A base embedding of another base model (stored before STYLESTREAM_BASE_MODEL changed)
+        # lives in another space: missing until its product's event is processed again.
+        space = self.config.base_model_version
+        present = [
+            r for r in batch if r["base_embedding"] is not None and r["model_version"] == space
+        ]
+        kept = {r["product_id"] for r in present}
+        missing = [r["product_id"] for r in batch if r["product_id"] not in kept]
         if not present:
             return [], missing
         base = np.asarray([decode_base(r["base_embedding"]) for r in present], dtype=np.float32)

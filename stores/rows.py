@@ -27,6 +27,7 @@ INDEX_COLUMNS = (
     "colour_vector",
     "predicted_category",
     "base_embedding",
+    "model_version",  # the base model's, behind base_embedding
 )
 
 

@@ -167,7 +167,9 @@ def make_stack(
         stack = Stack(settings, overrides)
         stack.repo = PostgresRepository.from_dsn(settings.pg_dsn)
         stack.index = MilvusVectorIndex.open(
-            assembly.milvus_config(settings), settings.milvus_collection, 1280
+            assembly.milvus_config(settings),
+            settings.milvus_collection,
+            assembly.base_model(settings)[1],
         )
         created.append(stack)
         return stack
