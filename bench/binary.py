@@ -3,13 +3,15 @@ vectors, against float FLAT and float HNSW on the same vectors, in one run on a 
 standalone server (Milvus Lite 3 has no binary vectors).
 
 Per scale and code kind (median-centred sign of every dimension; PCA + ITQ): bytes per vector,
-the loaded collection's RSS, recall@10 against exact float search and single-query p50/p99 at
-each oversampling (Hamming top 10 x oversampling, then exact cosine over the candidates'
-float vectors, read from a float16 array in the process or fetched from Milvus by id).
+the loaded collection's RSS (a fresh server's, before and after loading only it), recall@10
+against exact float search and single-query p50/p99 at each oversampling (Hamming top
+10 x oversampling, then exact cosine over the candidates' float vectors, read from a float16
+array in the process or fetched from Milvus by id).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType, MilvusClient, MilvusException
 
 from bench.judging import recall_at_k
 from bench.milvus_bench import _hits, _rss_mb, _wait_for_index
@@ -45,7 +47,7 @@ class BinaryBenchSizes:
     itq_bits: tuple[int, ...] = (512, 1024)
     fit_sample: int = 20_000
     nprobe_share: float = 0.025  # of the IVF lists probed: the same share at every scale
-    settle_s: float = 5.0  # for the server's memory to settle after a release or a drop
+    settle_s: float = 5.0  # for a fresh server's memory to settle, before and after a load
 
 
 def _percentiles(seconds: Sequence[float]) -> dict[str, float]:
@@ -109,14 +111,63 @@ class Collection:
         return np.asarray([by_id[i] for i in ids], dtype=np.float32)
 
 
-def _alone_rss(client: MilvusClient, pid: int, settle_s: float, loaded: str | None = None) -> float:
-    """The server's RSS with only ``loaded`` (or nothing) loaded, after a settle time: a
-    collection's memory is the difference of two of these."""
-    for name in client.list_collections():
-        if name != loaded:
-            client.release_collection(name)
-    time.sleep(settle_s)
-    return _rss_mb(pid)
+class FreshServer:
+    """The bench's private standalone server, restarted to read one collection's memory: a
+    fresh process's RSS before and after loading only it. In one long-lived process the
+    difference is noise (released and dropped collections stay in the allocator's pools:
+    earlier runs measured negative sizes)."""
+
+    def __init__(self, data_dir: Path, settle_s: float) -> None:
+        self.data_dir, self.port, self.settle_s = data_dir, 0, settle_s
+        self._stack: contextlib.ExitStack | None = None
+        self.uri, self.pid = "", 0
+
+    def start(self) -> str:
+        """On a fresh port each time: a restart on the last one finds it still bound for a
+        moment, and the server then quietly listens on the next one."""
+        from deploy.local.milvus_server import milvus_standalone
+        from deploy.local.process import free_port
+
+        self.port = free_port()
+        self._stack = contextlib.ExitStack()
+        self.uri, self.pid = self._stack.enter_context(milvus_standalone(self.data_dir, self.port))
+        return self.uri
+
+    def stop(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def _connect(self, timeout_s: float = 120.0) -> MilvusClient:
+        """A client of the restarted server: its proxy may refuse connections for a while
+        after its health check passes."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client = MilvusClient(uri=self.uri, timeout=1200)
+                client.list_collections()
+                return client
+            except MilvusException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    def loaded_rss_mb(self, name: str) -> float:
+        client = MilvusClient(uri=self.uri, timeout=1200)
+        for other in client.list_collections():  # a restart would load them again
+            client.release_collection(other)
+        client.close()
+        self.stop()
+        self.start()
+        client = self._connect()
+        time.sleep(self.settle_s)
+        empty = _rss_mb(self.pid)
+        client.load_collection(name)
+        time.sleep(self.settle_s)
+        loaded = _rss_mb(self.pid)
+        client.release_collection(name)
+        client.close()
+        return round(loaded - empty, 1)
 
 
 def _rerank(query: np.ndarray, ids: list[int], vectors: np.ndarray) -> list[int]:
@@ -169,22 +220,15 @@ def _code_result(
     out = []
     for over in OVERSAMPLING:
         limit = K * over
-        candidates: list[list[int]] = []
-        for start in range(0, len(codes), 100):
-            candidates += binary.search(codes[start : start + 100], limit, "HAMMING", params)
-        local = [
-            _rerank(q, c, store[c].astype(np.float32))
-            for q, c in zip(queries, candidates, strict=True)
-        ]
+        candidates, local = _reranked(coder, binary, store, queries, limit, params)
         row: dict[str, Any] = {
             "oversampling": over,
             "hamming_only_recall_at_10": round(recall_at_k(_hits(candidates, truth)), 4),
             "recall_at_10": round(recall_at_k(_hits(local, truth)), 4),
         }
         for name, (more, more_truth) in extra.items():
-            row[f"{name}_recall_at_10"] = _reranked_recall(
-                coder, binary, store, more, more_truth, limit, params
-            )
+            found = _reranked(coder, binary, store, more, limit, params)[1]
+            row[f"{name}_recall_at_10"] = round(recall_at_k(_hits(found, more_truth)), 4)
         for source in ("float16_in_process", "milvus_by_id"):
             times, found = [], []
             for q, code in zip(
@@ -207,15 +251,15 @@ def _code_result(
     return out
 
 
-def _reranked_recall(
+def _reranked(
     coder: BinaryCoder,
     binary: Collection,
     store: np.ndarray,
     queries: np.ndarray,
-    truth: np.ndarray,
     limit: int,
     params: dict[str, Any],
-) -> float:
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Each query's Hamming candidates (batched searches), and their float16 rerank."""
     codes = [bytes(c) for c in coder.encode(queries)]
     candidates: list[list[int]] = []
     for start in range(0, len(codes), 100):
@@ -223,43 +267,43 @@ def _reranked_recall(
     found = [
         _rerank(q, c, store[c].astype(np.float32)) for q, c in zip(queries, candidates, strict=True)
     ]
-    return round(recall_at_k(_hits(found, truth)), 4)
+    return candidates, found
 
 
 def _scale(
     client: MilvusClient,
-    pid: int,
     data: np.ndarray,
     queries: np.ndarray,
     sizes: BinaryBenchSizes,
     log: Callable[[str], None],
     more_queries: dict[str, np.ndarray],
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], list[tuple[dict[str, Any], str]]]:
+    """The scale's figures, and its collections (kept, released) for the memory pass."""
     n, dim = data.shape
     truth = exact_top_k(data, queries, K)
     extra = {name: (q, exact_top_k(data, q, K)) for name, q in more_queries.items()}
     result: dict[str, Any] = {"vectors": n, "dim": dim, "float32_bytes_per_vector": 4 * dim}
-    base = _alone_rss(client, pid, sizes.settle_s)
+    kept: list[tuple[dict[str, Any], str]] = []  # (result entry, collection) for the RSS pass
     floats = Collection(client, f"bin_bench_flat_{n}", DataType.FLOAT_VECTOR, dim)
     build = floats.fill(data, "FLAT", "IP", {})
     result["float_flat"] = {
         "build_s": round(build, 1),
-        "index_rss_mb": round(_alone_rss(client, pid, sizes.settle_s, floats.name) - base, 1),
         **_float_result(floats, queries, truth, sizes.single_queries, {}, extra),
     }
+    kept.append((result["float_flat"], floats.name))
     log(f"  float FLAT: {result['float_flat']}")
-    base = _alone_rss(client, pid, sizes.settle_s)
+    client.release_collection(floats.name)
     hnsw = Collection(client, f"bin_bench_hnsw_{n}", DataType.FLOAT_VECTOR, dim)
     build = hnsw.fill(data, "HNSW", "IP", HNSW)
     result["float_hnsw"] = {
         "index": HNSW,
         "ef": HNSW_EF,
         "build_s": round(build, 1),
-        "index_rss_mb": round(_alone_rss(client, pid, sizes.settle_s, hnsw.name) - base, 1),
         **_float_result(hnsw, queries, truth, sizes.single_queries, {"ef": HNSW_EF}, extra),
     }
+    kept.append((result["float_hnsw"], hnsw.name))
     log(f"  float HNSW: {result['float_hnsw']}")
-    client.drop_collection(hnsw.name)
+    client.release_collection(hnsw.name)
     store = data.astype(np.float16)
     sample = data[np.random.default_rng(1).choice(n, min(n, sizes.fit_sample), replace=False)]
     result["float16_store_mb"] = round(store.nbytes / 2**20, 1)
@@ -268,7 +312,6 @@ def _scale(
     nlist = int(min(4096, max(64, 4 * np.sqrt(n))))
     nprobe = max(8, round(nlist * sizes.nprobe_share))
     for coder in coders:
-        base = _alone_rss(client, pid, sizes.settle_s)
         binary = Collection(
             client,
             f"bin_bench_{coder.kind.replace('-', '_')}_{n}",
@@ -278,7 +321,6 @@ def _scale(
         build = binary.fill(
             [bytes(c) for c in coder.encode(data)], "BIN_IVF_FLAT", "HAMMING", {"nlist": nlist}
         )
-        rss = _alone_rss(client, pid, sizes.settle_s, binary.name) - base
         client.load_collection(floats.name)  # the rerank's source by id
         entry = {
             "kind": coder.kind,
@@ -287,16 +329,16 @@ def _scale(
             "share_of_float32": round(coder.bytes_per_vector / (4 * dim), 4),
             "index": {"type": "BIN_IVF_FLAT", "nlist": nlist, "nprobe": nprobe},
             "build_s": round(build, 1),
-            "index_rss_mb": round(rss, 1),
             "settings": _code_result(
                 coder, binary, floats, store, queries, truth, sizes, nprobe, extra
             ),
         }
         log(f"  {coder.kind}: {entry['settings']}")
         result["codes"].append(entry)
-        client.drop_collection(binary.name)
-    client.drop_collection(floats.name)
-    return result
+        kept.append((entry, binary.name))
+        client.release_collection(binary.name)
+        client.release_collection(floats.name)
+    return result, kept
 
 
 def report_header(sizes: BinaryBenchSizes, real: int) -> dict[str, Any]:
@@ -319,23 +361,33 @@ def report_header(sizes: BinaryBenchSizes, real: int) -> dict[str, Any]:
 
 def run_binary_bench(
     uri: str,
-    pid: int,
     real: np.ndarray,
     queries: np.ndarray,
     sizes: BinaryBenchSizes,
     fill: Callable[[np.ndarray, int], np.ndarray],
     log: Callable[[str], None] = print,
     more_queries: dict[str, np.ndarray] | None = None,
+    server: FreshServer | None = None,
 ) -> dict[str, Any]:
-    """``more_queries``: other query sets, judged on recall only (``<name>_recall_at_10``)."""
-    client = MilvusClient(uri=uri, timeout=1200)
+    """``more_queries``: other query sets, judged on recall only (``<name>_recall_at_10``).
+    ``server``: the bench's own server, restarted to read each index's memory
+    (``index_rss_mb``); None (a shared server) leaves that figure out."""
     report = report_header(sizes, len(real))
     report["scales"] = []
     for n in sizes.scales:
         log(f"[binary] {n} vectors")
-        data = fill(real, n)
-        report["scales"].append(_scale(client, pid, data, queries, sizes, log, more_queries or {}))
-    client.close()
+        client = MilvusClient(uri=server.uri if server else uri, timeout=1200)
+        result, kept = _scale(client, fill(real, n), queries, sizes, log, more_queries or {})
+        client.close()
+        for entry, name in kept:
+            if server is not None:
+                entry["index_rss_mb"] = server.loaded_rss_mb(name)
+                log(f"  {name}: {entry['index_rss_mb']} MB loaded")
+        client = MilvusClient(uri=server.uri if server else uri, timeout=1200)
+        for _, name in kept:
+            client.drop_collection(name)
+        client.close()
+        report["scales"].append(result)
     return report
 
 
@@ -357,13 +409,21 @@ def plot(report: dict[str, Any], path: Path) -> None:
         for code in scale["codes"]:
             xs = [s["oversampling"] for s in code["settings"]]
             label = f"{code['kind']} ({code['bytes_per_vector']} B)"
-            recall_ax.plot(xs, [s["recall_at_10"] for s in code["settings"]], "o-", label=label)
+            line = recall_ax.plot(xs, [s["recall_at_10"] for s in code["settings"]], "o-",
+                                  label=label)[0]  # fmt: skip
+            shots = [s.get("real_shot_recall_at_10") for s in code["settings"]]
+            if all(v is not None for v in shots):
+                recall_ax.plot(xs, shots, "x--", color=line.get_color(),
+                               label=f"{label}, SYNTHETIC real shots")  # fmt: skip
             for source, style in (("float16_in_process", "o-"), ("milvus_by_id", "s--")):
                 p99 = [s[source]["p99_ms"] for s in code["settings"]]
                 p99_ax.plot(xs, p99, style, label=f"{label}, rerank {source}")
         recall_ax.axhline(
             scale["float_hnsw"]["recall_at_10"], color="grey", ls=":", label="float HNSW"
         )
+        if "real_shot_recall_at_10" in scale["float_hnsw"]:
+            recall_ax.axhline(scale["float_hnsw"]["real_shot_recall_at_10"], color="grey",
+                              ls="-.", label="float HNSW, real shots")  # fmt: skip
         p99_ax.axhline(scale["float_hnsw"]["p99_ms"], color="grey", ls=":", label="float HNSW")
         p99_ax.axhline(scale["float_flat"]["p99_ms"], color="black", ls=":", label="float FLAT")
         recall_ax.set(
@@ -385,8 +445,6 @@ def run(settings_models: Path, image_size: int, data_dir: Path, sizes: BinaryBen
     """The whole bench: vectors (cached real embeddings, SYNTHETIC fill), a private Milvus
     standalone server under ``data_dir``, JSON and PNG under ``out`` (a folder)."""
     from bench.binary_data import filled, real_embeddings, shot_embeddings
-    from deploy.local.milvus_server import milvus_standalone
-    from deploy.local.process import free_port
     from processors.embedding import OnnxEmbedder, base_model_path
 
     embedder = OnnxEmbedder(base_model_path(settings_models, image_size), batch_size=64)
@@ -394,8 +452,12 @@ def run(settings_models: Path, image_size: int, data_dir: Path, sizes: BinaryBen
     real = real_embeddings(embedder, cache, "train", min(60_000, max(sizes.scales)), log)
     queries = real_embeddings(embedder, cache, "t10k", sizes.queries, log)
     shots = {"real_shot": shot_embeddings(embedder, cache, sizes.queries, log)}
-    with milvus_standalone(data_dir / "bench-milvus-binary", free_port()) as (uri, pid):
-        report = run_binary_bench(uri, pid, real, queries, sizes, filled, log, shots)
+    server = FreshServer(data_dir / "bench-milvus-binary", sizes.settle_s)
+    try:
+        uri = server.start()
+        report = run_binary_bench(uri, real, queries, sizes, filled, log, shots, server)
+    finally:
+        server.stop()
     report["model_version"] = embedder.model_version
     report["real_shot_queries"] = (
         f"{sizes.queries} SYNTHETIC real shots of the same test photos (training/real_shots.py, "

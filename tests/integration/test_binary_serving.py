@@ -6,7 +6,7 @@ beside the new collection, a worker writes new products to both, and the API in 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -32,7 +32,7 @@ def stack(
     make_stack: Callable[..., Stack],
     processor: ProductProcessor,
     milvus_standalone_server: tuple[str, int],
-) -> Stack:
+) -> Iterator[Stack]:
     stack = make_stack(
         milvus_uri=milvus_standalone_server[0],
         milvus_index="FLAT",
@@ -41,7 +41,8 @@ def stack(
         binary_index="BIN_FLAT",
     )
     stack.write(processor, [upsert(f"b{i:03d}", 1, i) for i in range(N)])
-    return stack
+    yield stack
+    stack.dispose()  # before the session's server stops, whichever fixture started first
 
 
 def _similar(client: TestClient, pid: str) -> list[str]:
