@@ -55,7 +55,8 @@ class StageOne:
     candidates: list[Hit]
     colours: dict[str, float]
     attributes: dict[str, float]
-    # the query's base embedding (impressions carry it; heads train on it)
+    # the query's embedding: the base model's (impressions carry it, heads train on it), or
+    # a compact query model's when one serves (impressions then carry none)
     vector: np.ndarray = field(compare=False)
     model_version: str  # the model of the collection searched
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from processors.binary_codes import BinaryCoder
@@ -141,14 +141,19 @@ class ServingRegistry:
             conn.execute(insert(embedding_models).values(**values))
 
     def model(self, model_version: str) -> RegisteredModel | None:
-        query = select(embedding_models).where(embedding_models.c.model_version == model_version)
+        values = self._artifact_row(embedding_models, model_version)
+        return None if values is None else RegisteredModel(**values)
+
+    def _artifact_row(self, table: Table, model_version: str) -> dict[str, Any] | None:
+        """One model's row by version, its artifact as bytes (drivers hand back a view)."""
+        query = select(table).where(table.c.model_version == model_version)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
         values = dict(row._mapping)
         values["artifact"] = bytes(values["artifact"])
-        return RegisteredModel(**values)
+        return values
 
     def register_coder(
         self, coder: BinaryCoder, model_version: str, params: dict[str, Any]
@@ -209,11 +214,5 @@ class ServingRegistry:
             raise ValueError(f"query model {model.model_version!r} is registered with other bytes")
 
     def query_model(self, model_version: str) -> QueryModel | None:
-        query = select(query_models).where(query_models.c.model_version == model_version)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            return None
-        values = dict(row._mapping)
-        values["artifact"] = bytes(values["artifact"])
-        return QueryModel(**values)
+        values = self._artifact_row(query_models, model_version)
+        return None if values is None else QueryModel(**values)
