@@ -143,11 +143,12 @@ class FreshServer:
         after its health check passes."""
         deadline = time.monotonic() + timeout_s
         while True:
+            client = MilvusClient(uri=self.uri, timeout=1200)
             try:
-                client = MilvusClient(uri=self.uri, timeout=1200)
                 client.list_collections()
                 return client
             except MilvusException:
+                client.close()
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1.0)
@@ -379,14 +380,16 @@ def run_binary_bench(
         client = MilvusClient(uri=server.uri if server else uri, timeout=1200)
         result, kept = _scale(client, fill(real, n), queries, sizes, log, more_queries or {})
         client.close()
-        for entry, name in kept:
-            if server is not None:
-                entry["index_rss_mb"] = server.loaded_rss_mb(name)
-                log(f"  {name}: {entry['index_rss_mb']} MB loaded")
-        client = MilvusClient(uri=server.uri if server else uri, timeout=1200)
-        for _, name in kept:
-            client.drop_collection(name)
-        client.close()
+        try:
+            for entry, name in kept:
+                if server is not None:
+                    entry["index_rss_mb"] = server.loaded_rss_mb(name)
+                    log(f"  {name}: {entry['index_rss_mb']} MB loaded")
+        finally:
+            client = MilvusClient(uri=server.uri if server else uri, timeout=1200)
+            for _, name in kept:
+                client.drop_collection(name)
+            client.close()
         report["scales"].append(result)
     return report
 

@@ -92,7 +92,10 @@ def api_image_limits(settings: Settings) -> ImageLimits:
 def base_model_file(settings: Settings) -> Path:
     """The configured base model (STYLESTREAM_BASE_MODEL), else the pretrained Lite0."""
     if settings.base_model:
-        return settings.models_path / settings.base_model
+        path = (settings.models_path / settings.base_model).resolve()
+        if not path.is_relative_to(settings.models_path.resolve()):  # a link out of it
+            raise ValueError(f"STYLESTREAM_BASE_MODEL leads out of the models folder: {path}")
+        return path
     return base_model_path(settings.models_path, settings.image_size)
 
 

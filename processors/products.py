@@ -183,7 +183,7 @@ class ProductProcessor:
             raise ValueError(
                 f"the attribute tagger was trained on {tagger.card.embedding_model!r} features, "
                 f"but products are embedded with {embedder.model_version!r}: run "
-                "`stylestream train attributes` with this base model"
+                "`stylestream train attributes --force` with this base model"
             )
         self.embedder = embedder
         self.limits = limits

@@ -60,10 +60,19 @@ def _chunks(ids: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 
 class Reconciler:
-    def __init__(self, repo: MetadataRepository, targets: IndexTargets, chunk: int = 200) -> None:
+    def __init__(
+        self,
+        repo: MetadataRepository,
+        targets: IndexTargets,
+        chunk: int = 200,
+        base_model_version: str = "",
+    ) -> None:
+        """``base_model_version``: repairs use only embeddings of this base model (a product
+        stored under an earlier one waits for its event to be processed again); "" takes any."""
         self.repo = repo
         self.targets = targets
         self.chunk = chunk
+        self.base_model_version = base_model_version
 
     def run(self, repair: bool = True) -> list[Drift]:
         live = _merged(self.repo.live_versions())
@@ -93,7 +102,12 @@ class Reconciler:
 
     def _repair(self, target: Target, ids: Sequence[str], rows: dict[str, dict[str, Any]]) -> None:
         """Under the ledger locks of ``ids``: the collection set to what Postgres holds."""
-        present = [r for r in rows.values() if r["base_embedding"] is not None]
+        wanted = self.base_model_version
+        present = [
+            r
+            for r in rows.values()
+            if r["base_embedding"] is not None and (not wanted or r["model_version"] == wanted)
+        ]
         gone = [pid for pid in ids if pid not in rows]
         if present:
             base = np.asarray([decode_base(r["base_embedding"]) for r in present], np.float32)
@@ -107,7 +121,8 @@ class Reconciler:
         if gone:
             target.index.delete(gone)
         unembedded = sorted(set(rows) - {r["product_id"] for r in present})
-        if unembedded:  # stored before base embeddings were kept: a replay re-embeds them
+        if unembedded:  # stored before base embeddings were kept, or by an earlier base model:
+            # a replay re-embeds them
             log.warning(
                 "no stored embedding to repair %d products: %s", len(unembedded), unembedded[:5]
             )

@@ -45,7 +45,11 @@ def load_head(
     model = registry.model(model_version)
     if model is None:
         known = [m["model_version"] for m in registry.models()] + [base_version]
-        raise LookupError(f"unknown embedding model {model_version!r}; known: {known}")
+        raise LookupError(
+            f"unknown embedding model {model_version!r}; known: {known}. If it was the base "
+            "model before STYLESTREAM_BASE_MODEL changed, re-index into the new one first "
+            f"(`stylestream reindex --model {base_version}`)"
+        )
     if model.base_model_version != base_version:
         raise RuntimeError(
             f"{model_version} was trained on {model.base_model_version}, but the base "

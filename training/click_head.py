@@ -150,13 +150,16 @@ def load_gallery(repo: MetadataRepository) -> tuple[list[str], np.ndarray, set[s
     """Every product's stored base embedding, and the base model versions they came from."""
     ids: list[str] = []
     vectors: list[np.ndarray] = []
+    bases = set(repo.base_versions())
+    if len(bases) != 1:  # mixed spaces (maybe of mixed widths): no gallery to stack
+        return ids, np.zeros((0, 0), np.float32), bases
     for batch in repo.product_batches():
         for row in batch:
             if row["base_embedding"] is not None:
                 ids.append(row["product_id"])
                 vectors.append(decode_base(row["base_embedding"]))
     gallery = np.asarray(vectors, dtype=np.float32)
-    return ids, gallery, set(repo.base_versions())
+    return ids, gallery, bases
 
 
 def new_version(now: datetime, digest: str) -> str:

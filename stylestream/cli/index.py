@@ -105,7 +105,8 @@ def reconcile(settings: Settings, dry_run: bool) -> None:
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     targets = assembly.open_serving(settings, repo.engine, assembly.base_model(settings))
     try:
-        drifts = Reconciler(repo, targets).run(repair=not dry_run)
+        base = assembly.base_model(settings)[0]
+        drifts = Reconciler(repo, targets, base_model_version=base).run(repair=not dry_run)
     finally:
         targets.close()
         repo.close()

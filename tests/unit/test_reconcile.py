@@ -41,3 +41,20 @@ def test_drift_is_found_and_repaired_to_postgres(processor: ProductProcessor) ->
     )
     again = reconciler.run()[0]
     assert again.drifted == [] and again.repaired == 0
+
+
+def test_a_product_of_an_earlier_base_model_is_not_repaired_into_this_space(
+    processor: ProductProcessor,
+) -> None:
+    """Its stored embedding lives in another model's space: it waits for its event again."""
+    index, repo = MemoryVectorIndex(), MemoryRepository()
+    writer = ProductWriter(FixedTarget(index), repo)
+    writer.write(
+        processor.process([RawEvent(encode_event(upsert(f"m{i}", 1, i))) for i in range(3)])
+    )
+    repo._products["m0"]["model_version"] = "an-earlier-base-model"
+    index.delete(["m0", "m1"])
+    base = processor.embedder.model_version
+    drift = Reconciler(repo, FixedTarget(index), base_model_version=base).run()[0]
+    assert drift.missing == ["m0", "m1"]
+    assert sorted(index.get(["m0", "m1", "m2"])) == ["m1", "m2"]
