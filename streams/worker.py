@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import time
 
 import faust
 
@@ -17,6 +19,24 @@ from streams.metrics import WorkerMetrics
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+def wait_for_broker(bootstrap: str, timeout_s: float = 120.0) -> None:
+    """Until one bootstrap address accepts a connection: Faust's start exits on a broker that
+    is down (a restart, a rolling upgrade) instead of waiting for it, as it does later."""
+    deadline = time.monotonic() + timeout_s
+    addresses = [a.strip().rsplit(":", 1) for a in bootstrap.split(",") if a.strip()]
+    while True:
+        for host, port in addresses:
+            try:
+                socket.create_connection((host, int(port)), timeout=2.0).close()
+                return
+            except OSError:
+                continue
+        if time.monotonic() > deadline:
+            return  # let Faust report it
+        log.warning("no Kafka broker answers at %s yet: waiting", bootstrap)
+        time.sleep(1.0)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
@@ -47,6 +67,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     )
     app = create_app(settings, handler)
     log.info("worker starting: topics %s, model %s", topics, built.processor.embedder.model_version)
+    wait_for_broker(settings.kafka_bootstrap)
     try:
         faust.Worker(app, loglevel=loglevel).execute_from_commandline()
     finally:
