@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from stores.base import IndexTargets, MetadataRepository, Target
-from stores.rows import decode_base, stored_index_row
+from stores.rows import decode_base, embedded_in, stored_index_row
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +102,7 @@ class Reconciler:
 
     def _repair(self, target: Target, ids: Sequence[str], rows: dict[str, dict[str, Any]]) -> None:
         """Under the ledger locks of ``ids``: the collection set to what Postgres holds."""
-        wanted = self.base_model_version
-        present = [
-            r
-            for r in rows.values()
-            if r["base_embedding"] is not None and (not wanted or r["model_version"] == wanted)
-        ]
+        present = [r for r in rows.values() if embedded_in(r, self.base_model_version)]
         gone = [pid for pid in ids if pid not in rows]
         if present:
             base = np.asarray([decode_base(r["base_embedding"]) for r in present], np.float32)

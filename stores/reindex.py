@@ -29,7 +29,7 @@ import numpy as np
 from processors.binary_codes import BinaryCoder
 from stores.base import IndexRow, MetadataRepository, Projection, VectorIndex
 from stores.registry import ServingRegistry
-from stores.rows import decode_base, stored_index_row
+from stores.rows import decode_base, embedded_in, stored_index_row
 from stores.serving import OpenIndex, load_head
 
 log = logging.getLogger(__name__)
@@ -93,12 +93,7 @@ class Reindexer:
     def _rows(
         self, batch: Sequence[Mapping[str, Any]], head: Projection | None, version: str
     ) -> tuple[list[IndexRow], list[str]]:
-        # A base embedding of another base model (stored before STYLESTREAM_BASE_MODEL changed)
-        # lives in another space: missing until its product's event is processed again.
-        space = self.config.base_model_version
-        present = [
-            r for r in batch if r["base_embedding"] is not None and r["model_version"] == space
-        ]
+        present = [r for r in batch if embedded_in(r, self.config.base_model_version)]
         kept = {r["product_id"] for r in present}
         missing = [r["product_id"] for r in batch if r["product_id"] not in kept]
         if not present:

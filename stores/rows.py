@@ -31,6 +31,14 @@ INDEX_COLUMNS = (
 )
 
 
+def embedded_in(row: Mapping[str, Any], base_model_version: str) -> bool:
+    """A product row's stored base embedding exists and lives in that base model's space
+    ("": any); one of an earlier base model waits for its event to be processed again."""
+    if row["base_embedding"] is None:
+        return False
+    return not base_model_version or row["model_version"] == base_model_version
+
+
 def encode_base(vector: np.ndarray) -> bytes:
     return np.asarray(vector, dtype="<f2").tobytes()
 

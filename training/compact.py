@@ -142,7 +142,7 @@ def info_nce(q: Any, k: Any, temperature: float) -> Any:
     ) / 2
 
 
-def _shots(images: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+def shots_of(images: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     config = ShotConfig()
     return [degrade(g, rng, config) for g in images]
 
@@ -166,24 +166,14 @@ def train_homogeneous(
     the batch's other items (symmetric InfoNCE)."""
     rng = seeded(config)
     encoder = build_encoder(spec)
-    optimiser, schedule = optimiser_for(encoder, config, len(images))
-    for epoch in range(config.epochs):
-        set_train(encoder)
-        order = rng.permutation(len(images))
-        losses = []
-        for start in range(0, len(order) - config.batch + 1, config.batch):
-            rows = order[start : start + config.batch]
-            shots = to_batch(_shots(images[rows], rng), spec.image_size)
-            clean = to_batch([to_rgb(g) for g in images[rows]], spec.image_size)
-            loss = info_nce(encoder(shots), encoder(clean), config.temperature)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
-        log(f"  {spec.variant}@{spec.image_size} homogeneous epoch {epoch + 1}: "
-            f"loss {np.mean(losses):.3f}")  # fmt: skip
-    return encoder.eval()
+
+    def batch_loss(rows: np.ndarray) -> Any:
+        shots = to_batch(shots_of(images[rows], rng), spec.image_size)
+        clean = to_batch([to_rgb(g) for g in images[rows]], spec.image_size)
+        return info_nce(encoder(shots), encoder(clean), config.temperature)
+
+    label = f"{spec.variant}@{spec.image_size} homogeneous"
+    return fit(encoder, config, len(images), rng, batch_loss, lambda m: log(f"  {label} {m}"))
 
 
 def train_compatible(
@@ -206,32 +196,48 @@ def train_compatible(
         own = encoder.state_dict()
         fits = {k: v for k, v in start_from.state_dict().items() if v.shape == own[k].shape}
         encoder.load_state_dict(fits, strict=False)  # a projection of another width: anew
-    optimiser, schedule = optimiser_for(encoder, config, len(images))
     bank = torch.from_numpy(np.asarray(gallery_targets, np.float32))
+
+    def batch_loss(rows: np.ndarray) -> Any:
+        clean = rng.random(len(rows)) < config.clean_share
+        queries = [
+            to_rgb(g) if c else degrade(g, rng, ShotConfig())
+            for g, c in zip(images[rows], clean, strict=True)
+        ]
+        q = encoder(to_batch(queries, spec.image_size))
+        logits = q @ bank.T / config.temperature
+        target = torch.from_numpy(rows.astype(np.int64))
+        regression = 1 - (q * bank[target]).sum(1).mean()
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        return loss + config.regression * regression
+
+    label = f"{spec.variant}@{spec.image_size} compatible"
+    return fit(encoder, config, len(images), rng, batch_loss, lambda m: log(f"  {label} {m}"))
+
+
+def fit(
+    encoder: Any,
+    config: TrainConfig,
+    rows: int,
+    rng: np.random.Generator,
+    batch_loss: Callable[[np.ndarray], Any],
+    log: Callable[[str], None],
+) -> Any:
+    """The trainers' one loop: each epoch a permutation of the ``rows`` in full batches,
+    ``batch_loss(batch rows)`` stepped with AdamW and the schedule; the mean loss logged."""
+    optimiser, schedule = optimiser_for(encoder, config, rows)
     for epoch in range(config.epochs):
         set_train(encoder)
-        order = rng.permutation(len(images))
+        order = rng.permutation(rows)
         losses = []
-        for start in range(0, len(order) - config.batch + 1, config.batch):
-            rows = order[start : start + config.batch]
-            clean = rng.random(len(rows)) < config.clean_share
-            queries = [
-                to_rgb(g) if c else degrade(g, rng, ShotConfig())
-                for g, c in zip(images[rows], clean, strict=True)
-            ]
-            q = encoder(to_batch(queries, spec.image_size))
-            logits = q @ bank.T / config.temperature
-            target = torch.from_numpy(rows.astype(np.int64))
-            regression = 1 - (q * bank[target]).sum(1).mean()
-            loss = torch.nn.functional.cross_entropy(logits, target)
-            loss = loss + config.regression * regression
+        for first in range(0, rows - config.batch + 1, config.batch):
+            loss = batch_loss(order[first : first + config.batch])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
             losses.append(float(loss.detach()))
-        log(f"  {spec.variant}@{spec.image_size} compatible epoch {epoch + 1}: "
-            f"loss {np.mean(losses):.3f}")  # fmt: skip
+        log(f"epoch {epoch + 1}: loss {np.mean(losses):.3f}")
     return encoder.eval()
 
 

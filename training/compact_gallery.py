@@ -10,7 +10,6 @@ one of the photo's cached shots drawn at random.
 from __future__ import annotations
 
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,14 +20,14 @@ from training.compact import (
     EncoderSpec,
     TrainConfig,
     build_encoder,
+    fit,
     info_nce,
-    optimiser_for,
     seeded,
-    set_train,
+    shots_of,
     to_batch,
 )
 from training.datasets import to_rgb
-from training.real_shots import ShotConfig, degrade
+from training.export import image_graph
 
 
 def _export_frozen(encoder: Any, size: int, path: Path) -> None:
@@ -43,18 +42,7 @@ def _export_frozen(encoder: Any, size: int, path: Path) -> None:
             out: torch.Tensor = self.encoder.frozen_part(x)
             return out
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        torch.onnx.export(
-            Frozen().eval(),
-            (torch.zeros(1, 3, size, size),),
-            str(path),
-            input_names=["image"],
-            output_names=["features"],
-            dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    image_graph(Frozen().eval(), torch.zeros(1, 3, size, size), path)
 
 
 class FrozenFeatures:
@@ -96,26 +84,13 @@ def train_gallery(
     frozen = FrozenFeatures(encoder, spec, config.threads)
     log(f"  caching frozen features of {len(images)} photos and {shots_per_photo} shots each")
     clean = frozen([to_rgb(g) for g in images])
-    shot_config = ShotConfig()
-    shots = np.stack(
-        [frozen([degrade(g, rng, shot_config) for g in images]) for _ in range(shots_per_photo)]
-    )
-    optimiser, schedule = optimiser_for(encoder, config, len(images))
-    for epoch in range(config.epochs):
-        set_train(encoder)
-        order = rng.permutation(len(images))
-        losses = []
-        for first in range(0, len(order) - config.batch + 1, config.batch):
-            rows = order[first : first + config.batch]
-            drawn = rng.integers(shots_per_photo, size=len(rows))
-            q = encoder.tail(torch.from_numpy(shots[drawn, rows].astype(np.float32)))
-            k = encoder.tail(torch.from_numpy(clean[rows].astype(np.float32)))
-            loss = info_nce(q, k, config.temperature)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            losses.append(float(loss.detach()))
-        log(f"  {spec.variant}@{spec.image_size} gallery epoch {epoch + 1}: "
-            f"loss {np.mean(losses):.3f}")  # fmt: skip
-    return encoder.eval()
+    shots = np.stack([frozen(shots_of(images, rng)) for _ in range(shots_per_photo)])
+
+    def batch_loss(rows: np.ndarray) -> Any:
+        drawn = rng.integers(shots_per_photo, size=len(rows))
+        q = encoder.tail(torch.from_numpy(shots[drawn, rows].astype(np.float32)))
+        k = encoder.tail(torch.from_numpy(clean[rows].astype(np.float32)))
+        return info_nce(q, k, config.temperature)
+
+    label = f"{spec.variant}@{spec.image_size} gallery"
+    return fit(encoder, config, len(images), rng, batch_loss, lambda m: log(f"  {label} {m}"))

@@ -81,18 +81,7 @@ def export_onnx(model: Any, out: Path, image_size: int, dim: int, name: str) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     example = torch.randn(2, 3, image_size, image_size)
     tmp = out.with_suffix(".onnx.tmp")
-    with warnings.catch_warnings():  # constant-folding notes from the TorchScript exporter
-        warnings.simplefilter("ignore", UserWarning)
-        torch.onnx.export(
-            model,
-            (example,),
-            str(tmp),
-            input_names=["image"],
-            output_names=["features"],
-            dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    image_graph(model, example, tmp)
     _check_parity(model, tmp, example)
     tmp.replace(out)
     ModelCard(
@@ -103,6 +92,25 @@ def export_onnx(model: Any, out: Path, image_size: int, dim: int, name: str) -> 
         std=IMAGENET_STD,
         sha256=hashlib.sha256(out.read_bytes()).hexdigest(),
     ).write(card_path(out))
+
+
+def image_graph(model: Any, example: Any, path: Path) -> None:
+    """A torch image model to an ONNX graph: ``image`` (NCHW) in, ``features`` out, any batch;
+    the TorchScript exporter at opset 17, its constant-folding notes silenced."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["image"],
+            output_names=["features"],
+            dynamic_axes={"image": {0: "batch"}, "features": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 def _check_parity(model: object, onnx_path: Path, example: object) -> None:
