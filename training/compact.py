@@ -46,6 +46,9 @@ class TrainConfig:
     lr: float = 3e-4
     temperature: float = 0.05
     regression: float = 1.0  # weight of the cosine regression in the compatibility loss
+    # weight of the regression onto the gallery model's embedding of the same shot (a cached
+    # shot's; a fresh shot's and a clean photo's: the photo's embedding)
+    distillation: float = 1.0
     clean_share: float = 0.25  # of a compatible batch's queries: clean photos, not shots
     seed: int = 0
     threads: int = 2
@@ -176,6 +179,35 @@ def train_homogeneous(
     return fit(encoder, config, len(images), rng, batch_loss, lambda m: log(f"  {label} {m}"))
 
 
+@dataclass(frozen=True)
+class Distillation:
+    """Fixed SYNTHETIC shots of the first photos (shot x photo x H x W x 3, uint8) and the
+    gallery model's embedding of each (shot x photo x dim): the compatible model learns what
+    the gallery model makes of the very shot, the paragon's query."""
+
+    shots: np.ndarray
+    targets: np.ndarray
+
+    def queries(
+        self, images: np.ndarray, rows: np.ndarray, photo_targets: Any, rng: np.random.Generator
+    ) -> tuple[list[np.ndarray], Any]:
+        """A cached shot and its gallery embedding for rows it covers; a fresh shot and the
+        photo's gallery embedding for the others."""
+        import torch
+
+        drawn = rng.integers(len(self.shots), size=len(rows))
+        covered = rows < self.shots.shape[1]
+        shots = [
+            self.shots[d, r] if c else degrade(images[r], rng, ShotConfig())
+            for d, r, c in zip(drawn, rows, covered, strict=True)
+        ]
+        targets = photo_targets.clone()
+        if covered.any():
+            cached = self.targets[drawn[covered], rows[covered]]
+            targets[torch.from_numpy(covered)] = torch.from_numpy(cached.astype(np.float32))
+        return shots, targets
+
+
 def train_compatible(
     spec: EncoderSpec,
     images: np.ndarray,
@@ -183,9 +215,11 @@ def train_compatible(
     config: TrainConfig,
     log: Callable[[str], None] = print,
     start_from: Any = None,
+    distillation: Distillation | None = None,
 ) -> Any:
     """Queries (shots, and some clean photos) pulled onto the frozen gallery model's embedding
-    of their item, against every train item's gallery embedding, plus a cosine regression.
+    of their item, against every train item's gallery embedding, plus a cosine regression onto
+    it, and with ``distillation`` one onto the gallery model's embedding of the same shot.
     ``start_from``: an encoder of the same spec whose weights it starts from (the homogeneous
     model: shot invariance learnt already, only the way into the gallery's space to learn)."""
     import torch
@@ -199,17 +233,25 @@ def train_compatible(
     bank = torch.from_numpy(np.asarray(gallery_targets, np.float32))
 
     def batch_loss(rows: np.ndarray) -> Any:
-        clean = rng.random(len(rows)) < config.clean_share
-        queries = [
-            to_rgb(g) if c else degrade(g, rng, ShotConfig())
-            for g, c in zip(images[rows], clean, strict=True)
-        ]
-        q = encoder(to_batch(queries, spec.image_size))
-        logits = q @ bank.T / config.temperature
         target = torch.from_numpy(rows.astype(np.int64))
+        queries = [to_rgb(g) for g in images[rows]]
+        shot = np.flatnonzero(rng.random(len(rows)) >= config.clean_share)
+        loss = torch.zeros(())
+        if distillation is None:
+            for i in shot:
+                queries[i] = degrade(images[rows[i]], rng, ShotConfig())
+        else:
+            seen = bank[target]  # a clean photo's: the photo's own embedding
+            shots, seen[shot] = distillation.queries(images, rows[shot], seen[shot], rng)
+            for i, image in zip(shot, shots, strict=True):
+                queries[i] = image
+        q = encoder(to_batch(queries, spec.image_size))
+        if distillation is not None:
+            loss = config.distillation * (1 - (q * seen).sum(1).mean())
+        logits = q @ bank.T / config.temperature
         regression = 1 - (q * bank[target]).sum(1).mean()
-        loss = torch.nn.functional.cross_entropy(logits, target)
-        return loss + config.regression * regression
+        cross = torch.nn.functional.cross_entropy(logits, target)
+        return loss + cross + config.regression * regression
 
     label = f"{spec.variant}@{spec.image_size} compatible"
     return fit(encoder, config, len(images), rng, batch_loss, lambda m: log(f"  {label} {m}"))

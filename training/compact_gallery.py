@@ -66,31 +66,61 @@ class FrozenFeatures:
         return np.concatenate(parts)
 
 
+class GalleryCache:
+    """The frozen blocks' maps of each photo and of ``shots.shape[0]`` fixed SYNTHETIC shots of
+    it (``shots``: uint8, shot x photo x H x W x 3, kept for the compatible model's
+    distillation)."""
+
+    def __init__(
+        self, encoder: Any, spec: EncoderSpec, images: np.ndarray, shots: np.ndarray, threads: int
+    ) -> None:
+        frozen = FrozenFeatures(encoder, spec, threads)
+        self.clean = frozen([to_rgb(g) for g in images])
+        self.shots = np.stack([frozen(list(views)) for views in shots])
+
+    def shot_embeddings(self, encoder: Any, batch: int = 256) -> np.ndarray:
+        """The trained gallery model's embedding of every cached shot (shot x photo x dim)."""
+        import torch
+
+        flat = self.shots.reshape(-1, *self.shots.shape[2:])
+        out = []
+        with torch.no_grad():
+            for first in range(0, len(flat), batch):
+                maps = torch.from_numpy(flat[first : first + batch].astype(np.float32))
+                out.append(encoder.tail(maps).numpy())
+        return np.concatenate(out).reshape(*self.shots.shape[:2], -1)
+
+
+def fixed_shots(images: np.ndarray, per_photo: int, seed: int) -> np.ndarray:
+    """``per_photo`` SYNTHETIC shots of every photo (shot x photo x H x W x 3, uint8)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.stack(shots_of(images, rng)) for _ in range(per_photo)])
+
+
 def train_gallery(
     spec: EncoderSpec,
     images: np.ndarray,
+    shots: np.ndarray,
     config: TrainConfig,
-    shots_per_photo: int = 3,
     log: Callable[[str], None] = print,
-) -> Any:
+) -> tuple[Any, GalleryCache]:
     """Symmetric InfoNCE between a cached shot and its item's cached clean photo, through the
-    trained blocks (``spec.trainable_from`` on) only."""
+    trained blocks (``spec.trainable_from`` on) only; returns the model and the cache."""
     import torch
 
     if not spec.trainable_from:
         raise ValueError("a cached gallery training needs frozen blocks (trainable_from > 0)")
     rng = seeded(config)
     encoder = build_encoder(spec).eval()
-    frozen = FrozenFeatures(encoder, spec, config.threads)
-    log(f"  caching frozen features of {len(images)} photos and {shots_per_photo} shots each")
-    clean = frozen([to_rgb(g) for g in images])
-    shots = np.stack([frozen(shots_of(images, rng)) for _ in range(shots_per_photo)])
+    log(f"  caching frozen features of {len(images)} photos and {len(shots)} shots each")
+    cache = GalleryCache(encoder, spec, images, shots, config.threads)
 
     def batch_loss(rows: np.ndarray) -> Any:
-        drawn = rng.integers(shots_per_photo, size=len(rows))
-        q = encoder.tail(torch.from_numpy(shots[drawn, rows].astype(np.float32)))
-        k = encoder.tail(torch.from_numpy(clean[rows].astype(np.float32)))
+        drawn = rng.integers(len(shots), size=len(rows))
+        q = encoder.tail(torch.from_numpy(cache.shots[drawn, rows].astype(np.float32)))
+        k = encoder.tail(torch.from_numpy(cache.clean[rows].astype(np.float32)))
         return info_nce(q, k, config.temperature)
 
     label = f"{spec.variant}@{spec.image_size} gallery"
-    return fit(encoder, config, len(images), rng, batch_loss, lambda m: log(f"  {label} {m}"))
+    fitted = fit(encoder, config, len(images), rng, batch_loss, lambda m: log(f"  {label} {m}"))
+    return fitted, cache

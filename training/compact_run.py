@@ -16,9 +16,15 @@ from typing import Any
 
 from processors.embedding import ModelCard, OnnxEmbedder, card_path
 from stores.registry import QueryModel
-from training.compact import EncoderSpec, TrainConfig, train_compatible, train_homogeneous
+from training.compact import (
+    Distillation,
+    EncoderSpec,
+    TrainConfig,
+    train_compatible,
+    train_homogeneous,
+)
 from training.compact_eval import EvalSizes, all_pairs, embed_all, plot, verdict
-from training.compact_gallery import train_gallery
+from training.compact_gallery import fixed_shots, train_gallery
 from training.datasets import load_split, to_rgb
 from training.export import export_onnx
 from training.onnx_cost import count_cost, measure_speed
@@ -29,8 +35,8 @@ ROLES = ("gallery", "compatible", "homogeneous")
 
 
 def default_gallery() -> EncoderSpec:
-    """Lite2 at its native 260 px, its last stage (blocks 15-20) and head trained."""
-    return EncoderSpec("lite2", 260, 256, trainable_from=15)
+    """Lite2 at its native 260 px, blocks 11-20 (its last two stages) and head trained."""
+    return EncoderSpec("lite2", 260, 256, trainable_from=11)
 
 
 def default_compact(image_size: int = 64) -> EncoderSpec:
@@ -43,16 +49,23 @@ def default_compact(image_size: int = 64) -> EncoderSpec:
 class CompactPlan:
     train_photos: int = 6000  # the gallery model's: the first ones of the train split
     compact_photos: int = 12000  # the compact models': the first ones of the train split
-    shots_per_photo: int = 3  # the gallery model's cached SYNTHETIC shots of each photo
+    shots_per_photo: int = 4  # the gallery model's cached SYNTHETIC shots of each photo
     # None: the deployment's base model is the gallery model (its collections exist already)
     gallery: EncoderSpec | None = field(default_factory=default_gallery)
     compact: EncoderSpec = field(default_factory=default_compact)
-    gallery_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=3, batch=64))
-    compact_training: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=6, batch=64))
+    gallery_training: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=2, batch=64, cosine=True)
+    )
+    compact_training: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=7, batch=64, cosine=True)
+    )
     # the compatible model's training (None: compact_training's), maybe from the homogeneous
     # model's weights: measured worse (real-shot recall@10 0.628 after 4 cosine epochs from
     # them, 0.709 after 6 from ImageNet; NOTES.md)
     compatible_from_homogeneous: bool = False
+    # the compatible model also regresses onto the gallery model's embedding of the gallery
+    # model's cached shots (training/compact.py Distillation)
+    distil: bool = True
     compatible_training: TrainConfig | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -85,6 +98,7 @@ def train_compact_models(
     train = load_split("train")[0]
     images = train[: plan.compact_photos]
     tag = hashlib.sha256(json.dumps(plan.as_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    distillation = None
     if plan.gallery is None:
         if base_model is None:
             raise ValueError("a plan without a gallery model needs the base model's file")
@@ -92,10 +106,12 @@ def train_compact_models(
     else:
         photos = train[: plan.train_photos]
         log(f"[compact] gallery model {plan.gallery} on {len(photos)} photos")
-        gallery = train_gallery(
-            plan.gallery, photos, plan.gallery_training, plan.shots_per_photo, log
-        )
+        shots = fixed_shots(photos, plan.shots_per_photo, plan.gallery_training.seed)
+        gallery, cache = train_gallery(plan.gallery, photos, shots, plan.gallery_training, log)
         paths = {"gallery": _export(gallery, plan.gallery, models_dir, "gallery", tag)}
+        if plan.distil:
+            distillation = Distillation(shots, cache.shot_embeddings(gallery))
+        del cache
     gallery_version = ModelCard.read(card_path(paths["gallery"])).model_version
     log("[compact] gallery embeddings of the train photos (the compatible model's targets)")
     targets = OnnxEmbedder(paths["gallery"]).embed([to_rgb(g) for g in images])
@@ -111,6 +127,7 @@ def train_compact_models(
         plan.compatible_training or plan.compact_training,
         log,
         start_from=homogeneous if plan.compatible_from_homogeneous else None,
+        distillation=distillation,
     )
     paths["compatible"] = _export(compatible, compact, models_dir, "compatible", tag)
     manifest = {

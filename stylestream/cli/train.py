@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Literal
 
 import click
@@ -134,8 +135,15 @@ def train_embedding_cmd(
 )
 @click.option("--train-photos", default=6000, show_default=True, help="The gallery model's.")
 @click.option("--compact-photos", default=12000, show_default=True)
-@click.option("--gallery-epochs", default=3, show_default=True)
-@click.option("--compact-epochs", default=6, show_default=True)
+@click.option("--gallery-epochs", default=2, show_default=True)
+@click.option("--compact-epochs", default=7, show_default=True)
+@click.option(
+    "--distil/--no-distil",
+    default=True,
+    show_default=True,
+    help="The compatible model also regresses onto the gallery model's embedding of its cached "
+    "shots (lite2 gallery only).",
+)
 @click.option(
     "--from-homogeneous",
     "from_homogeneous",
@@ -160,6 +168,7 @@ def train_compact_cmd(
     compact_photos: int,
     gallery_epochs: int,
     compact_epochs: int,
+    distil: bool,
     from_homogeneous: int,
     compact_size: int,
     register: bool,
@@ -169,13 +178,15 @@ def train_compact_cmd(
     homogeneous compact baseline, on catalogue photos and SYNTHETIC real shots; ONNX
     exports and a manifest. Serve the gallery model with STYLESTREAM_BASE_MODEL (the path the
     manifest names) and the compact one with STYLESTREAM_QUERY_MODEL."""
+    defaults = CompactPlan()
     plan = CompactPlan(
         train_photos=train_photos,
         compact_photos=compact_photos,
         gallery=None if gallery == "base" else default_gallery(),
         compact=default_compact(compact_size),
-        gallery_training=TrainConfig(epochs=gallery_epochs, batch=64),
-        compact_training=TrainConfig(epochs=compact_epochs, batch=64),
+        gallery_training=replace(defaults.gallery_training, epochs=gallery_epochs),
+        compact_training=replace(defaults.compact_training, epochs=compact_epochs),
+        distil=distil,
         compatible_from_homogeneous=from_homogeneous > 0,
         compatible_training=TrainConfig(epochs=from_homogeneous, batch=64, cosine=True)
         if from_homogeneous

@@ -98,6 +98,30 @@ def test_the_pairs_read_the_right_sides() -> None:
     assert pairs["unadapted"]["real_shot"]["recall_at_10"] < 0.6
 
 
+def test_distillation_gives_cached_shots_their_own_targets() -> None:
+    """Rows with cached shots get one of their shots and the gallery model's embedding of
+    it; rows past the cache get a fresh shot and their photo's embedding."""
+    torch = pytest.importorskip("torch")
+    from training.compact import Distillation
+
+    images, _ = load_split("t10k")
+    shots = np.stack([np.full((3, 128, 128, 3), s, np.uint8) for s in (10, 20)])
+    targets = np.stack([np.full((3, 4), s, np.float32) for s in (1.0, 2.0)])
+    photo_targets = torch.full((4, 4), -1.0)
+    rows = np.array([2, 5, 0, 4])
+    got, seen = Distillation(shots, targets).queries(
+        images[:6], rows, photo_targets, np.random.default_rng(0)
+    )
+    for i in (0, 2):  # covered: shot s of value 10 * (s + 1), target s + 1
+        level = int(got[i][0, 0, 0])
+        assert level in (10, 20) and (got[i] == level).all()
+        assert seen[i].tolist() == [level / 10] * 4
+    for i in (1, 3):  # past the cache: a fresh 128 px shot, the photo's target
+        assert got[i].shape == (128, 128, 3) and got[i].std() > 0
+        assert seen[i].tolist() == [-1.0] * 4
+    assert photo_targets.eq(-1).all()  # the caller's tensor is left alone
+
+
 def test_train_export_and_evaluate_at_a_tiny_scale(tmp_path: Path) -> None:
     """The whole path on 96 photos at small sizes: three ONNX models with a manifest naming
     the compatibility, then every figure of the report (values judged by the real run)."""
@@ -108,7 +132,7 @@ def test_train_export_and_evaluate_at_a_tiny_scale(tmp_path: Path) -> None:
     from training.compact_run import CompactPlan, evaluate_compact, train_compact_models
 
     plan = CompactPlan(
-        train_photos=96,
+        train_photos=64,  # the gallery model's shots cover the compact models' first 64
         compact_photos=96,
         gallery=EncoderSpec("lite2", 64, dim=32, trainable_from=15),
         compact=EncoderSpec("lite0", 32, dim=32),
