@@ -24,6 +24,7 @@ from api.state import ApiState, State
 from config import assembly
 from config.kafka import KafkaConfig
 from config.settings import Settings
+from search.batching import QueryBatcher
 from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
 
@@ -53,6 +54,9 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         Sessions(
             session_key(settings),
             SessionConfig(settings.api_session_ttl_s, settings.api_impression_ttl_s),
+        ),
+        QueryBatcher(
+            search.by_queries, assembly.batch_config(settings), metrics.search_batch.observe
         ),
         tuple(k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()),
         threading.BoundedSemaphore(settings.api_max_concurrent_decodes),

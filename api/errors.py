@@ -14,6 +14,7 @@ from processors.errors import ProcessingError
 from schemas.dead_letter import ErrorKind
 from schemas.validation import describe
 from search import IncompatibleQueryModel
+from search.batching import SearchBusy
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IncompatibleQueryModel)
     async def incompatible(_: Request, exc: IncompatibleQueryModel) -> JSONResponse:
         return JSONResponse(_body("incompatible_query_model", str(exc)), status_code=409)
+
+    @app.exception_handler(SearchBusy)
+    async def busy(_: Request, exc: SearchBusy) -> JSONResponse:
+        return JSONResponse(_body("busy", f"{exc}: retry shortly"), status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

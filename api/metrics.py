@@ -37,6 +37,12 @@ class ApiMetrics:
             ["route", "status"],
             registry=self.registry,
         )
+        self.search_batch = Histogram(
+            "stylestream_api_search_batch_size",
+            "Image queries answered by one batched model call",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
         self.impressions = Counter(
             "stylestream_api_impressions",
             "Search impressions by outcome (queued, sent, dropped, failed)",

@@ -41,7 +41,7 @@ from processors.ranking import Ranked
 from schemas.attributes import GROUPS
 from schemas.interactions import Query as SearchQuery
 from schemas.interactions import SearchImpression
-from search import Effort, Filters, Result, UnknownProduct
+from search import Effort, Filters, ImageQuery, Result, UnknownProduct
 from stores.base import Hit
 
 ProductIdPath = Annotated[
@@ -157,7 +157,7 @@ def _search_image(
 ) -> SearchResponse:
     started = time.perf_counter()
     k, offset, _ = page
-    result = state.search.by_images([rgb], k, _filters(filters), offset, effort)[0]
+    result = state.batcher.search(ImageQuery(rgb, k, _filters(filters), offset, effort))
     assert result.vector is not None
     base = None if state.search.query_encoder is not None else result.vector
     query = image_query(rgb, base, filters.model_dump(exclude_defaults=True))

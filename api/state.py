@@ -17,6 +17,7 @@ from api.sessions import Sessions
 from config.settings import Settings
 from processors.images import ImageLimits
 from search import SearchService
+from search.batching import QueryBatcher
 from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
 
@@ -31,6 +32,7 @@ class ApiState:
     sender: KafkaSender
     impressions: ImpressionEmitter
     sessions: Sessions
+    batcher: QueryBatcher
     api_keys: tuple[bytes, ...] = ()
     decodes: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(4)
@@ -48,6 +50,7 @@ class ApiState:
             self.decodes.release()
 
     def close(self) -> None:
+        self.batcher.close()
         self.impressions.close()
         self.sender.close()
         self.search.targets.close()

@@ -20,6 +20,7 @@ from processors.products import ProductProcessor
 from processors.ranking import Weights
 from processors.tagger import OnnxTagger, tagger_path
 from search import IndexNeighbours, QueryEncoder, SearchService
+from search.batching import BatchConfig
 from stores.base import VectorIndex
 from stores.binary import BinaryRerankIndex
 from stores.codes import CodeIndexConfig, MilvusCodeIndex, code_collection_name
@@ -140,6 +141,17 @@ def open_serving(settings: Settings, engine: Engine, base: tuple[str, int]) -> S
 def weights(settings: Settings) -> Weights:
     return Weights(
         settings.rank_weight_visual, settings.rank_weight_colour, settings.rank_weight_attributes
+    )
+
+
+def batch_config(settings: Settings) -> BatchConfig:
+    """How the API batches concurrent image searches (search/batching.py)."""
+    return BatchConfig(
+        max_batch=settings.api_batch_max,
+        max_wait_s=settings.api_batch_wait_ms / 1000,
+        queue_limit=settings.api_search_queue,
+        workers=settings.api_batch_workers,
+        timeout_s=settings.api_search_timeout_s,
     )
 
 

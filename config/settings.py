@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     # max_image_decode_bytes x ~1.35), and how long a request waits for a turn before a 503.
     api_max_concurrent_decodes: int = 4
     api_decode_wait_s: float = 10.0
+    # Image searches in flight are batched (search/batching.py): one model call for every
+    # query waiting, at most api_batch_max; api_batch_wait_ms > 0 holds a lone query that
+    # long for company (0: never). Queries waiting beyond api_search_queue, or unanswered
+    # after api_search_timeout_s, get a 503.
+    api_batch_max: int = Field(default=16, ge=1, le=256)
+    api_batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    api_batch_workers: int = Field(default=2, ge=1, le=16)
+    api_search_queue: int = Field(default=256, ge=1)
+    api_search_timeout_s: float = Field(default=30.0, gt=0)
     # Signs the session and impression ids the API issues; every replica needs the same one.
     # Unset: a random key per process (sessions then end with the process).
     api_session_key: SecretStr | None = None

@@ -3,6 +3,7 @@ neighbour vote, shared by the API, the CLI and the benches."""
 
 from search.neighbours import IndexNeighbours
 from search.service import (
+    ImageQuery,
     IncompatibleQueryModel,
     QueryEncoder,
     Result,
@@ -15,6 +16,7 @@ from stores.filters import Effort, Filters
 __all__ = [
     "Effort",
     "Filters",
+    "ImageQuery",
     "IncompatibleQueryModel",
     "IndexNeighbours",
     "QueryEncoder",

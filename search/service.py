@@ -49,6 +49,17 @@ class QueryEncoder:
 
 
 @dataclass(frozen=True)
+class ImageQuery:
+    """One image search: the decoded image and its page, filters and effort."""
+
+    image: np.ndarray = field(compare=False)
+    k: int = 10
+    filters: Filters | None = None
+    offset: int = 0
+    effort: Effort | None = None
+
+
+@dataclass(frozen=True)
 class StageOne:
     """One image query's first stage, ready for ``rerank`` at any weights."""
 
@@ -98,10 +109,18 @@ class SearchService:
         offset: int = 0,
         effort: Effort | None = None,
     ) -> list[Result]:
-        """Batched: one index call for all queries (far cheaper than one call each)."""
+        """Batched: one model call and one index call for all queries."""
+        return self.by_queries([ImageQuery(rgb, k, filters, offset, effort) for rgb in images])
+
+    def by_queries(self, queries: Sequence[ImageQuery]) -> list[Result]:
+        """Queries of any pages and filters at once (concurrent requests, search/batching.py):
+        each model runs once over all images, the index once per distinct (pool, filters,
+        effort)."""
+        pools = [self.pool(q.k, q.offset) for q in queries]
+        stages = self._stages(queries, pools)
         return [
-            Result(self.rank(stage, k, offset), stage.model_version, stage.vector)
-            for stage in self.stage_one(images, self.pool(k, offset), filters, effort)
+            Result(self.rank(stage, q.k, q.offset), stage.model_version, stage.vector)
+            for q, stage in zip(queries, stages, strict=True)
         ]
 
     def rank(
@@ -120,15 +139,30 @@ class SearchService:
     ) -> list[StageOne]:
         """Each image's top ``pool`` from the index and its colour shares and attributes
         (callers comparing weightings rerank these without searching again)."""
+        queries = [ImageQuery(rgb, pool, filters, 0, effort) for rgb in images]
+        return self._stages(queries, [pool] * len(queries))
+
+    def _stages(self, queries: Sequence[ImageQuery], pools: Sequence[int]) -> list[StageOne]:
+        if not queries:
+            return []
         target = self.targets.serving()
         compact = self.query_encoder
         if compact is not None:
             compact.check(target)
         encoder = compact.embedder if compact else None
+        images = [q.image for q in queries]
         vectors, colours, attributes = self.processor.describe_queries(images, encoder)
-        # a compact query model embeds straight into the collection's space
-        projected = compact is not None
-        hits = search_target(target, vectors, pool, filters, projected=projected, effort=effort)
+        groups: dict[tuple[int, Filters | None, Effort | None], list[int]] = {}
+        for i, (q, pool) in enumerate(zip(queries, pools, strict=True)):
+            groups.setdefault((pool, q.filters, q.effort), []).append(i)
+        hits: list[list[Hit]] = [[] for _ in queries]
+        for (pool, filters, effort), rows in groups.items():
+            # a compact query model embeds straight into the collection's space
+            found = search_target(
+                target, vectors[rows], pool, filters, projected=compact is not None, effort=effort
+            )
+            for row, row_hits in zip(rows, found, strict=True):
+                hits[row] = row_hits
         return [
             StageOne(h, c, a, v, target.model_version)
             for h, c, a, v in zip(hits, colours, attributes, vectors, strict=True)

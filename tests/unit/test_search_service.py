@@ -12,13 +12,14 @@ from processors.products import ProductProcessor, RawEvent
 from schemas.events import encode_event
 from search import (
     Filters,
+    ImageQuery,
     IncompatibleQueryModel,
     IndexNeighbours,
     QueryEncoder,
     SearchService,
     UnknownProduct,
 )
-from stores.base import FixedTarget, IndexTargets, Target
+from stores.base import FixedTarget, Hit, IndexTargets, Target
 from stores.memory import MemoryRepository, MemoryVectorIndex
 from stores.writer import ProductWriter
 from tests.events import photo, upsert
@@ -64,6 +65,39 @@ def test_filters_paging_and_more_like_this(
     assert len(similar.ranked) == 5 and "p03" not in {r.product_id for r in similar.ranked}
     with pytest.raises(UnknownProduct):
         service.by_product("nope")
+
+
+class CountingIndex(MemoryVectorIndex):
+    def __init__(self, inner: MemoryVectorIndex) -> None:
+        self.inner = inner
+        self.calls: list[int] = []
+
+    def search(self, vectors: np.ndarray, *args: object, **kwargs: object) -> list[list[Hit]]:
+        self.calls.append(len(vectors))
+        return self.inner.search(vectors, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_queries_of_other_pages_and_filters_batch_into_one_call_per_search_shape(
+    processor: ProductProcessor, catalogue: MemoryVectorIndex
+) -> None:
+    counting = CountingIndex(catalogue)
+    service = SearchService(processor, FixedTarget(counting))
+    shirt, other = to_rgb(photo(0)[0]), to_rgb(photo(1)[0])
+    category = Filters(category=photo(1)[1])
+    queries = [
+        ImageQuery(shirt, k=5),
+        ImageQuery(shirt, k=5, offset=5),
+        ImageQuery(other, k=3, filters=category),
+        ImageQuery(other, k=4),
+    ]
+    batched = service.by_queries(queries)
+    assert counting.calls == [3, 1]  # one index call per (pool, filters, effort)
+    alone = [service.by_images([q.image], q.k, q.filters, q.offset)[0] for q in queries]
+    for got, want in zip(batched, alone, strict=True):
+        assert [r.product_id for r in got.ranked] == [r.product_id for r in want.ranked]
+        assert np.allclose(got.vector, want.vector, atol=1e-5)  # type: ignore[arg-type]
+    assert [len(r.ranked) for r in batched] == [5, 5, 3, 4]
+    assert {r.item.row.category for r in batched[2].ranked} == {photo(1)[1]}
 
 
 @dataclass(frozen=True)
