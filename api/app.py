@@ -27,6 +27,7 @@ from config.settings import Settings
 from search.batching import QueryBatcher
 from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
+from stores.summaries import SummaryCache
 
 STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         ),
         QueryBatcher(
             search.by_queries, assembly.batch_config(settings), metrics.search_batch.observe
+        ),
+        SummaryCache(
+            repo.get_summaries, settings.api_summary_cache_s, settings.api_summary_cache_items
         ),
         tuple(k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()),
         threading.BoundedSemaphore(settings.api_max_concurrent_decodes),

@@ -82,7 +82,7 @@ def _effort(page: Paging) -> Effort | None:
 
 
 def _items(state: ApiState, ranked: list[Ranked[Hit]], explain: bool) -> list[ResultItem]:
-    summaries = state.repo.get_summaries([r.product_id for r in ranked])
+    summaries = state.summaries.get_summaries([r.product_id for r in ranked])
     weights = state.search.weights
     out = []
     for r in ranked:

@@ -20,6 +20,7 @@ from search import SearchService
 from search.batching import QueryBatcher
 from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
+from stores.summaries import SummaryCache
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ApiState:
     impressions: ImpressionEmitter
     sessions: Sessions
     batcher: QueryBatcher
+    summaries: SummaryCache
     api_keys: tuple[bytes, ...] = ()
     decodes: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(4)

@@ -27,7 +27,7 @@ class LoadResult:
     error_examples: list[str]
 
 
-def _multipart(image: bytes, k: int) -> tuple[bytes, str]:
+def multipart(image: bytes, k: int) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     body = (
         (
@@ -51,7 +51,7 @@ def run_load(
 ) -> LoadResult:
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("load tests target loopback only")
-    bodies = [_multipart(img, k) for img in images]
+    bodies = [multipart(img, k) for img in images]
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()

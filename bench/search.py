@@ -81,7 +81,7 @@ def bench_milvus(
     return results
 
 
-def _ensure_indexed(settings: Settings, log: Callable[[str], None]) -> int:
+def ensure_indexed(settings: Settings, log: Callable[[str], None]) -> int:
     """The API load needs an index: the demo's, or the catalogue indexed here without Kafka."""
     services.up(settings)
     upgrade(settings.pg_dsn)
@@ -105,7 +105,7 @@ def bench_api(
     settings: Settings, seconds: float, concurrency: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
 
-    products = _ensure_indexed(settings, log)
+    products = ensure_indexed(settings, log)
     port = free_port()
     env = {**os.environ, "STYLESTREAM_API_PORT": str(port)}
     proc = Process(["api"], settings.data_dir / "bench" / "api.log", env)

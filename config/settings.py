@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     api_batch_workers: int = Field(default=2, ge=1, le=16)
     api_search_queue: int = Field(default=256, ge=1)
     api_search_timeout_s: float = Field(default=30.0, gt=0)
+    # Result lists' titles and prices are cached this long per API process (0: read Postgres
+    # on every search); a product update shows in results at most that much later.
+    api_summary_cache_s: float = Field(default=2.0, ge=0, le=300)
+    api_summary_cache_items: int = Field(default=20_000, ge=1)
     # Signs the session and impression ids the API issues; every replica needs the same one.
     # Unset: a random key per process (sessions then end with the process).
     api_session_key: SecretStr | None = None

@@ -19,6 +19,7 @@ from bench.click_heads import run_heads_bench, write_report
 from bench.click_loop import LoopSizes, query_pool, run_click_loop
 from bench.demo import run_demo
 from bench.search import run_search_bench
+from bench.serve import ServeSizes, run_serve_bench
 from bench.simulator import simulate as run_simulation
 from config.settings import Settings
 
@@ -61,6 +62,32 @@ def bench_search(
         out,
         log=lambda m: click.echo(m, err=True),
     )
+    click.echo(json.dumps(report, indent=None if as_json else 2))
+
+
+@bench.command("serve")
+@click.option("--concurrency", default="1,2,4,8,16", show_default=True, help="Closed-loop clients.")
+@click.option("--seconds", default=20.0, show_default=True, help="Per concurrency.")
+@click.option("--open-seconds", default=30.0, show_default=True, help="The half-load open loop.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def bench_serve(
+    settings: Settings,
+    concurrency: str,
+    seconds: float,
+    open_seconds: float,
+    out: Path,
+    as_json: bool,
+) -> None:
+    """The search API's throughput and latency against its encoder alone, in one run."""
+    ensure_model(settings)
+    sizes = ServeSizes(
+        concurrencies=tuple(int(c) for c in concurrency.split(",")),
+        seconds=seconds,
+        open_loop_seconds=open_seconds,
+    )
+    report = run_serve_bench(settings, sizes, out, log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(report, indent=None if as_json else 2))
 
 
