@@ -344,6 +344,41 @@ def test_query_images_are_decoded_a_few_at_a_time(stack: Stack) -> None:
         assert upload(c, png(1))[0] == 200
 
 
+def test_concurrent_searches_share_batched_model_calls_and_each_gets_its_own_answer(
+    stack: Stack,
+) -> None:
+    """Uploads in flight together are embedded in one batch (held 300 ms for company here),
+    and each response still holds its own image's results and page."""
+    patient = stack.settings.model_copy(update={"api_batch_wait_ms": 300.0})
+    with TestClient(create_app(patient)) as c:
+        answers: dict[int, tuple[int, dict]] = {}  # type: ignore[type-arg]
+
+        def search(i: int) -> None:  # odd ones within their category: another index call
+            form = {"category": photo(i)[1]} if i % 2 else {}
+            answers[i] = upload(c, png(i), k=str(3 + i % 3), **form)
+
+        threads = [threading.Thread(target=search, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        metrics = c.get("/metrics").text
+    for i, (code, body) in answers.items():
+        assert code == 200, body
+        assert body["results"][0]["product_id"] == f"a{i:03d}"
+        if i % 2:
+            assert {r["category"] for r in body["results"]} == {photo(i)[1]}
+        else:
+            assert len(body["results"]) == 3 + i % 3
+    assert len(answers) == 8
+    count = next(
+        float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("stylestream_api_search_batch_size_count ")
+    )
+    assert 1 <= count < 8  # fewer model calls than searches
+
+
 def test_health_answers_while_every_search_thread_waits_on_a_trickling_server(
     stack: Stack, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
