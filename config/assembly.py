@@ -93,11 +93,20 @@ def api_image_limits(settings: Settings) -> ImageLimits:
 def base_model_file(settings: Settings) -> Path:
     """The configured base model (STYLESTREAM_BASE_MODEL), else the pretrained Lite0."""
     if settings.base_model:
-        path = (settings.models_path / settings.base_model).resolve()
-        if not path.is_relative_to(settings.models_path.resolve()):  # a link out of it
-            raise ValueError(f"STYLESTREAM_BASE_MODEL leads out of the models folder: {path}")
-        return path
+        return models_file(settings, settings.base_model, "STYLESTREAM_BASE_MODEL")
     return base_model_path(settings.models_path, settings.image_size)
+
+
+def models_file(settings: Settings, name: str, what: str) -> Path:
+    """An .onnx file named relative to the models folder, refused when it leads out of it
+    (``..``, an absolute path, or a link)."""
+    given = Path(name)
+    if given.is_absolute() or ".." in given.parts or given.suffix != ".onnx":
+        raise ValueError(f"{what} {name!r}: give an .onnx file's path inside the models folder")
+    path = (settings.models_path / given).resolve()
+    if not path.is_relative_to(settings.models_path.resolve()):  # a link out of it
+        raise ValueError(f"{what} leads out of the models folder: {path}")
+    return path
 
 
 def open_embedder(settings: Settings) -> OnnxEmbedder:

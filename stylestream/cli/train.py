@@ -133,9 +133,15 @@ def train_embedding_cmd(
     help="lite2: train a gallery model (Lite2 @260 px + projection); base: the deployment's "
     "base model is the gallery (its collections serve already, no re-index).",
 )
+@click.option(
+    "--gallery-model",
+    default="",
+    help="An .onnx file in the models folder (a gallery model trained before) as the gallery: "
+    "only the compact models train.",
+)
 @click.option("--train-photos", default=6000, show_default=True, help="The gallery model's.")
 @click.option("--compact-photos", default=12000, show_default=True)
-@click.option("--gallery-epochs", default=2, show_default=True)
+@click.option("--gallery-epochs", default=3, show_default=True)
 @click.option("--compact-epochs", default=7, show_default=True)
 @click.option(
     "--distil/--no-distil",
@@ -164,6 +170,7 @@ def train_embedding_cmd(
 def train_compact_cmd(
     settings: Settings,
     gallery: str,
+    gallery_model: str,
     train_photos: int,
     compact_photos: int,
     gallery_epochs: int,
@@ -182,7 +189,7 @@ def train_compact_cmd(
     plan = CompactPlan(
         train_photos=train_photos,
         compact_photos=compact_photos,
-        gallery=None if gallery == "base" else default_gallery(),
+        gallery=None if gallery == "base" or gallery_model else default_gallery(),
         compact=default_compact(compact_size),
         gallery_training=replace(defaults.gallery_training, epochs=gallery_epochs),
         compact_training=replace(defaults.compact_training, epochs=compact_epochs),
@@ -192,9 +199,12 @@ def train_compact_cmd(
         if from_homogeneous
         else None,
     )
-    base = assembly.base_model_file(settings)
+    if gallery_model:
+        given = assembly.models_file(settings, gallery_model, "--gallery-model")
+    else:
+        given = assembly.base_model_file(settings)
     log = lambda m: click.echo(m, err=True)  # noqa: E731
-    manifest = train_compact_models(settings.models_path, plan, log, base_model=base)
+    manifest = train_compact_models(settings.models_path, plan, log, gallery_model=given)
     if register:
         model = query_model(settings.models_path, manifest)
         engine = make_engine(settings.pg_dsn)

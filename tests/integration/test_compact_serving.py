@@ -63,7 +63,7 @@ def test_a_compact_query_model_serves_its_gallery_and_only_it(
         compact_training=TrainConfig(epochs=1, batch=32),
     )
     base = base_model_path(stack.settings.models_path, stack.settings.image_size)
-    manifest = train_compact_models(Path(models), plan, lambda m: None, base_model=base)
+    manifest = train_compact_models(Path(models), plan, lambda m: None, gallery_model=base)
     model = query_model(Path(models), manifest)
     registry = ServingRegistry(stack.repo.engine)
     registry.register_query_model(model)
