@@ -18,6 +18,7 @@ from bench.chaos import ChaosSizes, run_chaos
 from bench.click_heads import run_heads_bench, write_report
 from bench.click_loop import LoopSizes, query_pool, run_click_loop
 from bench.demo import run_demo
+from bench.ingest import IngestSizes, run_ingest_bench
 from bench.search import run_search_bench
 from bench.serve import ServeSizes, run_serve_bench
 from bench.simulator import simulate as run_simulation
@@ -88,6 +89,23 @@ def bench_serve(
         open_loop_seconds=open_seconds,
     )
     report = run_serve_bench(settings, sizes, out, log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(report, indent=None if as_json else 2))
+
+
+@bench.command("ingest")
+@click.option("--burst", default=2000, show_default=True, help="Products in the burst.")
+@click.option("--rates", default="25,50", show_default=True, help="Steady event rates (per s).")
+@click.option("--steady-seconds", default=30.0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def bench_ingest(
+    settings: Settings, burst: int, rates: str, steady_seconds: float, out: Path, as_json: bool
+) -> None:
+    """The streaming worker's products/s against a plain batch script, and produce ->
+    searchable lag at steady event rates, in one run."""
+    sizes = IngestSizes(burst, tuple(float(r) for r in rates.split(",")), steady_seconds)
+    report = run_ingest_bench(settings, sizes, out, log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(report, indent=None if as_json else 2))
 
 
