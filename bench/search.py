@@ -81,7 +81,7 @@ def bench_milvus(
     return results
 
 
-def ensure_indexed(settings: Settings, log: Callable[[str], None]) -> int:
+def ensure_indexed(settings: Settings, log: Callable[[str], None], n: int = 2000) -> int:
     """The API load needs an index: the demo's, or the catalogue indexed here without Kafka."""
     services.up(settings)
     upgrade(settings.pg_dsn)
@@ -89,8 +89,8 @@ def ensure_indexed(settings: Settings, log: Callable[[str], None]) -> int:
     try:
         count = built.repo.count_products()
         if count == 0:
-            log("[api] index is empty: indexing 2000 catalogue products directly")
-            cat = fashion_mnist_catalogue(settings.data_dir / "demo", 2000)
+            log(f"[api] index is empty: indexing {n} catalogue products directly")
+            cat = fashion_mnist_catalogue(settings.data_dir / "demo", n)
 
             for start in range(0, len(cat.events), 200):
                 raws = [RawEvent(encode_event(e)) for e in cat.events[start : start + 200]]

@@ -48,6 +48,7 @@ class ServeSizes:
     seconds: float = 20.0
     open_loop_seconds: float = 30.0
     queries: int = 200
+    products: int = 2000  # indexed first when the index is empty
 
 
 def encoder_alone(settings: Settings, images: Sequence[np.ndarray]) -> dict[str, Any]:
@@ -152,7 +153,7 @@ def batch_sizes(port: int) -> dict[str, float]:
 def bench_api_load(
     settings: Settings, sizes: ServeSizes, goal: float, log: Callable[[str], None]
 ) -> dict[str, Any]:
-    products = ensure_indexed(settings, log)
+    products = ensure_indexed(settings, log, sizes.products)
     port = free_port()
     env = {**os.environ, "STYLESTREAM_API_PORT": str(port), "STYLESTREAM_API_RATE_PER_S": "0"}
     proc = Process(["api"], settings.data_dir / "bench" / "api-serve.log", env)

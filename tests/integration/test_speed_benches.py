@@ -1,0 +1,60 @@
+"""`stylestream bench serve` and `bench ingest` at a tiny size on real Kafka, Postgres and
+Milvus with real API and worker processes: every figure is there and nothing failed. (Whether
+the goals hold needs the full size on a quiet machine: README, bench/results.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.ingest import IngestSizes, run_ingest_bench
+from bench.serve import ServeSizes, run_serve_bench
+from config.settings import Settings
+
+pytestmark = pytest.mark.services
+
+
+def test_bench_serve_measures_the_api_against_its_encoder(
+    running_services: Settings, model_path: Any, attribute_models: Any, tmp_path: Path
+) -> None:
+    sizes = ServeSizes(
+        concurrencies=(1, 4), seconds=2, open_loop_seconds=2, queries=20, products=200
+    )
+    report = run_serve_bench(running_services, sizes, tmp_path, print)
+    assert report["encoder"]["batched_images_per_s"] > 0
+    assert report["encoder"]["single_images_per_s"] > 0
+    closed = report["api"]["closed_loop"]
+    assert [r["concurrency"] for r in closed] == [1, 4]
+    for run in closed:
+        assert run["requests"] > 0 and run["errors"] == 0, run["error_examples"]
+        assert run["mean_batch"] >= 1
+    half = report["api"]["half_load"]
+    assert half["requests"] > 0 and half["errors"] == 0, half["error_examples"]
+    assert half["p99_ms"] >= half["p50_ms"] > 0
+    done = report["done_when"]
+    assert done["throughput_goal_per_s"] == pytest.approx(
+        0.8 * report["encoder"]["batched_images_per_s"], rel=0.01
+    )
+    assert (tmp_path / "serve.json").exists() and (tmp_path / "serve.png").stat().st_size > 0
+
+
+def test_bench_ingest_measures_the_worker_against_a_batch_script(
+    running_services: Settings, model_path: Any, attribute_models: Any, tmp_path: Path
+) -> None:
+    sizes = IngestSizes(burst=60, rates=(20.0,), steady_seconds=3)
+    report = run_ingest_bench(running_services, sizes, tmp_path, print)
+    assert report["batch_script"]["products"] == 60
+    assert report["batch_script"]["products_per_s"] > 0
+    assert report["burst"]["products"] == 60 and report["burst"]["products_per_s"] > 0
+    (steady,) = report["steady"]
+    assert steady["products"] == 60 and steady["rate_per_s"] == 20.0
+    assert len(steady["lags_s"]) == 60 and 0 <= steady["lag_p50_s"] <= steady["lag_p99_s"]
+    assert set(report["done_when"]) == {
+        "stream_share_of_batch",
+        "stream_met",
+        "lag_p99_s",
+        "lag_met",
+    }
+    assert (tmp_path / "ingest.json").exists() and (tmp_path / "ingest.png").stat().st_size > 0
