@@ -61,6 +61,8 @@ def test_a_compact_query_model_serves_its_gallery_and_only_it(
         gallery=None,  # the base model: its collection serves already
         compact=EncoderSpec("lite0", 32),
         compact_training=TrainConfig(epochs=1, batch=32),
+        shots_per_photo=2,
+        distil=True,  # fixed shots embedded by the given gallery (base) model
     )
     base = base_model_path(stack.settings.models_path, stack.settings.image_size)
     manifest = train_compact_models(Path(models), plan, lambda m: None, gallery_model=base)

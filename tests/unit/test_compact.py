@@ -138,6 +138,7 @@ def test_train_export_and_evaluate_at_a_tiny_scale(tmp_path: Path) -> None:
         compact=EncoderSpec("lite0", 32, dim=32),
         gallery_training=TrainConfig(epochs=1, batch=32),
         compact_training=TrainConfig(epochs=1, batch=32),
+        distil=True,  # the gallery model's cached shots: its own embeddings of them
     )
     manifest = train_compact_models(tmp_path, plan, log=lambda m: None)
     cards = {
