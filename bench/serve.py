@@ -253,8 +253,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
         label=f"p99 open loop at {half['rate_per_s']}/s",
     )
     right.set_xscale("log", base=2)
+    right.set_yscale("log")  # an overloaded open loop's queueing is orders larger
     right.set_xlabel("concurrent clients")
-    right.set_ylabel("latency (ms)")
+    right.set_ylabel("latency (ms, log)")
     right.legend(fontsize=8)
     fig.suptitle("Search API (POST /v1/search/upload) against its encoder, one run")
     fig.tight_layout()
