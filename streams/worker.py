@@ -7,6 +7,7 @@ import socket
 import time
 
 import faust
+from kafka.errors import KafkaError
 
 from config import assembly
 from config.settings import Settings
@@ -39,8 +40,25 @@ def wait_for_broker(bootstrap: str, timeout_s: float = 120.0) -> None:
         time.sleep(1.0)
 
 
+def topics_when_up(settings: Settings, timeout_s: float = 120.0) -> dict[str, int]:
+    """``ensure_topics`` once a broker answers, again while it drops the connection (a broker
+    restarting as the worker starts: seen in the chaos test), up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    attempt = 0
+    while True:
+        wait_for_broker(settings.kafka_bootstrap, max(1.0, deadline - time.monotonic()))
+        try:
+            return ensure_topics(settings)
+        except KafkaError as exc:
+            if time.monotonic() > deadline:
+                raise
+            attempt += 1
+            log.warning("Kafka dropped the topic check (%s): again", exc)
+            time.sleep(min(5.0, 0.5 * 2**attempt))
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    topics = ensure_topics(settings)
+    topics = topics_when_up(settings)
     built = assembly.build(settings)
     metrics = WorkerMetrics()
     dependencies = Dependencies(
