@@ -41,6 +41,31 @@ def multipart(image: bytes, k: int) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+class Uploader:
+    """One kept-alive connection posting image searches; a new one after a failed request."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.conn = http.client.HTTPConnection(host, port, timeout=30)
+
+    def post(self, body: bytes, ctype: str) -> tuple[bool, str]:
+        """(answered 200, what happened)."""
+        try:
+            self.conn.request(
+                "POST", "/v1/search/upload", body=body, headers={"Content-Type": ctype}
+            )
+            resp = self.conn.getresponse()
+            resp.read()
+            return resp.status == 200, f"HTTP {resp.status}"
+        except (OSError, http.client.HTTPException) as exc:
+            self.conn.close()
+            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            return False, f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def run_load(
     host: str,
     port: int,
@@ -58,28 +83,17 @@ def run_load(
     stop_at = time.monotonic() + seconds
 
     def client(worker: int) -> None:
-        conn = http.client.HTTPConnection(host, port, timeout=30)
+        uploader = Uploader(host, port)
         i = worker
         while time.monotonic() < stop_at and len(latencies) + len(errors) < MAX_REQUESTS:
             body, ctype = bodies[i % len(bodies)]
             i += concurrency
             started = time.perf_counter()
-            try:
-                conn.request(
-                    "POST", "/v1/search/upload", body=body, headers={"Content-Type": ctype}
-                )
-                resp = conn.getresponse()
-                resp.read()
-                ok = resp.status == 200
-                detail = f"HTTP {resp.status}"
-            except (OSError, http.client.HTTPException) as exc:
-                ok, detail = False, f"{type(exc).__name__}: {exc}"
-                conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=30)
+            ok, detail = uploader.post(body, ctype)
             elapsed = time.perf_counter() - started
             with lock:
                 (latencies.append(elapsed) if ok else errors.append(detail))
-        conn.close()
+        uploader.close()
 
     threads = [threading.Thread(target=client, args=(w,)) for w in range(concurrency)]
     started = time.monotonic()

@@ -62,7 +62,7 @@ def raw_pixel_top_k(gallery: np.ndarray, queries: np.ndarray, k: int) -> np.ndar
     return np.argsort(d, axis=1)[:, :k]
 
 
-def _count_indexed(repo: PostgresRepository, version: int) -> int:
+def count_indexed(repo: PostgresRepository, version: int) -> int:
     query = select(func.count()).select_from(products).where(products.c.version == version)
     with repo.engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
@@ -87,13 +87,14 @@ def _attribute_stats(repo: PostgresRepository, version: int) -> tuple[int, float
         return int(conn.execute(tagged).scalar_one()), float(conn.execute(agree).scalar_one() or 0)
 
 
-def _freshness_ms(repo: PostgresRepository, version: int) -> np.ndarray:
+def freshness_s(repo: PostgresRepository, version: int) -> np.ndarray:
+    """Produce -> indexed (searchable) seconds of each product at ``version``, from the ledger."""
     query = select(products.c.indexed_at, products.c.produced_at).where(
         products.c.version == version, products.c.produced_at.is_not(None)
     )
     with repo.engine.connect() as conn:
         return np.array(
-            [(r.indexed_at - r.produced_at).total_seconds() * 1000 for r in conn.execute(query)]
+            [(r.indexed_at - r.produced_at).total_seconds() for r in conn.execute(query)]
         )
 
 
@@ -132,7 +133,7 @@ def run_demo(
         deadline = time.monotonic() + timeout
         indexed = dead = 0
         while time.monotonic() < deadline:
-            indexed = _count_indexed(repo, run_version)
+            indexed = count_indexed(repo, run_version)
             dead = sum(1 for d in dlq.poll() if d.product_id in ids)
             if indexed + dead >= n:
                 break
@@ -150,7 +151,7 @@ def run_demo(
     recall, visual_recall = served_and_visual(service, rgb, wanted, Filters(version=run_version))
     raw_top = raw_pixel_top_k(cat.images, queries.images, 10)
     raw_recall = recall_at_k(cat.labels[raw_top] == queries.labels[:, None])
-    fresh = _freshness_ms(repo, run_version)
+    fresh = freshness_s(repo, run_version) * 1000
     with_attributes, category_agreement = _attribute_stats(repo, run_version)
     repo.close()
     service.targets.close()

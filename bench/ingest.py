@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 from pymilvus import MilvusClient
-from sqlalchemy import func, select
 
 from bench.catalog import ensure_model, fashion_mnist_catalogue, roots_env
+from bench.demo import count_indexed, freshness_s
 from bench.processes import Process, wait_or_fail
 from config import assembly
 from config.kafka import KafkaConfig
@@ -37,7 +37,6 @@ from deploy.local.process import free_port
 from processors.embedding import OnnxEmbedder
 from processors.images import decode_image
 from schemas.events import ProductUpsert
-from schemas.tables import products
 from stores.migrate import upgrade
 from stores.postgres import PostgresRepository
 from streams.producer import ProductProducer
@@ -91,22 +90,6 @@ def batch_script(settings: Settings, events: Sequence[ProductUpsert]) -> dict[st
     }
 
 
-def _indexed(repo: PostgresRepository, version: int) -> int:
-    query = select(func.count()).select_from(products).where(products.c.version == version)
-    with repo.engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
-
-
-def _lags(repo: PostgresRepository, version: int) -> np.ndarray:
-    query = select(products.c.indexed_at, products.c.produced_at).where(
-        products.c.version == version, products.c.produced_at.is_not(None)
-    )
-    with repo.engine.connect() as conn:
-        return np.array(
-            [(r.indexed_at - r.produced_at).total_seconds() for r in conn.execute(query)]
-        )
-
-
 def _produce(settings: Settings, events: Sequence[ProductUpsert], rate: float | None) -> float:
     """Sends ``events`` (at ``rate``/s, or all at once); returns the first send's time."""
     started = time.monotonic()
@@ -129,9 +112,9 @@ def streamed(
     repo: PostgresRepository,
 ) -> dict[str, Any]:
     started = _produce(settings, events, rate)
-    wait_or_fail(lambda: _indexed(repo, version) >= len(events), 600, "ingest", [worker])
+    wait_or_fail(lambda: count_indexed(repo, version) >= len(events), 600, "ingest", [worker])
     seconds = time.monotonic() - started
-    lags = _lags(repo, version)
+    lags = freshness_s(repo, version)
     return {
         "products": len(events),
         "rate_per_s": rate or "burst",

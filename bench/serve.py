@@ -11,7 +11,6 @@ JSON and a PNG plot.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from bench.api_load import multipart, run_load
+from bench.api_load import Uploader, multipart, run_load
 from bench.catalog import held_out_queries
 from bench.processes import Process
 from bench.search import ensure_indexed
@@ -94,24 +93,13 @@ def open_loop(
     lock = threading.Lock()
 
     def sender() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        uploader = Uploader("127.0.0.1", port)
         while (job := todo.get()) is not None:
             i, due = job
-            body, ctype = bodies[i % len(bodies)]
-            try:
-                conn.request(
-                    "POST", "/v1/search/upload", body=body, headers={"Content-Type": ctype}
-                )
-                resp = conn.getresponse()
-                resp.read()
-                ok, detail = resp.status == 200, f"HTTP {resp.status}"
-            except (OSError, http.client.HTTPException) as exc:
-                ok, detail = False, f"{type(exc).__name__}"
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            ok, detail = uploader.post(*bodies[i % len(bodies)])
             with lock:
                 (latencies.append(time.perf_counter() - due) if ok else errors.append(detail))
-        conn.close()
+        uploader.close()
 
     senders = [threading.Thread(target=sender) for _ in range(32)]
     for t in senders:

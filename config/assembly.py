@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from config.settings import Settings
+from config.settings import Settings, models_name
 from processors.binary_codes import BinaryCoder
 from processors.detector import RegionFinder, detector_path
 from processors.embedding import ModelCard, OnnxEmbedder, base_model_path, card_path
@@ -100,10 +100,7 @@ def base_model_file(settings: Settings) -> Path:
 def models_file(settings: Settings, name: str, what: str) -> Path:
     """An .onnx file named relative to the models folder, refused when it leads out of it
     (``..``, an absolute path, or a link)."""
-    given = Path(name)
-    if given.is_absolute() or ".." in given.parts or given.suffix != ".onnx":
-        raise ValueError(f"{what} {name!r}: give an .onnx file's path inside the models folder")
-    path = (settings.models_path / given).resolve()
+    path = (settings.models_path / models_name(name, what)).resolve()
     if not path.is_relative_to(settings.models_path.resolve()):  # a link out of it
         raise ValueError(f"{what} leads out of the models folder: {path}")
     return path

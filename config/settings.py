@@ -14,6 +14,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from schemas import topics
 
 
+def models_name(name: str, what: str) -> Path:
+    """A relative .onnx path with no way out of the models folder (no ``..``); links are
+    checked where the folder is known (config/assembly.py models_file)."""
+    path = Path(name)
+    if path.is_absolute() or ".." in path.parts or path.suffix != ".onnx":
+        raise ValueError(f"{what} {name!r}: give an .onnx file's path inside the models folder")
+    return path
+
+
 def _sslmode(dsn: str) -> str | None:
     """The DSN's effective libpq sslmode (the last one given)."""
     modes = parse_qs(urlsplit(dsn).query).get("sslmode")
@@ -214,12 +223,8 @@ class Settings(BaseSettings):
     @field_validator("base_model")
     @classmethod
     def _inside_models(cls, value: str) -> str:
-        """A relative path with no way out of the models folder (no ``..``)."""
-        path = Path(value)
-        if value and (path.is_absolute() or ".." in path.parts or path.suffix != ".onnx"):
-            raise ValueError(
-                f"base_model {value!r}: give an .onnx file's path inside the models folder"
-            )
+        if value:
+            models_name(value, "base_model")
         return value
 
     @field_validator("api_trusted_proxies")

@@ -236,7 +236,7 @@ def train_compatible(
         target = torch.from_numpy(rows.astype(np.int64))
         queries = [to_rgb(g) for g in images[rows]]
         shot = np.flatnonzero(rng.random(len(rows)) >= config.clean_share)
-        loss = torch.zeros(())
+        distilled = torch.zeros(())
         if distillation is None:
             for i in shot:
                 queries[i] = degrade(images[rows[i]], rng, ShotConfig())
@@ -247,11 +247,11 @@ def train_compatible(
                 queries[i] = image
         q = encoder(to_batch(queries, spec.image_size))
         if distillation is not None:
-            loss = config.distillation * (1 - (q * seen).sum(1).mean())
+            distilled = config.distillation * (1 - (q * seen).sum(1).mean())
         logits = q @ bank.T / config.temperature
         regression = 1 - (q * bank[target]).sum(1).mean()
         cross = torch.nn.functional.cross_entropy(logits, target)
-        return loss + cross + config.regression * regression
+        return distilled + cross + config.regression * regression
 
     label = f"{spec.variant}@{spec.image_size} compatible"
     return fit(encoder, config, len(images), rng, batch_loss, lambda m: log(f"  {label} {m}"))

@@ -125,7 +125,7 @@ def train_compact_models(
         paths = {"gallery": _export(gallery, plan.gallery, models_dir, "gallery", tag)}
         if plan.distil:
             distillation = Distillation(shots, cache.shot_embeddings(gallery))
-        del cache
+        del cache, shots  # the maps and, unless distilled from, the shots: GBs at full size
     gallery_version = ModelCard.read(card_path(paths["gallery"])).model_version
     log("[compact] gallery embeddings of the train photos (the compatible model's targets)")
     targets = OnnxEmbedder(paths["gallery"]).embed([to_rgb(g) for g in images])
