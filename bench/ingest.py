@@ -6,7 +6,9 @@
 - a burst: N product events produced at once, one real worker indexes them: products/s from
   the first send to the last product in the Postgres ledger;
 - steady streams at fixed event rates: produce -> searchable lag per product (the ledger's
-  indexed_at minus the event's produced_at), p50/p99.
+  indexed_at minus the event's produced_at), p50/p99;
+- scale-out: 1, 2, 3 workers in one group on the partitioned topic, the same burst each
+  (bench/scaling.py).
 JSON and a PNG plot.
 """
 
@@ -29,6 +31,7 @@ from pymilvus import MilvusClient
 from bench.catalog import ensure_model, fashion_mnist_catalogue, roots_env
 from bench.demo import count_indexed, freshness_s
 from bench.processes import Process, wait_or_fail
+from bench.scaling import run_scaling
 from config import assembly
 from config.kafka import KafkaConfig
 from config.settings import Settings
@@ -51,6 +54,7 @@ class IngestSizes:
     burst: int = 2000
     rates: tuple[float, ...] = (25.0, 50.0)
     steady_seconds: float = 30.0
+    workers: tuple[int, ...] = (1, 2, 3)  # the scale-out check; () skips it
 
 
 def batch_script(settings: Settings, events: Sequence[ProductUpsert]) -> dict[str, Any]:
@@ -108,11 +112,11 @@ def streamed(
     events: Sequence[ProductUpsert],
     version: int,
     rate: float | None,
-    worker: Process,
+    workers: Sequence[Process],
     repo: PostgresRepository,
 ) -> dict[str, Any]:
     started = _produce(settings, events, rate)
-    wait_or_fail(lambda: count_indexed(repo, version) >= len(events), 600, "ingest", [worker])
+    wait_or_fail(lambda: count_indexed(repo, version) >= len(events), 600, "ingest", workers)
     seconds = time.monotonic() - started
     lags = freshness_s(repo, version)
     return {
@@ -144,17 +148,28 @@ def run_ingest_bench(
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     try:
         warm = fashion_mnist_catalogue(data, 64, version=version - 1, seed=1).events
-        streamed(settings, warm, version - 1, None, worker, repo)  # the worker's start-up
+        streamed(settings, warm, version - 1, None, [worker], repo)  # the worker's start-up
         log(f"[ingest] a burst of {sizes.burst} products through the worker")
-        burst = streamed(settings, catalogue.events, version, None, worker, repo)
+        burst = streamed(settings, catalogue.events, version, None, [worker], repo)
         steady = []
         for i, rate in enumerate(sizes.rates):
             n = int(rate * sizes.steady_seconds)
             log(f"[ingest] {n} events at {rate:.0f}/s")
             events = fashion_mnist_catalogue(data, n, version=version + 1 + i, seed=2 + i).events
-            steady.append(streamed(settings, events, version + 1 + i, rate, worker, repo))
+            steady.append(streamed(settings, events, version + 1 + i, rate, [worker], repo))
     finally:
         worker.stop()
+    try:
+        scale = run_scaling(
+            settings,
+            env,
+            data,
+            sizes.workers,
+            sizes.burst,
+            lambda evs, v, ws: streamed(settings, evs, v, None, ws, repo),
+            log,
+        )
+    finally:
         repo.close()
     report = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -163,6 +178,8 @@ def run_ingest_bench(
         "batch_script": batch,
         "burst": {k: v for k, v in burst.items() if k != "lags_s"},
         "steady": steady,
+        "partitions": settings.topic_partitions,
+        "scaling": scale,
         "done_when": {
             "stream_share_of_batch": round(burst["products_per_s"] / batch["products_per_s"], 3),
             "stream_met": burst["products_per_s"] >= STREAM_GOAL * batch["products_per_s"],
@@ -183,7 +200,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, (left, right, scale) = plt.subplots(1, 3, figsize=(15, 4.5))
     rates = [report["batch_script"]["products_per_s"], report["burst"]["products_per_s"]]
     left.bar(["batch script", "streaming worker"], rates, color=["grey", "tab:blue"])
     left.axhline(STREAM_GOAL * rates[0], color="green", ls=":", label=f"goal {STREAM_GOAL}x")
@@ -196,6 +213,15 @@ def plot(report: dict[str, Any], path: Path) -> None:
     right.set_xlabel("produce -> searchable (s)")
     right.set_ylabel("share of products")
     right.legend(fontsize=8)
+    counts = [r["workers"] for r in report.get("scaling", [])]
+    if counts:
+        rates = [r["products_per_s"] for r in report["scaling"]]
+        scale.plot(counts, rates, "o-", label="measured")
+        scale.plot(counts, [rates[0] * c for c in counts], ":", color="grey", label="linear")
+        scale.set_xticks(counts)
+    scale.set_xlabel(f"workers (one group, {report.get('partitions', '?')} partitions)")
+    scale.set_ylabel("products / s (burst)")
+    scale.legend(fontsize=8)
     fig.suptitle("Ingest: the streaming worker against a plain batch script, one run")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

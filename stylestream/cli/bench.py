@@ -13,6 +13,7 @@ import httpx
 
 from bench.binary import BinaryBenchSizes
 from bench.binary import run as run_binary
+from bench.capacity import Load, Measured, plan
 from bench.catalog import ensure_model
 from bench.chaos import ChaosSizes, run_chaos
 from bench.click_heads import run_heads_bench, write_report
@@ -22,6 +23,7 @@ from bench.ingest import IngestSizes, run_ingest_bench
 from bench.search import run_search_bench
 from bench.serve import ServeSizes, run_serve_bench
 from bench.simulator import simulate as run_simulation
+from config import assembly
 from config.settings import Settings
 
 
@@ -96,15 +98,29 @@ def bench_serve(
 @click.option("--burst", default=2000, show_default=True, help="Products in the burst.")
 @click.option("--rates", default="25,50", show_default=True, help="Steady event rates (per s).")
 @click.option("--steady-seconds", default=30.0, show_default=True)
+@click.option(
+    "--workers", default="1,2,3", show_default=True, help="Scale-out check; empty skips it."
+)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def bench_ingest(
-    settings: Settings, burst: int, rates: str, steady_seconds: float, out: Path, as_json: bool
+    settings: Settings,
+    burst: int,
+    rates: str,
+    steady_seconds: float,
+    workers: str,
+    out: Path,
+    as_json: bool,
 ) -> None:
-    """The streaming worker's products/s against a plain batch script, and produce ->
-    searchable lag at steady event rates, in one run."""
-    sizes = IngestSizes(burst, tuple(float(r) for r in rates.split(",")), steady_seconds)
+    """The streaming worker's products/s against a plain batch script, produce -> searchable
+    lag at steady event rates, and 1..N workers on the partitioned topic, in one run."""
+    sizes = IngestSizes(
+        burst,
+        tuple(float(r) for r in rates.split(",")),
+        steady_seconds,
+        tuple(int(w) for w in workers.split(",") if w.strip()),
+    )
     report = run_ingest_bench(settings, sizes, out, log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(report, indent=None if as_json else 2))
 
@@ -154,6 +170,29 @@ def bench_binary(
         log=lambda m: click.echo(m, err=True),
     )
     click.echo(json.dumps(report, indent=None if as_json else 2))
+
+
+@bench.command("capacity")
+@click.option("--events-per-s", default=500.0, show_default=True, help="Product events.")
+@click.option("--catalogue", default=1_000_000, show_default=True, help="Products indexed.")
+@click.option("--queries-per-s", default=200.0, show_default=True, help="Image searches.")
+@click.option("--utilisation", default=0.7, show_default=True, help="Of a replica's peak.")
+@click.option("--results", type=click.Path(path_type=Path), default=Path("bench/results"))
+@click.pass_obj
+def bench_capacity(
+    settings: Settings,
+    events_per_s: float,
+    catalogue: int,
+    queries_per_s: float,
+    utilisation: float,
+    results: Path,
+) -> None:
+    """Partitions, workers, API replicas, Milvus nodes and memory for a load, from the
+    throughputs `bench ingest`, `bench serve` and `bench search` measured (JSON)."""
+    ensure_model(settings)
+    measured = Measured.from_results(results, assembly.base_model(settings)[1])
+    load = Load(events_per_s, catalogue, queries_per_s, utilisation)
+    click.echo(json.dumps(plan(load, measured), indent=2))
 
 
 @bench.command("heads")

@@ -43,7 +43,7 @@ def test_bench_serve_measures_the_api_against_its_encoder(
 def test_bench_ingest_measures_the_worker_against_a_batch_script(
     running_services: Settings, model_path: Any, attribute_models: Any, tmp_path: Path
 ) -> None:
-    sizes = IngestSizes(burst=60, rates=(20.0,), steady_seconds=3)
+    sizes = IngestSizes(burst=60, rates=(20.0,), steady_seconds=3, workers=(1, 2))
     report = run_ingest_bench(running_services, sizes, tmp_path, print)
     assert report["batch_script"]["products"] == 60
     assert report["batch_script"]["products_per_s"] > 0
@@ -51,6 +51,12 @@ def test_bench_ingest_measures_the_worker_against_a_batch_script(
     (steady,) = report["steady"]
     assert steady["products"] == 60 and steady["rate_per_s"] == 20.0
     assert len(steady["lags_s"]) == 60 and 0 <= steady["lag_p50_s"] <= steady["lag_p99_s"]
+    one, two = report["scaling"]
+    assert (one["workers"], two["workers"]) == (1, 2)
+    for run in (one, two):
+        assert run["products"] == 60 and run["products_per_s"] > 0
+        assert len(run["worker_rss_mb"]) == run["workers"] and min(run["worker_rss_mb"]) > 100
+    assert one["speedup"] == 1.0 and two["speedup"] > 0
     assert set(report["done_when"]) == {
         "stream_share_of_batch",
         "stream_met",
