@@ -231,5 +231,5 @@ def thumbnail(rgb: np.ndarray, max_side: int = 128) -> bytes:
         scale = 64 / min(img.size)
         img = img.resize((round(img.width * scale), round(img.height * scale)))
     buf = io.BytesIO()
-    img.save(buf, format="WEBP", quality=80)
+    img.save(buf, format="WEBP", quality=80, method=2)  # 0.26 ms vs 0.38 at the default 4
     return buf.getvalue()

