@@ -1,8 +1,9 @@
 """The capacity model: a load (events/s, catalogue size, queries/s) -> partitions, workers,
 API replicas, Milvus query nodes and memory, from throughputs measured on this machine by
 ``bench ingest`` (per worker), ``bench serve`` (per API replica) and ``bench search`` (per
-Milvus node). Each replica is planned at ``utilisation`` of its measured peak, so queues stay
-short (at 70 % an M/M/1 queue waits ~2.3x the service time; at 90 %, 9x)."""
+Milvus node, at the model's dimension where measured). Each replica is planned at
+``utilisation`` of its measured peak, so queues stay short (at 70 % an M/M/1 queue waits ~2.3x
+the service time; at 90 %, 9x)."""
 
 from __future__ import annotations
 
@@ -34,13 +35,11 @@ class Measured:
         """From ``bench/results``' ingest.json, serve.json and search.json."""
         ingest = json.loads((results / "ingest.json").read_text())
         serve = json.loads((results / "serve.json").read_text())
-        search = json.loads((results / "search.json").read_text())
         one = next((r for r in ingest.get("scaling", []) if r["workers"] == 1), None)
         worker_rate = one["products_per_s"] if one else ingest["burst"]["products_per_s"]
         worker_rss = max(one["worker_rss_mb"]) if one else 1024.0
         api = serve["api"]
-        servers = [m for m in search["milvus"] if m["backend"] == "milvus-standalone"]
-        biggest = max(servers, key=lambda m: m["vectors"])
+        biggest = _milvus_server(results, dim)
         good = [s for s in biggest["settings"] if s["recall_at_10"] >= 0.95] or biggest["settings"]
         best = max(good, key=lambda s: s["single_qps"])
         return cls(
@@ -55,6 +54,20 @@ class Measured:
                 f"recall@10 {best['recall_at_10']}, single queries on 2 cores"
             ),
         )
+
+
+def _milvus_server(results: Path, dim: int) -> dict[str, Any]:
+    """The largest Milvus server run of every ``search*.json`` (``bench search --out``), at
+    the model's dimension where one was measured at it."""
+    runs = [
+        m
+        for path in sorted(results.glob("search*.json"))
+        for m in json.loads(path.read_text()).get("milvus", [])
+        if m["backend"] == "milvus-standalone"
+    ]
+    if not runs:
+        raise FileNotFoundError(f"no Milvus server run in {results}/search*.json")
+    return max(runs, key=lambda m: (m["dim"] == dim, m["vectors"]))
 
 
 @dataclass(frozen=True)

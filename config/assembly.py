@@ -29,6 +29,7 @@ from stores.postgres import PostgresRepository, make_engine
 from stores.registry import ServingRegistry
 from stores.reindex import ReindexConfig, Reindexer
 from stores.serving import ServingConfig, ServingIndex
+from stores.vector_cache import VectorCache
 from stores.writer import ProductWriter
 
 
@@ -65,6 +66,9 @@ def open_collection(
         oversampling=settings.binary_oversampling,
         search_codes=settings.serving_mode == "binary",
         max_candidates=settings.binary_max_candidates,
+        cache=VectorCache(settings.binary_rerank_cache_mb * 2**20)
+        if settings.binary_rerank_cache_mb
+        else None,
     )
 
 

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     binary_nprobe: int = 32
     # a ceiling on one search's Hamming candidates, whatever a request's oversampling asks
     binary_max_candidates: int = 4096
+    # the rerank's candidate vectors kept per process by (id, version), float16 (~3.5 KB a
+    # 1280-d product): 512 MB holds ~150k products; a 1M catalogue needs ~3.5 GB. 0: off
+    # (every search reads its candidates from Milvus by id)
+    binary_rerank_cache_mb: int = Field(default=512, ge=0)
     # a registered compact query model (`stylestream train compact`) that embeds API image
     # queries instead of the base model; refused (409) unless the serving collection holds its
     # gallery model's vectors. Empty: the base model embeds queries.

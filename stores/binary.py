@@ -1,7 +1,8 @@
 """Binary search with a float rerank, as a VectorIndex: writes go to the float collection and to
 its binary index (each row's code from the coder); a search takes the Hamming top
 (k + offset) x oversampling under the same filters, then ranks those candidates by exact
-cosine with their float vectors read from the float collection by id. Everything above (the
+cosine with their float vectors, read from the float collection by id or, where a cache is
+given, kept in this process by (id, version) (stores/vector_cache.py). Everything above (the
 writer, the search service, the neighbour vote, re-indexing) sees one index.
 
 Why this shape: Milvus 2.3 allows one vector field per collection, and Milvus has no float
@@ -19,6 +20,9 @@ from processors.binary_codes import BinaryCoder
 from stores.base import Hit, IndexRow, VectorIndex
 from stores.codes import CodeIndex
 from stores.filters import Effort, Filters
+from stores.vector_cache import VectorCache
+
+Entry = tuple[IndexRow, np.ndarray]  # a candidate's row (no vector) and its vector
 
 GET_CHUNK = 1000
 MAX_CANDIDATES = 16384  # Milvus's top-k limit: the highest ceiling
@@ -39,9 +43,11 @@ class BinaryRerankIndex:
         oversampling: int = 8,
         search_codes: bool = True,
         max_candidates: int = 4096,
+        cache: VectorCache | None = None,
     ) -> None:
         """``search_codes`` False: searches go to the float collection (serving mode "float");
-        writes reach the binary index either way, so switching modes needs no rebuild."""
+        writes reach the binary index either way, so switching modes needs no rebuild.
+        ``cache``: candidates' vectors kept in this process by (id, version) (float16)."""
         if codes.bits != coder.bits:
             raise ValueError(f"the binary index holds {codes.bits}-bit codes, the coder makes "
                              f"{coder.bits}")  # fmt: skip
@@ -55,6 +61,7 @@ class BinaryRerankIndex:
         self.oversampling = oversampling
         self.search_codes = search_codes
         self.max_candidates = max_candidates
+        self.cache = cache
 
     def ensure(self) -> None:
         self.floats.ensure()
@@ -93,27 +100,38 @@ class BinaryRerankIndex:
         limit = max(k + offset, min(self.max_candidates, (k + offset) * over))
         nprobe = effort.nprobe if effort else None
         candidates = self.codes.search(self.coder.encode(queries), limit, filters, nprobe)
-        # every query's candidates read once (queries of a batch share many), in reads of at
-        # most GET_CHUNK rows (1280-d floats: ~5 MB a read, far below gRPC's message limit)
-        wanted = list(dict.fromkeys(i for ids in candidates for i in ids))
-        rows: dict[str, IndexRow] = {}
-        for start in range(0, len(wanted), GET_CHUNK):
-            rows.update(self.floats.get(wanted[start : start + GET_CHUNK], with_vectors=True))
+        # every query's candidates looked up once (queries of a batch share many)
+        keys = list(dict.fromkeys(c for found in candidates for c in found))
+        cached = self.cache.get_many(keys) if self.cache is not None else {}
+        fetched = self._read([c.product_id for c in keys if c not in cached])
         return [
-            self._rerank(q, ids, rows, k, offset)
-            for q, ids in zip(queries, candidates, strict=True)
+            self._rerank(q, [cached.get(c) or fetched.get(c.product_id) for c in found], k, offset)
+            for q, found in zip(queries, candidates, strict=True)
         ]
 
+    def _read(self, product_ids: Sequence[str]) -> dict[str, Entry]:
+        """Rows and vectors from the float collection (cached for the next search), in reads of
+        at most GET_CHUNK rows (1280-d floats: ~5 MB a read, far below gRPC's message limit)."""
+        entries: dict[str, Entry] = {}
+        for start in range(0, len(product_ids), GET_CHUNK):
+            rows = self.floats.get(product_ids[start : start + GET_CHUNK], with_vectors=True)
+            for pid, row in rows.items():
+                if row.embedding is None:
+                    continue
+                if self.cache is not None:
+                    entries[pid] = self.cache.put(row)
+                else:
+                    entries[pid] = (replace(row, embedding=None), np.asarray(row.embedding))
+        return entries
+
     @staticmethod
-    def _rerank(
-        query: np.ndarray, ids: list[str], rows: dict[str, IndexRow], k: int, offset: int
-    ) -> list[Hit]:
-        found = [rows[i] for i in ids if i in rows and rows[i].embedding is not None]
+    def _rerank(query: np.ndarray, entries: list[Entry | None], k: int, offset: int) -> list[Hit]:
+        found = [e for e in entries if e is not None]
         if not found:
             return []
-        scores = _unit(np.stack([np.asarray(r.embedding) for r in found])) @ query
+        scores = _unit(np.stack([vector for _, vector in found])) @ query
         order = np.argsort(-scores, kind="stable")[offset : offset + k]
-        return [Hit(replace(found[i], embedding=None), float(scores[i])) for i in order]
+        return [Hit(found[i][0], float(scores[i])) for i in order]
 
     def get(self, product_ids: Sequence[str], with_vectors: bool = False) -> dict[str, IndexRow]:
         return self.floats.get(product_ids, with_vectors)

@@ -10,7 +10,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from pymilvus.exceptions import MilvusException
@@ -36,6 +36,14 @@ class BinaryVectorsUnsupported(RuntimeError):
     """This Milvus cannot hold binary vectors (Milvus Lite 3.x)."""
 
 
+class Candidate(NamedTuple):
+    """A Hamming neighbour: its product and the version its code was written for (a version's
+    vector never changes, so the rerank may cache it by this key)."""
+
+    product_id: str
+    version: int
+
+
 class CodeIndex(Protocol):
     @property
     def bits(self) -> int: ...
@@ -54,8 +62,8 @@ class CodeIndex(Protocol):
         limit: int,
         filters: Filters | None = None,
         nprobe: int | None = None,
-    ) -> list[list[str]]:
-        """Per query code, the ids of the ``limit`` nearest by Hamming distance, nearest first;
+    ) -> list[list[Candidate]]:
+        """Per query code, the ``limit`` nearest by Hamming distance, nearest first;
         ``nprobe`` overrides the configured one where the index has lists."""
         ...
 
@@ -153,7 +161,7 @@ class MilvusCodeIndex:
         limit: int,
         filters: Filters | None = None,
         nprobe: int | None = None,
-    ) -> list[list[str]]:
+    ) -> list[list[Candidate]]:
         if len(codes) == 0:
             return []
         params: dict[str, Any] = {}
@@ -165,12 +173,15 @@ class MilvusCodeIndex:
             data=[bytes(c) for c in np.asarray(codes, dtype=np.uint8)],
             limit=limit,
             filter=expression(filters),
-            output_fields=["product_id"],
+            output_fields=["version"],
             search_params={"metric_type": self.spec.metric, "params": params},
             anns_field=self.spec.vector_field,
             consistency_level=self.search_consistency,
         )
-        return [[str(hit.id) for hit in hits] for hits in results]
+        return [
+            [Candidate(str(hit.id), int((hit.get("entity") or {})["version"])) for hit in hits]
+            for hits in results
+        ]
 
     def count(self) -> int:
         return count_rows(self.client, self.collection)
@@ -219,14 +230,16 @@ class MemoryCodeIndex:
         limit: int,
         filters: Filters | None = None,
         nprobe: int | None = None,  # exact: nothing to trade
-    ) -> list[list[str]]:
+    ) -> list[list[Candidate]]:
         with self._lock:
             kept = sorted(  # by id: ties in distance come back in id order, deterministically
-                (pid, code) for pid, (row, code) in self._rows.items() if matches(filters, row)
+                (Candidate(pid, row.version), code)
+                for pid, (row, code) in self._rows.items()
+                if matches(filters, row)
             )
         if not kept:
             return [[] for _ in codes]
-        ids = [pid for pid, _ in kept]
+        ids = [key for key, _ in kept]
         stack = np.stack([code for _, code in kept])
         out = []
         for query in np.asarray(codes, dtype=np.uint8):

@@ -14,6 +14,7 @@ from config.settings import Settings
 from stores.base import IndexRow
 from stores.codes import (
     BinaryVectorsUnsupported,
+    Candidate,
     CodeIndex,
     CodeIndexConfig,
     MemoryCodeIndex,
@@ -63,6 +64,10 @@ def rows(n: int) -> list[IndexRow]:
     ]
 
 
+def ids(found: list[list[Candidate]]) -> list[list[str]]:
+    return [[c.product_id for c in query] for query in found]
+
+
 def fill(index: CodeIndex, n: int = 12) -> None:
     index.upsert(rows(n), np.stack([code(3 * i) for i in range(n)]))
 
@@ -70,7 +75,7 @@ def fill(index: CodeIndex, n: int = 12) -> None:
 def test_nearest_codes_come_first(codes: CodeIndex) -> None:
     fill(codes)
     found = codes.search(np.stack([code(0), code(19)]), 3)
-    assert found == [["p00", "p01", "p02"], ["p06", "p07", "p05"]]
+    assert ids(found) == [["p00", "p01", "p02"], ["p06", "p07", "p05"]]
     assert codes.count() == 12
 
 
@@ -79,19 +84,17 @@ def test_a_request_s_nprobe_is_taken_even_past_the_lists(codes: CodeIndex) -> No
     for nprobe in (1, 4, 10**6):  # more lists than there are: all of them
         found = codes.search(np.stack([code(0)]), 2, nprobe=nprobe)
         assert len(found[0]) == 2
-    assert codes.search(np.stack([code(0)]), 3, nprobe=10**6) == [["p00", "p01", "p02"]]
+    assert ids(codes.search(np.stack([code(0)]), 3, nprobe=10**6)) == [["p00", "p01", "p02"]]
 
 
 def test_the_neutral_filters_narrow_a_hamming_search(codes: CodeIndex) -> None:
     fill(codes)
-    assert codes.search(np.stack([code(0)]), 3, Filters(category="dress")) == [
-        ["p01", "p03", "p05"]
-    ]
-    assert codes.search(np.stack([code(0)]), 2, Filters(colour="red", min_price=20)) == [
-        ["p03", "p06"]
-    ]
+    dresses = codes.search(np.stack([code(0)]), 3, Filters(category="dress"))
+    assert ids(dresses) == [["p01", "p03", "p05"]]
+    red = codes.search(np.stack([code(0)]), 2, Filters(colour="red", min_price=20))
+    assert ids(red) == [["p03", "p06"]]
     long_sleeves = codes.search(np.stack([code(0)]), 5, Filters(attributes=("sleeve.long",)))
-    assert long_sleeves == [["p00", "p04", "p08"]]
+    assert ids(long_sleeves) == [["p00", "p04", "p08"]]
 
 
 def test_upsert_replaces_and_delete_removes(codes: CodeIndex) -> None:
@@ -99,7 +102,8 @@ def test_upsert_replaces_and_delete_removes(codes: CodeIndex) -> None:
     moved = [IndexRow(product_id="p11", version=2, category="shirt")]
     codes.upsert(moved, np.stack([code(0)]))
     codes.delete(["p00"])
-    assert codes.search(np.stack([code(0)]), 2) == [["p11", "p01"]]
+    # each candidate comes with the version its code was written for
+    assert codes.search(np.stack([code(0)]), 2) == [[Candidate("p11", 2), Candidate("p01", 1)]]
     versions = {k: v for page in codes.versions(batch=5) for k, v in page.items()}
     assert versions["p11"] == 2 and "p00" not in versions and len(versions) == 11
     with pytest.raises(ValueError):

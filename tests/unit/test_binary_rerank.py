@@ -9,7 +9,7 @@ import pytest
 
 from stores.base import Hit, IndexRow
 from stores.binary import MAX_CANDIDATES, BinaryRerankIndex
-from stores.codes import MemoryCodeIndex
+from stores.codes import Candidate, MemoryCodeIndex
 from stores.filters import Effort, Filters
 from stores.memory import MemoryVectorIndex
 from tests.unit.test_binary_codes import synthetic_embeddings
@@ -110,7 +110,7 @@ class CountingCodes(MemoryCodeIndex):
         limit: int,
         filters: Filters | None = None,
         nprobe: int | None = None,
-    ) -> list[list[str]]:
+    ) -> list[list[Candidate]]:
         self.asked.append((limit, nprobe))
         return super().search(codes, limit, filters, nprobe)
 

@@ -67,12 +67,14 @@ def test_measured_figures_come_from_the_bench_results(tmp_path: Path) -> None:
         {
             "milvus": [
                 {"backend": "milvus-lite", "vectors": 10, "dim": 8, "settings": settings},
-                {"backend": "milvus-standalone", "vectors": 10, "dim": 8, "settings": settings},
+                {"backend": "milvus-standalone", "vectors": 99, "dim": 8, "settings": []},
             ]
         },
     )
+    at_dim = {"backend": "milvus-standalone", "vectors": 10, "dim": 1280, "settings": settings}
+    write("search-1280.json", {"milvus": [at_dim]})
     got = Measured.from_results(tmp_path, 1280)
     assert got.worker_products_per_s == 120.0 and got.worker_rss_mb == 900.0
     assert got.api_queries_per_s == 45.0 and got.api_rss_mb == 400.0
     assert got.milvus_queries_per_s == 150.0  # the fastest setting with recall >= 0.95
-    assert "ef 64" in got.milvus_basis
+    assert "ef 64" in got.milvus_basis and "1280-d" in got.milvus_basis  # the model's dim
