@@ -342,7 +342,7 @@ def _scale(
     return result, kept
 
 
-def report_header(sizes: BinaryBenchSizes, real: int) -> dict[str, Any]:
+def report_header(queries: int, real: int) -> dict[str, Any]:
     versions = {}
     for pkg in ("pymilvus", "milvus", "numpy"):
         try:
@@ -355,7 +355,7 @@ def report_header(sizes: BinaryBenchSizes, real: int) -> dict[str, Any]:
         "versions": versions,
         "vectors": f"real base embeddings of {real} Fashion-MNIST catalogue photos, then "
         "SYNTHETIC fill: real embeddings jittered with Gaussian noise (bench/binary_data.py)",
-        "queries": f"{sizes.queries} held-out Fashion-MNIST test photos (real)",
+        "queries": f"{queries} held-out Fashion-MNIST test photos (real)",
         "recall": "recall@10 against exact float cosine search over the same vectors",
     }
 
@@ -373,7 +373,7 @@ def run_binary_bench(
     """``more_queries``: other query sets, judged on recall only (``<name>_recall_at_10``).
     ``server``: the bench's own server, restarted to read each index's memory
     (``index_rss_mb``); None (a shared server) leaves that figure out."""
-    report = report_header(sizes, len(real))
+    report = report_header(sizes.queries, len(real))
     report["scales"] = []
     for n in sizes.scales:
         log(f"[binary] {n} vectors")

@@ -23,6 +23,7 @@ from bench.ingest import IngestSizes, run_ingest_bench
 from bench.search import run_search_bench
 from bench.serve import ServeSizes, run_serve_bench
 from bench.simulator import simulate as run_simulation
+from bench.store import StoreSizes, run_store
 from config import assembly
 from config.settings import Settings
 
@@ -169,6 +170,21 @@ def bench_binary(
         out,
         log=lambda m: click.echo(m, err=True),
     )
+    click.echo(json.dumps(report, indent=None if as_json else 2))
+
+
+@bench.command("store")
+@click.option("--scales", default="100000,1000000", show_default=True, help="Vector counts.")
+@click.option("--queries", default=200, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
+@click.option("--json", "as_json", is_flag=True, help="One JSON line on stdout.")
+@click.pass_obj
+def bench_store(settings: Settings, scales: str, queries: int, out: Path, as_json: bool) -> None:
+    """The served vector store at the model's dimension on a private Milvus standalone server:
+    float HNSW, binary codes reranked from Milvus by id, and from the process's cache."""
+    ensure_model(settings)
+    sizes = StoreSizes(scales=tuple(int(s) for s in scales.split(",")), queries=queries)
+    report = run_store(settings, sizes, out, log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(report, indent=None if as_json else 2))
 
 

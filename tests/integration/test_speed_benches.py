@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bench.ingest import IngestSizes, run_ingest_bench
 from bench.serve import ServeSizes, run_serve_bench
+from bench.store import StoreSizes, run_store_bench
 from config.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -64,3 +66,33 @@ def test_bench_ingest_measures_the_worker_against_a_batch_script(
         "lag_met",
     }
     assert (tmp_path / "ingest.json").exists() and (tmp_path / "ingest.png").stat().st_size > 0
+
+
+def test_bench_store_measures_the_served_adapters_on_a_milvus_server(
+    milvus_standalone_server: tuple[str, int], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(3020, 64)).astype(np.float32)  # SYNTHETIC
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    sizes = StoreSizes(scales=(3000,), queries=20, bits=64, oversampling=8, itq_sample=1000)
+    report = run_store_bench(
+        milvus_standalone_server[0],
+        vectors[:3000],
+        vectors[3000:],
+        lambda real, n: real[:n],
+        sizes,
+        tmp_path,
+    )
+    (scale,) = report["scales"]
+    assert scale["vectors"] == 3000 and scale["dim"] == 64
+    searches = scale["searches"]
+    assert set(searches) == {"float_hnsw", "binary_by_id", "binary_cached"}
+    for figures in searches.values():
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+    assert searches["float_hnsw"]["recall_at_10"] >= 0.9
+    # the cache changes where the vectors come from, not the answer (float16: near ties aside)
+    by_id, cached = searches["binary_by_id"], searches["binary_cached"]
+    assert abs(by_id["recall_at_10"] - cached["recall_at_10"]) <= 0.02
+    assert scale["cache_mb"] > 0
+    assert set(scale["goal_met_by"]) <= set(searches)
+    assert (tmp_path / "store.json").exists() and (tmp_path / "store.png").stat().st_size > 0
