@@ -89,3 +89,27 @@ def test_a_cached_index_answers_as_an_uncached_one_and_reads_each_version_once()
         2,
         "coat",
     )
+
+
+def test_rows_come_back_whole_and_cached_entries_are_not_walked_by_the_collector() -> None:
+    import gc
+
+    original = IndexRow(
+        "a",
+        version=3,
+        category="dress",
+        price=9.5,
+        primary_colour="red",
+        colour_fractions={"red": 0.7, "blue": 0.3},
+        colour_vector=(0.1, 0.2),
+        attributes=("sleeve.long",),
+        attribute_scores={"sleeve.long": 0.9},
+        embedding=np.ones(DIM, dtype=np.float32),
+    )
+    cache = VectorCache(10**6)
+    cache.put(original)
+    ((row, vector),) = cache.get_many([("a", 3)]).values()
+    assert row == original and row.embedding is None and vector.shape == (DIM,)
+    for _ in range(2):  # the inner tuples are untracked in one pass, the outer in the next
+        gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in cache._slots.values())
