@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -461,6 +462,7 @@ def run(settings_models: Path, image_size: int, data_dir: Path, sizes: BinaryBen
         report = run_binary_bench(uri, real, queries, sizes, filled, log, shots, server)
     finally:
         server.stop()
+        shutil.rmtree(data_dir / "bench-milvus-binary", ignore_errors=True)  # ~35 GB at 1M
     report["model_version"] = embedder.model_version
     report["real_shot_queries"] = (
         f"{sizes.queries} SYNTHETIC real shots of the same test photos (training/real_shots.py, "

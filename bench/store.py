@@ -11,6 +11,7 @@ first searches would fill it."""
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -219,7 +220,12 @@ def run_store(
     queries = real_embeddings(embedder, cache, "t10k", max(sizes.queries, 200), log)
     queries = queries[: sizes.queries]
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    with milvus_standalone(settings.data_dir / "bench-milvus-store", free_port()) as (uri, _):
+    # the server's files go with it: at 1M x 1280-d they reach ~20 GB (segments, WAL, indexes)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-milvus-store-", dir=settings.data_dir) as tmp,
+        milvus_standalone(Path(tmp), free_port()) as (uri, _),
+    ):
         report = run_store_bench(uri, real, queries, filled, sizes, out_dir, log)
     report["model_version"] = embedder.model_version
     return report
