@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, interactions, routes
+from api import errors, interactions, routes, text
 from api.events import ImpressionEmitter, KafkaSender
 from api.guards import BodyLimit, RateLimit
 from api.metrics import ApiMetrics
@@ -25,6 +25,7 @@ from config import assembly
 from config.kafka import KafkaConfig
 from config.settings import Settings
 from search.batching import QueryBatcher
+from search.text import TextSearch
 from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
 from stores.summaries import SummaryCache
@@ -62,6 +63,7 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         SummaryCache(
             repo.get_summaries, settings.api_summary_cache_s, settings.api_summary_cache_items
         ),
+        TextSearch(repo, search.targets),
         tuple(k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()),
         threading.BoundedSemaphore(settings.api_max_concurrent_decodes),
     )
@@ -99,6 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
         ),
     )
     app.include_router(routes.router)
+    app.include_router(text.router)
     app.include_router(interactions.router)
 
     @app.get("/healthz", summary="The process is alive")

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from processors.colour import PALETTE_NAMES
+from processors.text import MAX_TERM_CHARS, MAX_TERMS, MAX_WEIGHT
 from schemas.attributes import BY_KEY
 
 Colour = Literal[PALETTE_NAMES]  # type: ignore[valid-type]
@@ -94,6 +95,44 @@ class ImageSearchRequest(Paging):
         return self
 
 
+class TextSearchRequest(Paging):
+    """A text query: ``query`` (one term), or ``terms`` weighted (negative demotes; -1 or less
+    excludes what the term matches)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["query"]}, {"required": ["terms"]}]},
+    )
+
+    query: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TERM_CHARS, examples=["black ankle boots"]
+    )
+    terms: dict[str, float] | None = Field(
+        default=None,
+        max_length=MAX_TERMS,
+        description=f"term -> weight, each weight non-zero within +-{MAX_WEIGHT:g}",
+        examples=[{"black boots": 1, "heel": -0.5}],
+    )
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+
+    @model_validator(mode="after")
+    def _one_query(self) -> TextSearchRequest:
+        if (self.query is None) == (self.terms is None):
+            raise ValueError("give exactly one of query or terms")
+        return self
+
+
+class TermScore(BaseModel):
+    term: str
+    weight: float
+    match: float = Field(description="How well the product's words match the term")
+
+
+class TextScore(BaseModel):
+    lexical: float = Field(description="Full-text rank: sum over terms of weight x match")
+    terms: list[TermScore]
+
+
 class ScoreComponents(BaseModel):
     visual: float = Field(description="Cosine similarity of the image embeddings")
     colour: float = Field(description="Histogram intersection of the colour shares in the ROI")
@@ -115,6 +154,7 @@ class ResultItem(BaseModel):
     attributes: list[str] = Field(default_factory=list)
     thumbnail_url: str
     components: ScoreComponents | None = None
+    text: TextScore | None = Field(default=None, description="A text query's score parts")
 
 
 class SearchResponse(BaseModel):

@@ -42,7 +42,7 @@ from schemas.attributes import GROUPS
 from schemas.interactions import Query as SearchQuery
 from schemas.interactions import SearchImpression
 from search import Effort, Filters, ImageQuery, Result, UnknownProduct
-from stores.base import Hit
+from stores.base import Hit, IndexRow
 
 ProductIdPath = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
@@ -65,7 +65,7 @@ def require_content_type(expected: str) -> Any:
     return Depends(check)
 
 
-def _filters(f: SearchFilters) -> Filters:
+def filters_of(f: SearchFilters) -> Filters:
     return Filters(
         category=f.category,
         colour=f.colour,
@@ -81,39 +81,76 @@ def _effort(page: Paging) -> Effort | None:
     return Effort(oversampling=page.oversampling, nprobe=page.nprobe)
 
 
+def result_item(
+    product_id: str, score: float, row: IndexRow, meta: dict[str, Any], **parts: Any
+) -> ResultItem:
+    """One result as the page shows it: the index row's fields, the summary's title and price
+    (``parts``: the score's components, when explained)."""
+    price = meta.get("price", row.price)
+    return ResultItem(
+        product_id=product_id,
+        score=round(score, 6),
+        category=row.category or None,
+        title=meta.get("title"),
+        price=float(price) if price is not None else None,
+        currency=meta.get("currency"),
+        primary_colour=row.primary_colour or None,
+        predicted_category=row.predicted_category or None,
+        attributes=list(row.attributes),
+        thumbnail_url=f"/v1/products/{product_id}/thumbnail",
+        **parts,
+    )
+
+
 def _items(state: ApiState, ranked: list[Ranked[Hit]], explain: bool) -> list[ResultItem]:
     summaries = state.summaries.get_summaries([r.product_id for r in ranked])
     weights = state.search.weights
     out = []
     for r in ranked:
-        meta = summaries.get(r.product_id, {})
-        row = r.item.row
-        price = meta.get("price", row.price)
-        out.append(
-            ResultItem(
-                product_id=r.product_id,
-                score=round(r.score, 6),
-                category=row.category or None,
-                title=meta.get("title"),
-                price=float(price) if price is not None else None,
-                currency=meta.get("currency"),
-                primary_colour=row.primary_colour or None,
-                predicted_category=row.predicted_category or None,
-                attributes=list(row.attributes),
-                thumbnail_url=f"/v1/products/{r.product_id}/thumbnail",
-                components=ScoreComponents(
-                    visual=round(r.visual, 6),
-                    colour=round(r.colour, 6),
-                    attributes=round(r.attributes, 6),
-                    weight_visual=weights.visual,
-                    weight_colour=weights.colour,
-                    weight_attributes=weights.attributes,
-                )
-                if explain
-                else None,
-            )
+        components = ScoreComponents(
+            visual=round(r.visual, 6),
+            colour=round(r.colour, 6),
+            attributes=round(r.attributes, 6),
+            weight_visual=weights.visual,
+            weight_colour=weights.colour,
+            weight_attributes=weights.attributes,
         )
+        meta = summaries.get(r.product_id, {})
+        parts = {"components": components} if explain else {}
+        out.append(result_item(r.product_id, r.score, r.item.row, meta, **parts))
     return out
+
+
+def respond(
+    state: ApiState,
+    items: list[ResultItem],
+    model_version: str,
+    query: SearchQuery,
+    page: tuple[int, int, bool],
+    who: tuple[str | None, str | None],
+    started: float,
+) -> SearchResponse:
+    """The response, and its impression on Kafka (queued: never waits for Kafka)."""
+    k, offset, _ = page
+    session_id = state.sessions.session(who[0])
+    impression = SearchImpression(
+        impression_id=state.sessions.impression(session_id),
+        session_id=session_id,
+        user_id=who[1],
+        query=query,
+        results=shown([i.product_id for i in items], offset),
+        model_version=model_version,
+    )
+    state.impressions.emit(impression)
+    return SearchResponse(
+        results=items,
+        k=k,
+        offset=offset,
+        model_version=model_version,
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+        impression_id=impression.impression_id,
+        session_id=session_id,
+    )
 
 
 def _respond(
@@ -124,27 +161,8 @@ def _respond(
     who: tuple[str | None, str | None],
     started: float,
 ) -> SearchResponse:
-    """The response, and its impression on Kafka (queued: never waits for Kafka)."""
-    k, offset, explain = page
-    session_id = state.sessions.session(who[0])
-    impression = SearchImpression(
-        impression_id=state.sessions.impression(session_id),
-        session_id=session_id,
-        user_id=who[1],
-        query=query,
-        results=shown([r.product_id for r in result.ranked], offset),
-        model_version=result.model_version,
-    )
-    state.impressions.emit(impression)
-    return SearchResponse(
-        results=_items(state, result.ranked, explain),
-        k=k,
-        offset=offset,
-        model_version=result.model_version,
-        took_ms=round((time.perf_counter() - started) * 1000, 2),
-        impression_id=impression.impression_id,
-        session_id=session_id,
-    )
+    items = _items(state, result.ranked, page[2])
+    return respond(state, items, result.model_version, query, page, who, started)
 
 
 def _search_image(
@@ -157,7 +175,7 @@ def _search_image(
 ) -> SearchResponse:
     started = time.perf_counter()
     k, offset, _ = page
-    result = state.batcher.search(ImageQuery(rgb, k, _filters(filters), offset, effort))
+    result = state.batcher.search(ImageQuery(rgb, k, filters_of(filters), offset, effort))
     assert result.vector is not None
     base = None if state.search.query_encoder is not None else result.vector
     query = image_query(rgb, base, filters.model_dump(exclude_defaults=True))
@@ -243,7 +261,7 @@ def similar(
     started = time.perf_counter()
     try:
         result = state.search.by_product(
-            product_id, query.k, _filters(query), query.offset, _effort(query)
+            product_id, query.k, filters_of(query), query.offset, _effort(query)
         )
     except UnknownProduct as exc:
         raise ApiError(404, "unknown_product", str(exc)) from exc

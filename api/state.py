@@ -18,6 +18,7 @@ from config.settings import Settings
 from processors.images import ImageLimits
 from search import SearchService
 from search.batching import QueryBatcher
+from search.text import TextSearch
 from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
 from stores.summaries import SummaryCache
@@ -35,6 +36,7 @@ class ApiState:
     sessions: Sessions
     batcher: QueryBatcher
     summaries: SummaryCache
+    text: TextSearch
     api_keys: tuple[bytes, ...] = ()
     decodes: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(4)

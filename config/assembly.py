@@ -21,6 +21,7 @@ from processors.ranking import Weights
 from processors.tagger import OnnxTagger, tagger_path
 from search import IndexNeighbours, QueryEncoder, SearchService
 from search.batching import BatchConfig
+from search.text import TextSearch
 from stores.base import VectorIndex
 from stores.binary import BinaryRerankIndex
 from stores.codes import CodeIndexConfig, MilvusCodeIndex, code_collection_name
@@ -173,6 +174,11 @@ def open_search(settings: Settings, repo: PostgresRepository | None = None) -> S
     targets = open_serving(settings, engine, (embedder.model_version, embedder.dim))
     query = open_query_encoder(settings, ServingRegistry(engine)) if settings.query_model else None
     return SearchService(processor, targets, weights(settings), settings.rerank_candidates, query)
+
+
+def open_text_search(settings: Settings, repo: PostgresRepository) -> TextSearch:
+    """Text queries as served (the CLI's; the API shares its image search's serving pointer)."""
+    return TextSearch(repo, open_serving(settings, repo.engine, base_model(settings)))
 
 
 def open_query_encoder(settings: Settings, registry: ServingRegistry) -> QueryEncoder:

@@ -41,6 +41,9 @@ class Query(BaseModel):
     )
     product_id: ProductId | None = None
     text: str | None = Field(default=None, min_length=1, max_length=512)
+    # A text query's weighted terms when it was asked with weights (its ``text`` is then the
+    # positive terms): added in v1 as optional.
+    terms: dict[str, float] | None = Field(default=None, max_length=16)
     filters: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -52,6 +55,8 @@ class Query(BaseModel):
         }
         if not given[self.kind] or sum(given.values()) != 1:
             raise ValueError(f"a {self.kind} query carries exactly its own field")
+        if self.terms is not None and self.kind != "text":
+            raise ValueError("only a text query carries terms")
         return self
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     DateTime,
     Index,
     Integer,
@@ -19,9 +20,12 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 metadata = MetaData()
+
+# Postgres full-text analysis of a product's words: English stop words out, Snowball stems.
+SEARCH_VECTOR = "to_tsvector('english'::regconfig, coalesce(search_text, ''::text))"
 
 products = Table(
     "products",
@@ -55,7 +59,15 @@ products = Table(
     Column("event_time", DateTime(timezone=True), nullable=False),
     Column("produced_at", DateTime(timezone=True)),
     Column("indexed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column(
+        "search_text",
+        Text,
+        comment="the words text queries match: title, brand, category, colour, attribute names",
+    ),
+    Column("search_vector", TSVECTOR, Computed(SEARCH_VECTOR, persisted=True)),
 )
+# Text queries (stores/postgres.py text_search) match this inverted index.
+Index("ix_products_search_vector", products.c.search_vector, postgresql_using="gin")
 
 # The attribute vocabulary (schemas/attributes.py), seeded by migrations, one row per key.
 attribute_taxonomy = Table(

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from processors.text import Term
 from stores.filters import Effort, Filters
 
 
@@ -126,6 +127,17 @@ class LedgerEntry:
     deleted: bool
 
 
+@dataclass(frozen=True)
+class TextMatch:
+    """A product a text query matched: its score (the sum over terms of weight x the term's
+    match) and each term's match, in the query's order. Scores compare within a backend only:
+    Postgres ranks by its full-text rank, the in-memory twin by the share of words matched."""
+
+    product_id: str
+    score: float
+    terms: tuple[float, ...]
+
+
 Applied = Callable[[list[str], list[str]], None]
 Locked = Callable[[dict[str, dict[str, Any]]], None]
 
@@ -166,6 +178,18 @@ class MetadataRepository(Protocol):
         ...
 
     def categories(self) -> list[str]: ...
+
+    def text_search(
+        self,
+        terms: Sequence[Term],
+        limit: int,
+        filters: Filters | None = None,
+        offset: int = 0,
+    ) -> list[TextMatch]:
+        """Products whose words (``search_text``) match a word of a positive term and none of
+        an excluding one, under ``filters`` (as a vector index applies them), best first, ties
+        in product id order."""
+        ...
 
     def count_products(self) -> int: ...
 

@@ -14,15 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from processors.text import Term, lexemes
 from schemas.attributes import taxonomy_rows
 from schemas.tables import products
-from stores.base import Applied, Hit, IndexRow, LedgerEntry, Locked, narrow_fields
+from stores.base import Applied, Hit, IndexRow, LedgerEntry, Locked, TextMatch, narrow_fields
 from stores.filters import Effort, Filters
 from stores.rows import INDEX_COLUMNS
 
 # The columns a result list shows (PostgresRepository.get_summaries).
 SUMMARY_COLUMNS = ("product_id", "title", "category", "price", "currency")
-PRODUCT_COLUMNS = tuple(c.name for c in products.columns)
+PRODUCT_COLUMNS = tuple(c.name for c in products.columns if c.computed is None)
 REQUIRED_COLUMNS = tuple(
     c.name
     for c in products.columns
@@ -55,6 +56,18 @@ def matches(filters: Filters | None, row: IndexRow) -> bool:
         all(set(group) & set(row.attributes) for group in f.attribute_groups()),
     )
     return all(checks)
+
+
+def _filter_row(row: Mapping[str, Any], attributes: tuple[str, ...]) -> IndexRow:
+    """The fields of a product row the neutral filters read."""
+    return IndexRow(
+        product_id=row["product_id"],
+        version=row["version"],
+        category=row["category"],
+        price=float(row["price"]),
+        primary_colour=row["primary_colour"],
+        attributes=attributes,
+    )
 
 
 def _copy(row: IndexRow, fields: Sequence[str] | None = None, vector: bool = False) -> IndexRow:
@@ -279,6 +292,31 @@ class MemoryRepository:
     def categories(self) -> list[str]:
         with self._lock:
             return sorted({row["category"] for row in self._products.values()})
+
+    def text_search(
+        self,
+        terms: Sequence[Term],
+        limit: int,
+        filters: Filters | None = None,
+        offset: int = 0,
+    ) -> list[TextMatch]:
+        """Each term matches by the share of its words the product has (after the twin's
+        analysis, processors/text.lexemes)."""
+        wanted = [set(lexemes(" ".join(t.words))) for t in terms]
+        found = []
+        with self._lock:
+            for pid, row in self._products.items():
+                keys = tuple(a["attribute_key"] for a in self._attributes.get(pid, ()))
+                if not matches(filters, _filter_row(row, keys)):
+                    continue
+                have = set(lexemes(row.get("search_text") or ""))
+                parts = tuple(len(w & have) / len(w) if w else 0.0 for w in wanted)
+                hit = any(p > 0 and t.weight > 0 for t, p in zip(terms, parts, strict=True))
+                if hit and not any(p > 0 and t.excludes for t, p in zip(terms, parts, strict=True)):
+                    score = sum(t.weight * p for t, p in zip(terms, parts, strict=True))
+                    found.append(TextMatch(pid, score, parts))
+        found.sort(key=lambda m: (-m.score, m.product_id))
+        return found[offset : offset + limit]
 
     def count_products(self) -> int:
         with self._lock:

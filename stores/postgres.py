@@ -10,8 +10,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
+from processors.text import Term
 from schemas.tables import attribute_taxonomy, product_attributes, product_ledger, products
-from stores.base import Applied, LedgerEntry, Locked
+from stores.base import Applied, LedgerEntry, Locked, TextMatch
+from stores.filters import Filters
+from stores.postgres_text import text_query
 from stores.rows import INDEX_COLUMNS
 
 
@@ -36,9 +39,14 @@ def make_engine(dsn: str) -> Engine:
 def _known(rows: Sequence[Mapping[str, Any]]) -> None:
     """Executing for many parameter sets takes the columns from the statement, not the rows:
     a key that is no column would be dropped silently, so it is refused here."""
-    unknown = {k for r in rows for k in r} - set(products.c.keys())
+    unknown = {k for r in rows for k in r} - set(WRITTEN)
     if unknown:
         raise ValueError(f"unknown products column(s): {', '.join(sorted(unknown))}")
+
+
+# Columns a writer sets (a generated one, like the full-text vector, is Postgres's to set).
+WRITTEN = tuple(c.name for c in products.columns if c.computed is None)
+READ = [products.c[n] for n in WRITTEN]
 
 
 class PostgresRepository:
@@ -114,7 +122,7 @@ class PostgresRepository:
                         set_={
                             c.name: pstmt.excluded[c.name]
                             for c in products.columns
-                            if c.name != "product_id"
+                            if c.name != "product_id" and c.computed is None
                         },
                     )
                     conn.execute(pstmt, rows)
@@ -220,7 +228,7 @@ class PostgresRepository:
     def get_products(self, product_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not product_ids:
             return {}
-        query = select(products).where(products.c.product_id.in_(list(product_ids)))
+        query = select(*READ).where(products.c.product_id.in_(list(product_ids)))
         with self.engine.connect() as conn:
             return {r.product_id: dict(r._mapping) for r in conn.execute(query)}
 
@@ -243,6 +251,19 @@ class PostgresRepository:
         query = select(products.c.category).distinct().order_by(products.c.category)
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(query)]
+
+    def text_search(
+        self,
+        terms: Sequence[Term],
+        limit: int,
+        filters: Filters | None = None,
+        offset: int = 0,
+    ) -> list[TextMatch]:
+        if not any(t.weight > 0 for t in terms) or limit <= 0:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(text_query(terms, limit, filters, offset)).all()
+        return [TextMatch(r[0], float(r[1]), tuple(float(x) for x in r[2:])) for r in rows]
 
     def count_products(self) -> int:
         with self.engine.connect() as conn:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from processors.products import IndexedProduct
+from processors.text import product_text
 from schemas.attributes import Source
 from stores.base import IndexRow
 
@@ -141,4 +142,7 @@ def postgres_row(product: IndexedProduct, indexed_at: datetime) -> dict[str, obj
         "event_time": e.event_time,
         "produced_at": e.produced_at,
         "indexed_at": indexed_at,
+        "search_text": product_text(
+            e.title, e.brand, e.category, product.colour.primary, [t.key for t in tags.attributes]
+        ),
     }

@@ -3,7 +3,33 @@
 
 const $ = (sel) => document.querySelector(sel);
 const form = $("#filters");
-let lastQuery = null; // {kind: "image", file} | {kind: "product", id}
+let lastQuery = null; // {kind: "image", file} | {kind: "product", id} | {kind: "text", words}
+
+function textTerms(words) {
+  // "black boots -heel": the words as one term, each "-word" a term that excludes.
+  const plain = [];
+  const terms = {};
+  for (const token of words.trim().split(/\s+/)) {
+    if (token.startsWith("-") && token.length > 1) terms[token.slice(1)] = -1;
+    else if (token) plain.push(token);
+  }
+  if (!Object.keys(terms).length) return { query: plain.join(" ") };
+  if (plain.length) terms[plain.join(" ")] = 1;
+  return { terms };
+}
+
+function filterBody(params) {
+  // The JSON body of a text search from the same form fields.
+  const body = { filters: { attributes: [] } };
+  for (const [key, value] of params) {
+    if (key === "attributes") body.filters.attributes.push(value);
+    else if (key === "k") body.k = Number(value);
+    else if (key === "explain") body.explain = true;
+    else if (key === "min_price" || key === "max_price") body.filters[key] = Number(value);
+    else body.filters[key] = value;
+  }
+  return body;
+}
 
 function filterParams() {
   // [key, value] pairs: attribute checkboxes repeat the "attributes" key.
@@ -76,6 +102,14 @@ function render(body, label) {
       why.textContent = `visual ${c.visual.toFixed(3)} · colour ${c.colour.toFixed(3)} · attributes ${c.attributes.toFixed(3)}`;
       card.append(why);
     }
+    if (item.text) {
+      const why = document.createElement("div");
+      why.className = "why";
+      why.dataset.testid = "why";
+      const parts = item.text.terms.map((t) => `${t.term} ${t.match.toFixed(3)}`);
+      why.textContent = `words ${item.text.lexical.toFixed(3)} · ${parts.join(" · ")}`;
+      card.append(why);
+    }
     card.addEventListener("click", () => search({ kind: "product", id: item.product_id }));
     grid.append(card);
   }
@@ -97,6 +131,14 @@ async function search(query) {
       for (const [key, value] of params) data.append(key, value);
       body = await call("/v1/search/upload", { method: "POST", body: data });
       label = `for ${query.file.name}`;
+    } else if (query.kind === "text") {
+      const payload = { ...filterBody(params), ...textTerms(query.words) };
+      body = await call("/v1/search/text", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(payload),
+      });
+      label = `for “${query.words}”`;
     } else {
       const qs = new URLSearchParams(params).toString();  // repeats "attributes"
       body = await call(`/v1/products/${encodeURIComponent(query.id)}/similar?${qs}`);
@@ -173,5 +215,10 @@ drop.addEventListener("drop", (e) => {
 });
 form.addEventListener("change", () => { if (lastQuery) search(lastQuery); });
 form.addEventListener("submit", (e) => e.preventDefault());
+$("#text-search").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const words = $("#text-query").value.trim();
+  if (words) search({ kind: "text", words });
+});
 loadFacets();
 loadAttributes();

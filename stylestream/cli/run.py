@@ -15,8 +15,11 @@ from config import assembly
 from config.settings import Settings
 from processors.errors import ProcessingError
 from processors.images import decode_image
+from processors.text import TextQueryError
 from schemas.attributes import BY_KEY
 from search import Filters, Result, UnknownProduct
+from search.text import TextQuery
+from stores.postgres import PostgresRepository
 from streams.miner import run_miner
 from streams.worker import run_worker
 
@@ -68,6 +71,7 @@ def api(settings: Settings, host: str | None, port: int | None) -> None:
 @click.command()
 @click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--product-id")
+@click.option("--text", help='Words to search for ("black ankle boots").')
 @click.option("-k", default=10, show_default=True)
 @click.option("--category")
 @click.option("--colour")
@@ -83,20 +87,29 @@ def search(
     settings: Settings,
     image: Path | None,
     product_id: str | None,
+    text: str | None,
     k: int,
     category: str | None,
     colour: str | None,
     attributes: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Visually similar products for an image file or an indexed product."""
-    if (image is None) == (product_id is None):
-        raise click.UsageError("give exactly one of --image or --product-id")
+    """Visually similar products for an image file or an indexed product; or products found
+    by words."""
+    if sum(x is not None for x in (image, product_id, text)) != 1:
+        raise click.UsageError("give exactly one of --image, --product-id or --text")
     unknown = [a for a in attributes if a not in BY_KEY]
     if unknown:
         raise click.UsageError(f"unknown attribute keys {unknown} (see GET /v1/attributes)")
-    service = assembly.open_search(settings)
     filters = Filters(category=category, colour=colour, attributes=attributes)
+    if text is not None:
+        try:
+            query = TextQuery.parse(text, k, filters)
+        except TextQueryError as exc:
+            raise click.UsageError(str(exc)) from exc
+        _show(_search_text(settings, query), as_json)
+        return
+    service = assembly.open_search(settings)
     try:
         result: Result
         if image is not None:
@@ -122,6 +135,31 @@ def search(
         }
         for r in result.ranked
     ]
+    _show(rows, as_json)
+
+
+def _search_text(settings: Settings, query: TextQuery) -> list[dict[str, Any]]:
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    search = assembly.open_text_search(settings, repo)
+    try:
+        result = search.search(query)
+    finally:
+        search.targets.close()
+        repo.close()
+    return [
+        {
+            "product_id": h.product_id,
+            "category": h.row.category,
+            "colour": h.row.primary_colour,
+            "score": round(h.score, 4),
+            "lexical": round(h.lexical, 4),
+            "attributes": list(h.row.attributes),
+        }
+        for h in result.hits
+    ]
+
+
+def _show(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows))
         return

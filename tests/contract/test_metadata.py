@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from processors.text import parse_terms
 from schemas.attributes import TAXONOMY_V1
-from stores.base import MetadataRepository
+from stores.base import MetadataRepository, TextMatch
+from stores.filters import Filters
 from stores.rows import decode_base, encode_base
 
 
@@ -261,3 +263,87 @@ def test_a_locked_read_waits_for_a_writer_inserting_a_new_product(
     writer.join(10)
     reader.join(10)
     assert list(seen[0]) == ["fresh"]
+
+
+def worded(pid: str, words: str, version: int = 1, **extra: Any) -> dict[str, Any]:
+    return row(pid, version, words, search_text=words, **extra)
+
+
+def ids(matches: list[TextMatch]) -> list[str]:
+    return [m.product_id for m in matches]
+
+
+@pytest.fixture
+def shop(repo: MetadataRepository) -> MetadataRepository:
+    repo.apply(
+        [
+            worded("boot-1", "Black leather ankle boots with heel", category="ankle-boot"),
+            worded("boot-2", "Black ankle boot", category="ankle-boot", primary_colour="black"),
+            worded("dress-1", "Red striped dress", attributes=[attribute("pattern.striped")]),
+            worded("dress-2", "Red dresses, long", price=Decimal("80.00")),
+            worded("bag-1", "Brown leather bag", category="bag", primary_colour="brown"),
+        ],
+        [],
+    )
+    return repo
+
+
+def test_text_search_matches_any_word_and_ranks_more_words_first(shop: MetadataRepository) -> None:
+    found = shop.text_search(parse_terms("black ankle boots"), 10)
+    assert set(ids(found)) == {"boot-1", "boot-2"}
+    assert all(m.score > 0 and len(m.terms) == 1 for m in found)
+    # plural and singular, any case, match alike; stop words and punctuation never match
+    assert set(ids(shop.text_search(parse_terms("DRESS"), 10))) == {"dress-1", "dress-2"}
+    assert ids(shop.text_search(parse_terms("the with"), 10)) == []
+    both = shop.text_search(parse_terms("red striped"), 10)
+    assert ids(both)[0] == "dress-1" and set(ids(both)) == {"dress-1", "dress-2"}
+    assert both[0].score > both[1].score
+    assert ids(shop.text_search(parse_terms("leather"), 10)) == ["bag-1", "boot-1"]  # ties: id
+
+
+def test_text_search_pages_and_filters_like_the_vector_index(shop: MetadataRepository) -> None:
+    every = ids(shop.text_search(parse_terms("black red leather"), 10))
+    assert len(every) == 5
+    assert ids(shop.text_search(parse_terms("black red leather"), 2, offset=2)) == every[2:4]
+    terms = parse_terms("black red leather")
+    assert set(ids(shop.text_search(terms, 10, Filters(category="ankle-boot")))) == {
+        "boot-1",
+        "boot-2",
+    }
+    assert ids(shop.text_search(terms, 10, Filters(colour="brown"))) == ["bag-1"]
+    assert ids(shop.text_search(terms, 10, Filters(min_price=50))) == ["dress-2"]
+    assert ids(shop.text_search(terms, 10, Filters(attributes=("pattern.striped",)))) == ["dress-1"]
+    assert ids(shop.text_search(terms, 10, Filters(category="none"))) == []
+
+
+def test_weighted_and_negative_terms(shop: MetadataRepository) -> None:
+    plain = shop.text_search(parse_terms({"black boots": 1}), 10)
+    demoted = shop.text_search(parse_terms({"black boots": 1, "heel": -0.5}), 10)
+    excluded = shop.text_search(parse_terms({"black boots": 1, "heel": -1}), 10)
+    assert set(ids(plain)) == set(ids(demoted)) == {"boot-1", "boot-2"}
+    by_id = {m.product_id: m for m in demoted}
+    assert by_id["boot-1"].terms[1] > 0 and by_id["boot-2"].terms[1] == 0
+    assert by_id["boot-1"].score < {m.product_id: m for m in plain}["boot-1"].score
+    assert ids(demoted)[0] == "boot-2"
+    assert ids(excluded) == ["boot-2"]
+    # a heavier term outranks a lighter one
+    heavy = shop.text_search(parse_terms({"bag": 3, "dress": 1}), 10)
+    assert ids(heavy)[0] == "bag-1"
+
+
+def test_query_syntax_is_only_words(shop: MetadataRepository) -> None:
+    for hostile in ["red & !black | (leather:*)", "red' OR 1=1 --", "<->", "\\u0000 red"]:
+        terms = parse_terms(hostile) if any(c.isalnum() for c in hostile) else None
+        if terms is None:
+            continue
+        found = shop.text_search(terms, 10)
+        assert all(m.score > 0 for m in found)
+    assert {"dress-1", "dress-2"} <= set(ids(shop.text_search(parse_terms("red' OR 1=1 --"), 10)))
+
+
+def test_text_follows_versions_and_deletes(shop: MetadataRepository) -> None:
+    shop.apply([worded("bag-1", "Green canvas tote", version=2)], [])
+    assert ids(shop.text_search(parse_terms("canvas"), 10)) == ["bag-1"]
+    assert "bag-1" not in ids(shop.text_search(parse_terms("leather"), 10))
+    shop.apply([], [("boot-1", 2)])
+    assert ids(shop.text_search(parse_terms("heel"), 10)) == []

@@ -255,6 +255,65 @@ def test_more_like_this_product_lookup_and_thumbnail(client: TestClient) -> None
     assert r.status_code == 422
 
 
+def text(client: TestClient, **body: object) -> tuple[int, dict]:  # type: ignore[type-arg]
+    r = client.post("/v1/search/text", json=body)
+    return r.status_code, r.json()
+
+
+def test_text_search_finds_products_by_their_words_with_explained_parts(
+    client: TestClient,
+) -> None:
+    status, body = text(client, query="Red dress", k=5, explain=True)
+    assert status == 200, body
+    first = body["results"][0]
+    assert first["product_id"] == "syn-red"  # both words: the category's and the colour's
+    assert first["text"]["terms"] == [
+        {"term": "Red dress", "weight": 1.0, "match": first["text"]["lexical"]}
+    ]
+    assert first["text"]["lexical"] == first["score"] > body["results"][1]["score"]
+    assert body["model_version"] == "lexical-v1" and first["components"] is None
+    _, dresses = text(client, query="dress", k=20, filters={"category": "synthetic-dress"})
+    assert {r["product_id"] for r in dresses["results"]} == {f"syn-{c}" for c in COLOURS}
+    _, paged = text(client, query="dress", k=2, offset=1, filters={"category": "synthetic-dress"})
+    assert [r["product_id"] for r in paged["results"]] == [
+        r["product_id"] for r in dresses["results"][1:3]
+    ]
+
+
+def test_text_terms_weigh_demote_and_exclude(client: TestClient) -> None:
+    only = {"category": "synthetic-dress"}  # every title here says "Synthetic"
+    _, demoted = text(client, terms={"dress": 1, "red": -0.5}, k=3, explain=True, filters=only)
+    assert demoted["results"][-1]["product_id"] == "syn-red"
+    red = demoted["results"][-1]["text"]["terms"]
+    assert red[1]["term"] == "red" and red[1]["weight"] == -0.5 and red[1]["match"] > 0
+    _, excluded = text(client, terms={"dress": 1, "red": -1}, k=10, filters=only)
+    ids = {r["product_id"] for r in excluded["results"]}
+    assert "syn-red" not in ids and {"syn-blue", "syn-green"} <= ids
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": ""},
+        {"query": "?!"},
+        {"query": "x" * 257},
+        {"query": "red", "terms": {"red": 1}},
+        {},
+        {"terms": {"heel": -1}},
+        {"terms": {"red": 0}},
+        {"terms": {"red": 100}},
+        {"terms": {f"w{i}": 1 for i in range(17)}},
+        {"query": "red", "k": 0},
+        {"query": "red", "filters": {"colour": "octarine"}},
+        {"query": "red", "sql": "drop"},
+    ],
+)
+def test_bad_text_queries_are_a_clear_422(client: TestClient, body: dict) -> None:  # type: ignore[type-arg]
+    status, answer = text(client, **body)
+    assert status == 422, answer
+    assert answer["error"]["message"]
+
+
 def test_facets_page_and_metrics(client: TestClient) -> None:
     facets = client.get("/v1/facets").json()
     assert "synthetic-dress" in facets["categories"] and "red" in facets["colours"]
@@ -280,6 +339,7 @@ def test_openapi_contract(client: TestClient) -> None:
     assert {op.path for op in operations} >= {
         "/v1/search",
         "/v1/search/upload",
+        "/v1/search/text",
         "/v1/products/{product_id}/similar",
         "/v1/products/{product_id}",
         "/v1/facets",

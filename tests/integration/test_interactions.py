@@ -87,6 +87,24 @@ def test_more_like_this_emits_a_product_impression_with_page_positions(
     assert impression.session_id == body["session_id"]
 
 
+def test_text_searches_emit_impressions_carrying_the_words(
+    client: TestClient, stack: Stack
+) -> None:
+    body = client.post(
+        "/v1/search/text", json={"query": "bag", "k": 3, "filters": {"category": "bag"}}
+    ).json()
+    impression = read_topic(stack, stack.settings.impressions_topic)(body["impression_id"])[0]
+    assert isinstance(impression, SearchImpression)
+    assert impression.query.kind == "text" and impression.query.text == "bag"
+    assert impression.query.terms is None and impression.query.filters == {"category": "bag"}
+    assert [s.product_id for s in impression.results] == [r["product_id"] for r in body["results"]]
+    assert impression.results and impression.model_version == "lexical-v1"
+    weighted = client.post("/v1/search/text", json={"terms": {"bag": 2, "tote": -0.5}}).json()
+    found = read_topic(stack, stack.settings.impressions_topic)(weighted["impression_id"])[0]
+    assert isinstance(found, SearchImpression)
+    assert found.query.text == "bag" and found.query.terms == {"bag": 2.0, "tote": -0.5}
+
+
 def test_clicks_are_acknowledged_by_kafka_then_accepted(client: TestClient, stack: Stack) -> None:
     search = client.get("/v1/products/i001/similar", params={"k": 3}).json()
     clicked = search["results"][1]["product_id"]

@@ -20,6 +20,7 @@ from bench.simulator import ShopperModel, SimulatedQuery, simulate
 from config.kafka import kafka_admin, kafka_consumer
 from deploy.local.process import free_port
 from processors.products import ProductProcessor
+from stores.pair_files import write_pairs
 from stores.pairs import PairRepository
 from tests.events import upsert
 from tests.integration.conftest import Stack, wait_for
@@ -187,3 +188,41 @@ def test_clicks_become_pairs_once_each_across_kills(
         sent.setdefault(json.loads(value)["pair_id"], set()).add(value)
     assert set(sent) == {str(r["pair_id"]) for r in rows}
     assert all(len(values) == 1 for values in sent.values())
+
+
+def test_clicks_on_text_results_become_pairs_carrying_the_words(
+    stack: Stack, client: TestClient, tmp_path: Path
+) -> None:
+    search = client.post(
+        "/v1/search/text", json={"terms": {"ankle boot": 1, "sandal": -1}, "k": 5}
+    ).json()
+    shown = [r["product_id"] for r in search["results"]]
+    assert len(shown) >= 3
+    r = client.post(
+        "/v1/interactions",
+        json={"impression_id": search["impression_id"], "product_id": shown[2], "position": 3},
+        headers={"X-Session-Id": search["session_id"]},
+    )
+    assert r.status_code == 202, r.text
+    miner = start_miner(stack, tmp_path)
+    try:
+        want = f"{search['impression_id']}:{shown[2]}"
+        try:
+            wait_for(lambda: want in {str(p["pair_id"]) for p in _stored(stack)}, timeout=120)
+        except AssertionError as exc:
+            clicks = {(search["impression_id"], shown[2])}
+            raise AssertionError(_why_missing(stack, clicks, miner)) from exc
+    finally:
+        miner.stop()
+    pair = next(p for p in _stored(stack) if p["pair_id"] == want)
+    assert pair["query"] == {
+        "kind": "text",
+        "text": "ankle boot",
+        "terms": {"ankle boot": 1.0, "sandal": -1.0},
+        "filters": {},
+    }
+    assert pair["hard_negatives"] == shown[:2] and pair["ranker_model_version"] == "lexical-v1"
+    out = tmp_path / "pairs.jsonl"
+    write_pairs(_stored(stack), out, "jsonl")
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [p["query"]["text"] for p in exported if p["pair_id"] == want] == ["ankle boot"]

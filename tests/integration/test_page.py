@@ -136,3 +136,23 @@ def test_attribute_checkboxes_narrow_results_any_of_within_a_group(
     tags = [cards.nth(i).get_attribute("data-attributes") or "" for i in range(cards.count())]
     assert all({"department.footwear", "department.bags"} & set(t.split()) for t in tags)
     assert len(tags) >= only_footwear
+
+
+def test_the_search_box_finds_products_by_words_and_keeps_the_filters(page: Page) -> None:
+    page.fill("[data-testid=text-query]", "ankle boots")
+    page.press("[data-testid=text-query]", "Enter")
+    expect(page.locator("[data-testid=status]")).to_contain_text("for “ankle boots”")
+    cards = page.locator("[data-testid=result]")
+    expect(cards.first).to_be_visible()
+    assert {cards.nth(i).get_attribute("data-category") for i in range(cards.count())} == {
+        "ankle-boot"
+    }
+    page.locator("input[name=explain]").check()  # a filter change searches the words again
+    expect(cards.first.locator("[data-testid=why]")).to_contain_text("ankle boots")
+    page.fill("[data-testid=text-query]", "bag sneaker -bag")  # "-word" excludes it
+    page.click("[data-testid=text-submit]")
+    expect(page.locator("[data-testid=status]")).to_contain_text("for “bag sneaker -bag”")
+    expect(cards.first).to_have_attribute("data-category", "sneaker")
+    assert {cards.nth(i).get_attribute("data-category") for i in range(cards.count())} == {
+        "sneaker"
+    }

@@ -1,0 +1,55 @@
+"""Product text for text queries: the words each product is found by, and their full-text
+index (GIN), filled in for products indexed before this revision.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import TSVECTOR
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+# schemas/tables.py SEARCH_VECTOR as of this revision
+SEARCH_VECTOR = "to_tsvector('english'::regconfig, coalesce(search_text, ''::text))"
+# What processors/text.product_text writes for new products, spelled in SQL for the old ones.
+BACKFILL = """
+UPDATE products p SET search_text = concat_ws(
+    ' ', p.title, p.brand, replace(p.category, '-', ' '), p.primary_colour,
+    (SELECT string_agg(t.name, ' ' ORDER BY t.position)
+       FROM product_attributes a JOIN attribute_taxonomy t ON t.key = a.attribute_key
+      WHERE a.product_id = p.product_id))
+WHERE p.search_text IS NULL
+"""
+
+
+def upgrade() -> None:
+    op.add_column(
+        "products",
+        sa.Column(
+            "search_text",
+            sa.Text,
+            comment="the words text queries match: title, brand, category, colour, attribute names",
+        ),
+    )
+    op.execute(BACKFILL)
+    op.add_column(
+        "products",
+        sa.Column("search_vector", TSVECTOR, sa.Computed(SEARCH_VECTOR, persisted=True)),
+    )
+    op.create_index(
+        "ix_products_search_vector", "products", ["search_vector"], postgresql_using="gin"
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_products_search_vector", table_name="products")
+    op.drop_column("products", "search_vector")
+    op.drop_column("products", "search_text")
