@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from processors.products import BatchResult, ProductProcessor, RawEvent
+from processors.text import lexemes, parse_terms
 from schemas.attributes import TAXONOMY_V1
 from schemas.events import ImageRef, ProductDelete, encode_event
 from schemas.tables import metadata
@@ -42,6 +43,26 @@ def test_migrations_match_the_table_definitions(make_stack: Callable[..., Stack]
     assert {"products", "product_ledger"} <= set(inspect(engine).get_table_names())
     assert len(PostgresRepository(engine).taxonomy()) == len(TAXONOMY_V1)  # seeded again
     engine.dispose()
+
+
+def test_the_text_migration_fills_in_the_words_the_worker_writes(
+    make_stack: Callable[..., Stack], processor: ProductProcessor
+) -> None:
+    stack = make_stack()
+    result = processor.process([RawEvent(encode_event(upsert(f"t{i}", 1, i))) for i in range(4)])
+    ProductWriter(FixedTarget(stack.index), stack.repo).write(result)
+    written = {
+        p: r["search_text"] for p, r in stack.repo.get_products(["t0", "t1", "t2", "t3"]).items()
+    }
+    downgrade(stack.settings.pg_dsn, "0010")  # products stored before text search existed
+    upgrade(stack.settings.pg_dsn)
+    filled = {p: r["search_text"] for p, r in stack.repo.get_products(list(written)).items()}
+    assert {p: sorted(lexemes(t)) for p, t in filled.items()} == {
+        p: sorted(lexemes(t)) for p, t in written.items()
+    }
+    category = stack.repo.get_product("t0")["category"]  # type: ignore[index]
+    found = stack.repo.text_search(parse_terms(category.replace("-", " ")), 10)
+    assert "t0" in [m.product_id for m in found]
 
 
 def test_writer_is_idempotent_across_both_stores(
