@@ -49,7 +49,7 @@ class SessionLog:
     impressions: list[str] = field(default_factory=list)
     clicks: list[tuple[str, str, int, float]] = field(default_factory=list)  # imp, pid, pos, r
     failed_queries: int = 0
-    searches: list[tuple[SimulatedQuery, list[dict[str, Any]]]] = field(default_factory=list)
+    searches: list[tuple[Any, list[dict[str, Any]]]] = field(default_factory=list)  # query, page
 
 
 def relevance(query: SimulatedQuery, result: dict[str, Any]) -> float:
@@ -66,24 +66,35 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def shopper_clicks(
-    query: SimulatedQuery,
+def clicks_by(
     results: Sequence[dict[str, Any]],
+    relevance_of: Callable[[dict[str, Any]], float],
     rng: np.random.Generator,
     model: ShopperModel = ShopperModel(),
 ) -> list[tuple[int, dict[str, Any], float]]:
-    """What a SIMULATED shopper clicks on one results page: (position, result, relevance),
-    top to bottom, at most ``model.max_clicks``."""
+    """What a SIMULATED shopper clicks on one results page, judging each result by
+    ``relevance_of``: (position, result, relevance), top to bottom, at most
+    ``model.max_clicks``."""
     clicks: list[tuple[int, dict[str, Any], float]] = []
     for position, result in enumerate(results, 1):
         if len(clicks) >= model.max_clicks:
             break
         if rng.random() >= 1.0 / position**model.position_bias:
             continue  # never looked at
-        rel = relevance(query, result)
+        rel = relevance_of(result)
         if rng.random() < model.noise + (1 - 2 * model.noise) * rel:
             clicks.append((position, result, rel))
     return clicks
+
+
+def shopper_clicks(
+    query: SimulatedQuery,
+    results: Sequence[dict[str, Any]],
+    rng: np.random.Generator,
+    model: ShopperModel = ShopperModel(),
+) -> list[tuple[int, dict[str, Any], float]]:
+    """An image shopper's clicks (``relevance`` to their hidden intent)."""
+    return clicks_by(results, lambda result: relevance(query, result), rng, model)
 
 
 def plan_session(
@@ -96,10 +107,21 @@ def plan_session(
     return f"sim-{seed}-{session}", rng, picked
 
 
-def simulate_session(
+@dataclass(frozen=True)
+class Ask:
+    """One search a SIMULATED shopper makes: the endpoint, the request (``http.post``'s
+    arguments but the headers), how they judge a result, and what the log records."""
+
+    path: str
+    request: dict[str, Any]
+    relevance_of: Callable[[dict[str, Any]], float]
+    query: Any
+
+
+def run_session(
     http: Http,
     label: str,
-    queries: Sequence[SimulatedQuery],
+    asks: Sequence[Ask],
     rng: np.random.Generator,
     model: ShopperModel = ShopperModel(),
 ) -> SessionLog:
@@ -107,21 +129,16 @@ def simulate_session(
     every click carries it back (X-Session-Id), as a browser would."""
     log = SessionLog(label)
     headers = {"X-User-Id": f"simulated-{label}"}
-    for query in queries:
-        r = http.post(
-            "/v1/search/upload",
-            files={"image": ("query.png", png_bytes(query.image), "image/png")},
-            data={"k": str(model.k)},
-            headers=headers,
-        )
+    for ask in asks:
+        r = http.post(ask.path, **ask.request, headers=headers)
         if r.status_code != 200:
             log.failed_queries += 1
             continue
         body = r.json()
         log.session_id = headers["X-Session-Id"] = body["session_id"]
         log.impressions.append(body["impression_id"])
-        log.searches.append((query, body["results"]))
-        for position, result, rel in shopper_clicks(query, body["results"], rng, model):
+        log.searches.append((ask.query, body["results"]))
+        for position, result, rel in clicks_by(body["results"], ask.relevance_of, rng, model):
             report = {
                 "impression_id": body["impression_id"],
                 "product_id": result["product_id"],
@@ -130,6 +147,29 @@ def simulate_session(
             if http.post("/v1/interactions", json=report, headers=headers).status_code == 202:
                 log.clicks.append((body["impression_id"], result["product_id"], position, rel))
     return log
+
+
+def image_ask(query: SimulatedQuery, k: int) -> Ask:
+    return Ask(
+        "/v1/search/upload",
+        {
+            "files": {"image": ("query.png", png_bytes(query.image), "image/png")},
+            "data": {"k": str(k)},
+        },
+        lambda result: relevance(query, result),
+        query,
+    )
+
+
+def simulate_session(
+    http: Http,
+    label: str,
+    queries: Sequence[SimulatedQuery],
+    rng: np.random.Generator,
+    model: ShopperModel = ShopperModel(),
+) -> SessionLog:
+    """One image shopper's session."""
+    return run_session(http, label, [image_ask(q, model.k) for q in queries], rng, model)
 
 
 def simulate(

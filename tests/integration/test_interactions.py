@@ -265,3 +265,31 @@ def test_simulated_shoppers_search_and_click_through_the_api(
     )
     session = next(log.session_id for log in logs if any(c[0] == imp for c in log.clicks))
     assert all(isinstance(e, Interaction) and e.session_id == session for e in events)
+
+
+def test_simulated_text_shoppers_type_search_and_click_through_the_api(
+    make_stack: Callable[..., Stack], processor: ProductProcessor
+) -> None:
+    from bench.simulator import ShopperModel
+    from bench.text_shopper import TextQuestion, intents, simulate_text, text_catalogue
+
+    text_stack = make_stack(milvus_index="FLAT")
+    catalogue = text_catalogue(garments=60, photos=20, seed=4)
+    text_stack.write(processor, catalogue.events)
+    wanted = intents(catalogue.truth, 30, seed=5)
+    model = ShopperModel(k=10, noise=0.05)
+    with TestClient(create_app(text_stack.settings)) as c:
+        logs = simulate_text(c, wanted, catalogue.truth, sessions=4, per_session=5, seed=6,
+                             model=model)  # fmt: skip
+    assert all(log.failed_queries == 0 and len(log.impressions) == 5 for log in logs)
+    asked = [q for log in logs for q, _ in log.searches]
+    assert all(isinstance(q, TextQuestion) and q.text for q in asked)
+    clicks = [c for log in logs for c in log.clicks]
+    assert clicks and sum(rel for *_, rel in clicks) / len(clicks) > 0.5
+    imp = clicks[0][0]
+    impression = read_topic(text_stack, text_stack.settings.impressions_topic)(imp)[0]
+    assert isinstance(impression, SearchImpression) and impression.query.kind == "text"
+    typed = {
+        i: q.text for log in logs for i, (q, _) in zip(log.impressions, log.searches, strict=True)
+    }
+    assert impression.query.text == typed[imp].strip()
