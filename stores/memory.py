@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from functools import lru_cache
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -56,6 +57,12 @@ def matches(filters: Filters | None, row: IndexRow) -> bool:
         all(set(group) & set(row.attributes) for group in f.attribute_groups()),
     )
     return all(checks)
+
+
+@lru_cache(maxsize=100_000)
+def _analysed(text: str) -> frozenset[str]:
+    """A product text's lexemes, analysed once per distinct text (bounded)."""
+    return frozenset(lexemes(text))
 
 
 def _filter_row(row: Mapping[str, Any], attributes: tuple[str, ...]) -> IndexRow:
@@ -309,7 +316,7 @@ class MemoryRepository:
                 keys = tuple(a["attribute_key"] for a in self._attributes.get(pid, ()))
                 if not matches(filters, _filter_row(row, keys)):
                     continue
-                have = set(lexemes(row.get("search_text") or ""))
+                have = _analysed(row.get("search_text") or "")
                 parts = tuple(len(w & have) / len(w) if w else 0.0 for w in wanted)
                 hit = any(p > 0 and t.weight > 0 for t, p in zip(terms, parts, strict=True))
                 if hit and not any(p > 0 and t.excludes for t, p in zip(terms, parts, strict=True)):

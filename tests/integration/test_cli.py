@@ -160,6 +160,27 @@ def test_eval_attributes_writes_json_and_a_chart(tmp_path: Path, attribute_model
     assert set(report["roi_mean_iou"]["synthetic_test"]) == {"learned", "foreground"}
 
 
+def test_eval_text_judges_four_rankers_on_held_out_wording(
+    tmp_path: Path, attribute_models: object
+) -> None:
+    out_file = tmp_path / "text.json"
+    code, out = run(None, "eval", "text", "--small", "--json", "--out", str(out_file))
+    assert code == 0, out
+    report = json.loads(out.strip().splitlines()[-1])
+    assert json.loads(out_file.read_text()) == report
+    assert out_file.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "SIMULATED" in report["data"] and report["training"]["pairs"] > 50
+    for split in ("held_out_wording", "seen_wording_held_out_sessions"):
+        assert set(report[split]) == {"lexical", "gru", "minilm", "hybrid"}
+        for scores in report[split].values():
+            assert set(scores) == {"MRR", "MAP", "NDCG@10", "P@50", "R@50"}
+            assert all(0.0 <= v <= 1.0 for v in scores.values())
+    # held-out synonyms are words the catalogue never uses: lexical matching finds less there
+    test, seen = report["held_out_wording"], report["seen_wording_held_out_sessions"]
+    assert test["lexical"]["MRR"] < seen["lexical"]["MRR"]
+    assert report["gains_pct"]["myntra_roberta_over_gru"]["MRR"] == 7.8
+
+
 def test_catalog_writes_products_with_synthetic_fields_marked(tmp_path: Path) -> None:
     code, out = run(None, "catalog", "fashion-mnist", "-n", "25", "--out", str(tmp_path))
     assert code == 0, out
