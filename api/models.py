@@ -48,10 +48,13 @@ class SearchFilters(BaseModel):
         return self
 
 
-class Paging(BaseModel):
+class Page(BaseModel):
     k: int = Field(default=10, ge=1, le=MAX_K)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     explain: bool = Field(default=False, description="Return each result's score components")
+
+
+class Paging(Page):
     oversampling: int | None = Field(
         default=None,
         ge=1,
@@ -95,9 +98,10 @@ class ImageSearchRequest(Paging):
         return self
 
 
-class TextSearchRequest(Paging):
-    """A text query: ``query`` (one term), or ``terms`` weighted (negative demotes; -1 or less
-    excludes what the term matches)."""
+class TextSearchRequest(Page):
+    """A text query: ``query`` (its words one term, each ``-word`` excluded), or ``terms``
+    weighted (a negative weight demotes what the term matches; -1 or less excludes products
+    with all of its words)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -105,7 +109,11 @@ class TextSearchRequest(Paging):
     )
 
     query: str | None = Field(
-        default=None, min_length=1, max_length=MAX_TERM_CHARS, examples=["black ankle boots"]
+        default=None,
+        min_length=1,
+        max_length=MAX_TERM_CHARS,
+        description="Words; each -word excludes that word",
+        examples=["black ankle boots -heel"],
     )
     terms: dict[str, float] | None = Field(
         default=None,

@@ -15,6 +15,7 @@ from api.state import ApiState, State, require_key
 from processors.text import TextQueryError
 from schemas.interactions import Query as SearchQuery
 from search.text import TextQuery, TextResult
+from stores.base import StoreTimeout
 
 router = APIRouter(prefix="/v1", responses=ERRORS, dependencies=[require_key(search=True)])
 
@@ -55,11 +56,14 @@ def search_text(
         query = TextQuery.parse(asked, body.k, filters_of(body.filters), body.offset)
     except TextQueryError as exc:
         raise ApiError(422, "invalid_query", str(exc)) from exc
-    result = state.text.search(query)
+    try:
+        result = state.text.search(query)
+    except StoreTimeout as exc:
+        raise ApiError(503, "busy", f"{exc}: retry shortly") from exc
     impression_query = SearchQuery(
         kind="text",
         text=query.text,
-        terms=query.weights() if body.terms is not None else None,
+        terms=None if [t.weight for t in query.terms] == [1.0] else query.weights(),
         filters=body.filters.model_dump(exclude_defaults=True),
     )
     page = (body.k, body.offset, body.explain)

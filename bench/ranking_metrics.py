@@ -16,6 +16,8 @@ def query_metrics(ranked: Sequence[int], relevance: np.ndarray) -> dict[str, flo
     [0, 1]. Graded gains for NDCG; relevant means grade 1 for the others."""
     relevant = relevance >= 1.0
     total = int(relevant.sum())
+    if total == 0:
+        return dict.fromkeys(NAMES, 0.0)
     hits = relevant[np.asarray(ranked, dtype=np.int64)] if len(ranked) else np.zeros(0, bool)
     found = np.flatnonzero(hits)
     mrr = 1.0 / (found[0] + 1) if len(found) else 0.0

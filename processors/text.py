@@ -49,14 +49,16 @@ def words(text: str, limit: int | None = MAX_WORDS) -> tuple[str, ...]:
 
 
 def parse_terms(query: str | Mapping[str, float]) -> tuple[Term, ...]:
-    """A query string (one term of weight 1) or a term -> weight mapping, checked: at least one
-    positive term with a word in it, weights finite, non-zero and within +-``MAX_WEIGHT``."""
-    given = {query: 1.0} if isinstance(query, str) else dict(query)
+    """A query string or a term -> weight mapping, checked: at least one positive term with a
+    word in it, weights finite, non-zero and within +-``MAX_WEIGHT``, no term twice. In a
+    string, each ``-word`` excludes that word and the rest is one term of weight 1 (``black
+    boots -heel``), as on the page."""
+    given = _from_string(query) if isinstance(query, str) else dict(query)
     if not given:
         raise TextQueryError("a text query needs at least one term")
     if len(given) > MAX_TERMS:
         raise TextQueryError(f"at most {MAX_TERMS} terms")
-    terms = []
+    terms: list[Term] = []
     for text, weight in given.items():
         if not isinstance(text, str) or len(text) > MAX_TERM_CHARS:
             raise TextQueryError(f"a term is a string of at most {MAX_TERM_CHARS} characters")
@@ -66,6 +68,8 @@ def parse_terms(query: str | Mapping[str, float]) -> tuple[Term, ...]:
                 f"term {text[:40]!r}: weight must be non-zero, within +-{MAX_WEIGHT}"
             )
         found = words(text)
+        if any(t.text == text.strip() for t in terms):
+            raise TextQueryError(f"term {text.strip()[:40]!r} is given twice")
         if found:
             terms.append(Term(text.strip(), w, found))
     if not any(t.weight > 0 for t in terms):
@@ -73,23 +77,43 @@ def parse_terms(query: str | Mapping[str, float]) -> tuple[Term, ...]:
     return tuple(terms)
 
 
+def _from_string(query: str) -> dict[str, float]:
+    if len(query) > MAX_TERM_CHARS:
+        raise TextQueryError(f"a query is at most {MAX_TERM_CHARS} characters")
+    tokens = query.split()
+    excluded = {t[1:]: -1.0 for t in tokens if t.startswith("-") and len(t) > 1}
+    plain = " ".join(t for t in tokens if not (t.startswith("-") and len(t) > 1))
+    return {plain: 1.0, **excluded} if plain else excluded
+
+
 def product_text(
     title: str, brand: str | None, category: str, colour: str, attribute_keys: Iterable[str]
 ) -> str:
     """The words a text search matches a product on (unknown attribute keys are skipped)."""
     names = [BY_KEY[k].name for k in attribute_keys if k in BY_KEY]
-    parts = [title, brand or "", category.replace("-", " "), colour, *names]
-    return " ".join(p for p in parts if p)[:4096]
+    parts = [title, brand or "", category, colour, *names]
+    # folded as queries are (Postgres's english configuration keeps accents: "crêpe" would
+    # never meet a query's "crepe")
+    return " ".join(words(" ".join(p for p in parts if p), None))[:4096]
 
 
 # The in-memory twin's analysis (stores/memory.py): Postgres's ``english`` configuration drops
-# these words and strips plural endings the same way (Snowball step 1a); it stems more, which
-# the contract suite does not rely on.
+# these words (its english.stop, copied) and strips plural endings the same way (Snowball step
+# 1a); it stems more, which the contract suite does not rely on.
 STOP_WORDS = frozenset(
     (
-        "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "in",
-        "into", "is", "it", "its", "of", "on", "or", "that", "the", "their", "then", "there",
-        "these", "they", "this", "to", "was", "were", "will", "with",
+        "i", "me", "my", "myself", "we", "our", "ours", "ourselves", "you", "your", "yours",
+        "yourself", "yourselves", "he", "him", "his", "himself", "she", "her", "hers", "herself",
+        "it", "its", "itself", "they", "them", "their", "theirs", "themselves", "what", "which",
+        "who", "whom", "this", "that", "these", "those", "am", "is", "are", "was", "were", "be",
+        "been", "being", "have", "has", "had", "having", "do", "does", "did", "doing", "a", "an",
+        "the", "and", "but", "if", "or", "because", "as", "until", "while", "of", "at", "by",
+        "for", "with", "about", "against", "between", "into", "through", "during", "before",
+        "after", "above", "below", "to", "from", "up", "down", "in", "out", "on", "off", "over",
+        "under", "again", "further", "then", "once", "here", "there", "when", "where", "why",
+        "how", "all", "any", "both", "each", "few", "more", "most", "other", "some", "such", "no",
+        "nor", "not", "only", "own", "same", "so", "than", "too", "very", "s", "t", "can", "will",
+        "just", "don", "should", "now",
     )
 )  # fmt: skip
 

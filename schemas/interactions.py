@@ -43,7 +43,9 @@ class Query(BaseModel):
     text: str | None = Field(default=None, min_length=1, max_length=512)
     # A text query's weighted terms when it was asked with weights (its ``text`` is then the
     # positive terms): added in v1 as optional.
-    terms: dict[str, float] | None = Field(default=None, max_length=16)
+    terms: dict[str, float] | None = Field(
+        default=None, max_length=16, exclude_if=lambda v: v is None
+    )
     filters: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

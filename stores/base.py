@@ -138,6 +138,10 @@ class TextMatch:
     terms: tuple[float, ...]
 
 
+class StoreTimeout(TimeoutError):
+    """A store query ran past its time limit: the caller answers busy, not an error."""
+
+
 Applied = Callable[[list[str], list[str]], None]
 Locked = Callable[[dict[str, dict[str, Any]]], None]
 

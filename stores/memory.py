@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import copy
 import threading
-from functools import lru_cache
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -308,7 +308,7 @@ class MemoryRepository:
         offset: int = 0,
     ) -> list[TextMatch]:
         """Each term matches by the share of its words the product has (after the twin's
-        analysis, processors/text.lexemes)."""
+        analysis, processors/text.lexemes); an excluding term needs them all."""
         wanted = [set(lexemes(" ".join(t.words))) for t in terms]
         found = []
         with self._lock:
@@ -319,7 +319,9 @@ class MemoryRepository:
                 have = _analysed(row.get("search_text") or "")
                 parts = tuple(len(w & have) / len(w) if w else 0.0 for w in wanted)
                 hit = any(p > 0 and t.weight > 0 for t, p in zip(terms, parts, strict=True))
-                if hit and not any(p > 0 and t.excludes for t, p in zip(terms, parts, strict=True)):
+                if hit and not any(
+                    p == 1 and t.excludes for t, p in zip(terms, parts, strict=True)
+                ):
                     score = sum(t.weight * p for t, p in zip(terms, parts, strict=True))
                     found.append(TextMatch(pid, score, parts))
         found.sort(key=lambda m: (-m.score, m.product_id))

@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import OperationalError
 
 from processors.text import Term
 from schemas.tables import attribute_taxonomy, product_attributes, product_ledger, products
-from stores.base import Applied, LedgerEntry, Locked, TextMatch
+from stores.base import Applied, LedgerEntry, Locked, StoreTimeout, TextMatch
 from stores.filters import Filters
 from stores.postgres_text import text_query
 from stores.rows import INDEX_COLUMNS
@@ -50,9 +51,12 @@ READ = [products.c[n] for n in WRITTEN]
 
 
 class PostgresRepository:
-    def __init__(self, engine: Engine, lock_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, engine: Engine, lock_timeout_s: float = 30.0, text_timeout_s: float = 2.0
+    ) -> None:
         self.engine = engine
         self.lock_timeout_s = lock_timeout_s
+        self.text_timeout_s = text_timeout_s
 
     @classmethod
     def from_dsn(cls, dsn: str, lock_timeout_s: float = 30.0) -> PostgresRepository:
@@ -261,8 +265,17 @@ class PostgresRepository:
     ) -> list[TextMatch]:
         if not any(t.weight > 0 for t in terms) or limit <= 0:
             return []
-        with self.engine.connect() as conn:
-            rows = conn.execute(text_query(terms, limit, filters, offset)).all()
+        try:
+            with self.engine.begin() as conn:
+                # a common word makes Postgres rank every product that has it: bounded
+                conn.execute(
+                    text(f"SET LOCAL statement_timeout = {int(self.text_timeout_s * 1000)}")
+                )
+                rows = conn.execute(text_query(terms, limit, filters, offset)).all()
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "57014" or "statement timeout" in str(exc):
+                raise StoreTimeout(f"text search took over {self.text_timeout_s} s") from exc
+            raise
         return [TextMatch(r[0], float(r[1]), tuple(float(x) for x in r[2:])) for r in rows]
 
     def count_products(self) -> int:

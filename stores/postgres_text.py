@@ -41,8 +41,9 @@ def filter_clauses(filters: Filters | None) -> list[ColumnElement[bool]]:
 
 
 def _tsquery(term: Term) -> ColumnElement[object]:
-    # words are [a-z0-9]+ only: joined by "|" they are a valid tsquery, any of them matching
-    return func.to_tsquery(ENGLISH, literal(" | ".join(term.words)))
+    """Words are [a-z0-9]+ only, so joined they are a valid tsquery: any of a term's words
+    matches it, but an excluding term ("high heel": -1) needs all of them."""
+    return func.to_tsquery(ENGLISH, literal((" & " if term.excludes else " | ").join(term.words)))
 
 
 def text_query(

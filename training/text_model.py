@@ -221,16 +221,19 @@ def _step_loss(
 ) -> torch.Tensor:
     config = model.config
     q = encode([pairs.queries[i] for i in batch])
-    p = model.product(*model.product_inputs(table, [pairs.positives[i] for i in batch]))
+    clicked = [pairs.positives[i] for i in batch]
+    p = model.product(*model.product_inputs(table, clicked))
+    rows = torch.tensor(clicked)
+    same = (rows[:, None] == rows[None, :]) & ~torch.eye(len(clicked), dtype=torch.bool)
     hard = torch.zeros(len(batch), config.hard, config.dim)
     slots = [
         (n, j, r)
         for n, i in enumerate(batch)
-        for j, r in enumerate(pairs.skipped[i][-config.hard :])
+        for j, r in enumerate(pairs.skipped[i][len(pairs.skipped[i]) - config.hard :])
     ]
     if slots:
         vectors = model.product(*model.product_inputs(table, [r for _, _, r in slots]))
         hard[[n for n, _, _ in slots], [j for _, j, _ in slots]] = vectors
     if config.loss == "nce":
-        return contrastive_loss(q, p, hard, config.temperature)
-    return triplet_loss(q, p, hard)
+        return contrastive_loss(q, p, hard, config.temperature, same)
+    return triplet_loss(q, p, hard, same=same)

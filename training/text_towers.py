@@ -69,11 +69,18 @@ class ProductTower(nn.Module):
 
 
 def contrastive_loss(
-    q: torch.Tensor, p: torch.Tensor, hard: torch.Tensor, temperature: float = 0.05
+    q: torch.Tensor,
+    p: torch.Tensor,
+    hard: torch.Tensor,
+    temperature: float = 0.05,
+    same: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """InfoNCE: each query against its clicked product, the other queries' products and its
-    own skipped ones (``hard``: (B, H, D), zero rows for padding)."""
+    own skipped ones (``hard``: (B, H, D), zero rows for padding). ``same``: (B, B), true where
+    another query clicked the very same product (not a negative for this one)."""
     in_batch = q @ p.T / temperature  # (B, B)
+    if same is not None:
+        in_batch = in_batch.masked_fill(same, float("-inf"))
     skipped = torch.einsum("bd,bhd->bh", q, hard) / temperature
     skipped = skipped.masked_fill(hard.abs().sum(-1) == 0, float("-inf"))
     logits = torch.cat([in_batch, skipped], dim=1)
@@ -81,7 +88,11 @@ def contrastive_loss(
 
 
 def triplet_loss(
-    q: torch.Tensor, p: torch.Tensor, hard: torch.Tensor, margin: float = 0.2
+    q: torch.Tensor,
+    p: torch.Tensor,
+    hard: torch.Tensor,
+    margin: float = 0.2,
+    same: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Each query's clicked product above each of its skipped ones and the hardest other
     product of the batch by ``margin`` (cosines)."""
@@ -90,6 +101,8 @@ def triplet_loss(
     real = hard.abs().sum(-1) > 0
     sims = q @ p.T
     sims = sims - 4.0 * torch.eye(len(q))
+    if same is not None:
+        sims = sims.masked_fill(same, -4.0)
     hardest = sims.max(dim=1).values
     terms = nn.functional.relu(margin - positive[:, None] + skipped) * real
     batch = nn.functional.relu(margin - positive + hardest)

@@ -8,6 +8,9 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import TSVECTOR
@@ -19,15 +22,38 @@ depends_on = None
 
 # schemas/tables.py SEARCH_VECTOR as of this revision
 SEARCH_VECTOR = "to_tsvector('english'::regconfig, coalesce(search_text, ''::text))"
-# What processors/text.product_text writes for new products, spelled in SQL for the old ones.
-BACKFILL = """
-UPDATE products p SET search_text = concat_ws(
-    ' ', p.title, p.brand, replace(p.category, '-', ' '), p.primary_colour,
+# What processors/text.product_text writes for new products (as of this revision), for the
+# products stored before it: their words, folded to lower-case ASCII, a thousand at a time.
+SOURCE = """
+SELECT p.product_id, concat_ws(
+    ' ', p.title, p.brand, p.category, p.primary_colour,
     (SELECT string_agg(t.name, ' ' ORDER BY t.position)
        FROM product_attributes a JOIN attribute_taxonomy t ON t.key = a.attribute_key
-      WHERE a.product_id = p.product_id))
-WHERE p.search_text IS NULL
+      WHERE a.product_id = p.product_id)) AS words
+FROM products p
+WHERE p.search_text IS NULL AND p.product_id > :after
+ORDER BY p.product_id
+LIMIT 1000
 """
+
+
+def _fold(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    return " ".join(re.findall(r"[a-z0-9]+", folded))[:4096]
+
+
+def _backfill() -> None:
+    conn = op.get_bind()
+    after = ""
+    while True:
+        rows = conn.execute(sa.text(SOURCE), {"after": after}).all()
+        if not rows:
+            return
+        conn.execute(
+            sa.text("UPDATE products SET search_text = :words WHERE product_id = :pid"),
+            [{"pid": r.product_id, "words": _fold(r.words)} for r in rows],
+        )
+        after = rows[-1].product_id
 
 
 def upgrade() -> None:
@@ -39,7 +65,7 @@ def upgrade() -> None:
             comment="the words text queries match: title, brand, category, colour, attribute names",
         ),
     )
-    op.execute(BACKFILL)
+    _backfill()
     op.add_column(
         "products",
         sa.Column("search_vector", TSVECTOR, sa.Computed(SEARCH_VECTOR, persisted=True)),

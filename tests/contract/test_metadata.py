@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from processors.text import parse_terms
+from processors.text import parse_terms, product_text
 from schemas.attributes import TAXONOMY_V1
 from stores.base import MetadataRepository, TextMatch
 from stores.filters import Filters
@@ -332,13 +332,29 @@ def test_weighted_and_negative_terms(shop: MetadataRepository) -> None:
 
 
 def test_query_syntax_is_only_words(shop: MetadataRepository) -> None:
-    for hostile in ["red & !black | (leather:*)", "red' OR 1=1 --", "<->", "\\u0000 red"]:
+    for hostile in ["red & !black | (leather:*)", "red' OR 1=1 --", "<->", "\x00 red"]:
         terms = parse_terms(hostile) if any(c.isalnum() for c in hostile) else None
         if terms is None:
             continue
         found = shop.text_search(terms, 10)
         assert all(m.score > 0 for m in found)
     assert {"dress-1", "dress-2"} <= set(ids(shop.text_search(parse_terms("red' OR 1=1 --"), 10)))
+
+
+def test_excluding_terms_need_all_their_words_and_strings_exclude_dashed_words(
+    shop: MetadataRepository,
+) -> None:
+    # "leather heel" excludes only what has both words: boot-1, not bag-1
+    found = ids(shop.text_search(parse_terms({"leather": 1, "leather heel": -1}), 10))
+    assert found == ["bag-1"]
+    assert ids(shop.text_search(parse_terms("black boots -heel"), 10)) == ["boot-2"]
+
+
+def test_accented_titles_meet_folded_queries(repo: MetadataRepository) -> None:
+    text = product_text("Crêpe Café dress", None, "dress", "red", [])
+    repo.apply([worded("crepe-1", text)], [])
+    assert ids(repo.text_search(parse_terms("crepe"), 10)) == ["crepe-1"]
+    assert ids(repo.text_search(parse_terms("CRÊPE"), 10)) == ["crepe-1"]
 
 
 def test_text_follows_versions_and_deletes(shop: MetadataRepository) -> None:

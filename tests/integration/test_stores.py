@@ -125,3 +125,18 @@ def test_training_pairs_are_stored_once_per_pair_id(make_stack: Callable[..., St
     assert len(rows) == 1 and rows[0]["hard_negatives"] == ["x1", "x2"]
     assert rows[0]["query"] == {"kind": "product", "product_id": "x0", "filters": {}}
     assert list(repo.since(datetime.now(UTC))) == []
+
+
+def test_a_text_search_past_its_time_limit_is_a_store_timeout(
+    make_stack: Callable[..., Stack], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import func, select
+
+    import stores.postgres
+    from stores.base import StoreTimeout
+
+    stack = make_stack()
+    slow = PostgresRepository(stack.repo.engine, text_timeout_s=0.05)
+    monkeypatch.setattr(stores.postgres, "text_query", lambda *_: select(func.pg_sleep(1)))
+    with pytest.raises(StoreTimeout):
+        slow.text_search(parse_terms("red"), 10)

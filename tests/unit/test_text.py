@@ -39,6 +39,12 @@ def test_a_string_is_one_term_and_a_mapping_weighs_terms() -> None:
         ("stiletto", -1.0, True),
     ]
     assert [t.text for t in parse_terms({"red": 1, "!!!": 2})] == ["red"]  # no word: dropped
+    dashed = parse_terms("black  t-shirt -heel -high-heel")
+    assert [(t.text, t.weight) for t in dashed] == [
+        ("black t-shirt", 1.0),
+        ("heel", -1.0),
+        ("high-heel", -1.0),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -53,6 +59,9 @@ def test_a_string_is_one_term_and_a_mapping_weighs_terms() -> None:
         {"red": 11},
         {"x" * 300: 1},
         {f"w{i}": 1 for i in range(MAX_TERMS + 1)},
+        {"red": 1, " red ": -1},
+        "-heel",
+        "x" * 300,
     ],
 )
 def test_queries_with_nothing_to_search_or_out_of_bounds_are_refused(query: object) -> None:
@@ -64,8 +73,8 @@ def test_product_text_names_what_the_pipeline_knows() -> None:
     text = product_text(
         "Summer dress", "Acme", "ankle-boot", "red", ["pattern.striped", "sleeve.short", "nope.x"]
     )
-    assert text == "Summer dress Acme ankle boot red Striped Short sleeves"
-    assert product_text("T", None, "bag", "", []) == "T bag"
+    assert text == "summer dress acme ankle boot red striped short sleeves"
+    assert product_text("Crêpe T", None, "bag", "", []) == "crepe t bag"
 
 
 def test_the_twins_stemmer_takes_plural_endings_as_snowball_does() -> None:

@@ -65,6 +65,7 @@ def test_word_ids_and_dense_features() -> None:
 
 
 def test_losses_prefer_the_clicked_product() -> None:
+    torch.manual_seed(0)
     q = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
     hard = torch.zeros(4, 2, 8)
     hard[:, 0] = -q  # a skipped product opposite each query
