@@ -1,5 +1,6 @@
-"""End-to-end HTTP load on the search API: N client threads for T seconds, each sending image
-uploads over a kept-alive connection. Bounded in time and count; loopback only."""
+"""End-to-end HTTP load on the search API: N client threads for T seconds, each sending
+searches (image uploads, JSON text queries) over a kept-alive connection. Bounded in time and
+count; loopback only."""
 
 from __future__ import annotations
 
@@ -42,18 +43,17 @@ def multipart(image: bytes, k: int) -> tuple[bytes, str]:
 
 
 class Uploader:
-    """One kept-alive connection posting image searches; a new one after a failed request."""
+    """One kept-alive connection posting searches to ``path``; a new one after a failed
+    request."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, path: str = "/v1/search/upload") -> None:
+        self.host, self.port, self.path = host, port, path
         self.conn = http.client.HTTPConnection(host, port, timeout=30)
 
     def post(self, body: bytes, ctype: str) -> tuple[bool, str]:
         """(answered 200, what happened)."""
         try:
-            self.conn.request(
-                "POST", "/v1/search/upload", body=body, headers={"Content-Type": ctype}
-            )
+            self.conn.request("POST", self.path, body=body, headers={"Content-Type": ctype})
             resp = self.conn.getresponse()
             resp.read()
             return resp.status == 200, f"HTTP {resp.status}"
@@ -74,16 +74,29 @@ def run_load(
     seconds: float = 60.0,
     k: int = 10,
 ) -> LoadResult:
+    """Image uploads."""
+    bodies = [multipart(img, k) for img in images]
+    return run_requests(host, port, "/v1/search/upload", bodies, concurrency, seconds)
+
+
+def run_requests(
+    host: str,
+    port: int,
+    path: str,
+    bodies: list[tuple[bytes, str]],
+    concurrency: int = 16,
+    seconds: float = 60.0,
+) -> LoadResult:
+    """``concurrency`` closed-loop clients posting ``bodies`` (body, content type) in turn."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError("load tests target loopback only")
-    bodies = [multipart(img, k) for img in images]
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
 
     def client(worker: int) -> None:
-        uploader = Uploader(host, port)
+        uploader = Uploader(host, port, path)
         i = worker
         while time.monotonic() < stop_at and len(latencies) + len(errors) < MAX_REQUESTS:
             body, ctype = bodies[i % len(bodies)]

@@ -24,6 +24,7 @@ from bench.search import run_search_bench
 from bench.serve import ServeSizes, run_serve_bench
 from bench.simulator import simulate as run_simulation
 from bench.store import StoreSizes, run_store
+from bench.text_serve import TextServeSizes, run_text_serve_bench
 from config import assembly
 from config.settings import Settings
 
@@ -92,6 +93,25 @@ def bench_serve(
         open_loop_seconds=open_seconds,
     )
     report = run_serve_bench(settings, sizes, out, log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(report, indent=None if as_json else 2))
+
+
+@bench.command("text")
+@click.option("--concurrency", default="1,2,4", show_default=True, help="Closed-loop clients.")
+@click.option("--seconds", default=20.0, show_default=True, help="Per concurrency.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results"))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def bench_text(
+    settings: Settings, concurrency: str, seconds: float, out: Path, as_json: bool
+) -> None:
+    """Text queries through the API (p50/p99 by clients) against Postgres's full-text query
+    alone, in one run (JSON + PNG, text-serve.*)."""
+    ensure_model(settings)
+    sizes = TextServeSizes(
+        concurrencies=tuple(int(c) for c in concurrency.split(",")), seconds=seconds
+    )
+    report = run_text_serve_bench(settings, sizes, out, log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(report, indent=None if as_json else 2))
 
 

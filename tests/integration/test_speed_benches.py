@@ -13,6 +13,7 @@ import pytest
 from bench.ingest import IngestSizes, run_ingest_bench
 from bench.serve import ServeSizes, run_serve_bench
 from bench.store import StoreSizes, run_store_bench
+from bench.text_serve import TextServeSizes, run_text_serve_bench
 from config.settings import Settings
 
 pytestmark = pytest.mark.services
@@ -40,6 +41,23 @@ def test_bench_serve_measures_the_api_against_its_encoder(
         0.8 * report["encoder"]["batched_images_per_s"], rel=0.01
     )
     assert (tmp_path / "serve.json").exists() and (tmp_path / "serve.png").stat().st_size > 0
+
+
+def test_bench_text_measures_text_queries_against_the_store_alone(
+    running_services: Settings, model_path: Any, attribute_models: Any, tmp_path: Path
+) -> None:
+    sizes = TextServeSizes(concurrencies=(1, 2), seconds=2, queries=40, products=200)
+    report = run_text_serve_bench(running_services, sizes, tmp_path, print)
+    store = report["store_alone"]
+    assert store["queries"] == 80 and store["with_results"] > 0
+    assert store["p99_ms"] >= store["p50_ms"] > 0
+    assert [r["concurrency"] for r in report["api"]] == [1, 2]
+    for run in report["api"]:
+        assert run["requests"] > 0 and run["errors"] == 0, run["error_examples"]
+    done = report["done_when"]
+    assert done["light_load_p99_ms"] == report["api"][0]["p99_ms"] and done["goal_p99_ms"] == 50
+    assert (tmp_path / "text-serve.json").exists()
+    assert (tmp_path / "text-serve.png").stat().st_size > 0
 
 
 def test_bench_ingest_measures_the_worker_against_a_batch_script(

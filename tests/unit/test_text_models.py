@@ -105,3 +105,24 @@ def test_training_moves_queries_toward_their_clicks(kind: str) -> None:
     assert all(table.texts[j].startswith("blue") for j in best[1])
     with pytest.raises(ValueError):
         train_text_model(TextPairs([], [], []), table, config)
+
+
+@pytest.mark.parametrize("kind", ["gru", "minilm"])
+def test_exported_towers_serve_what_torch_computed(kind: str) -> None:
+    from processors.text_encoder import TextEncoder
+    from training.text_export import export_text_model
+
+    table = _table()
+    none: list[str] = []
+    mined = [("crimson frock", table.ids[i], none) for i in range(0, 12, 3)] * 4
+    config = TextTrainConfig(kind=kind, epochs=1, batch=8, frequent_words=500)  # type: ignore[arg-type]
+    model = train_text_model(TextPairs.from_mined(mined, table), table, config)
+    artifacts = export_text_model(model, table.texts[:3], table.dense[:3])
+    encoder = TextEncoder(artifacts.query, artifacts.product, f"text-{kind}")
+    assert encoder.kind == kind and encoder.dim == 128
+    texts = ["crimson frock", "a much longer query about a red dress with long sleeves", "x"]
+    np.testing.assert_allclose(encoder.queries(texts), model.encode_queries(texts), atol=1e-4)
+    np.testing.assert_allclose(
+        encoder.products(table.texts, table.dense), model.encode_products(table), atol=1e-4
+    )
+    assert encoder.queries([]).shape == (0, 128)

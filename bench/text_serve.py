@@ -1,0 +1,162 @@
+"""``stylestream bench text``: text queries through the API at light load, against the store's
+own full-text query in the same run (the floor: what Postgres alone takes).
+
+Queries are SIMULATED shoppers' wording (bench/wording.py) of random intents, training and
+held-out wording alike, a tenth with a ``-word`` exclusion. The goal (issue 16): p99 <= 50 ms
+at light load (one client).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.api_load import run_requests
+from bench.processes import Process
+from bench.search import ensure_indexed
+from bench.wording import MODIFIERS, NOUNS, express
+from config.settings import Settings
+from deploy.local.process import free_port, wait_until
+from processors.text import TextQueryError, parse_terms
+from stores.postgres import PostgresRepository
+
+GOAL_P99_MS = 50.0
+
+
+@dataclass(frozen=True)
+class TextServeSizes:
+    concurrencies: tuple[int, ...] = (1, 2, 4)
+    seconds: float = 20.0
+    queries: int = 300
+    products: int = 2000  # indexed first when the index is empty
+    seed: int = 0
+
+
+def text_queries(n: int, seed: int) -> list[str]:
+    """SIMULATED wording of random intents (a category and up to two facts)."""
+    rng = np.random.default_rng([seed, 31])
+    nouns, mods = sorted(NOUNS), sorted(MODIFIERS)
+    out = []
+    for i in range(n):
+        picked = rng.choice(len(mods), int(rng.integers(0, 3)), replace=False)
+        intent = (nouns[int(rng.integers(len(nouns)))], *(mods[int(j)] for j in picked))
+        text = express(intent, "test" if i % 2 else "train", rng)
+        if rng.random() < 0.1:
+            text += " -" + str(rng.choice(["leather", "heel", "striped", "black"]))
+        out.append(text[:256])
+    return out
+
+
+def _percentiles(ms: list[float]) -> dict[str, float]:
+    a = np.asarray(ms or [0.0])
+    return {
+        "p50_ms": round(float(np.percentile(a, 50)), 2),
+        "p99_ms": round(float(np.percentile(a, 99)), 2),
+        "mean_ms": round(float(a.mean()), 2),
+    }
+
+
+def store_alone(settings: Settings, queries: list[str], k: int = 10) -> dict[str, Any]:
+    """Postgres's full-text query by itself, one at a time, each query twice (warm)."""
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    timings: list[float] = []
+    matched = 0
+    try:
+        for text in queries * 2:
+            try:
+                terms = parse_terms(text)
+            except TextQueryError:
+                continue
+            started = time.perf_counter()
+            found = repo.text_search(terms, k)
+            timings.append((time.perf_counter() - started) * 1000)
+            matched += bool(found)
+    finally:
+        repo.close()
+    return {"queries": len(timings), "with_results": matched, **_percentiles(timings)}
+
+
+def _ready(port: int) -> bool:
+    import urllib.request
+
+    try:
+        status: int = urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status
+        return status == 200
+    except OSError:
+        return False
+
+
+def run_text_serve_bench(
+    settings: Settings, sizes: TextServeSizes, out_dir: Path, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    started = time.monotonic()
+    products = ensure_indexed(settings, log, sizes.products)
+    queries = text_queries(sizes.queries, sizes.seed)
+    log(f"[text] the store alone: {len(queries)} queries over {products} products")
+    store = store_alone(settings, queries)
+    bodies = [(json.dumps({"query": q, "k": 10}).encode(), "application/json") for q in queries]
+    port = free_port()
+    env = {**os.environ, "STYLESTREAM_API_PORT": str(port), "STYLESTREAM_API_RATE_PER_S": "0"}
+    proc = Process(["api"], settings.data_dir / "bench" / "api-text.log", env)
+    try:
+        wait_until(lambda: _ready(port), 90, "search API")
+        run_requests("127.0.0.1", port, "/v1/search/text", bodies[:20], 1, 1.0)  # warm-up
+        runs = []
+        for c in sizes.concurrencies:
+            log(f"[text] {c} clients for {sizes.seconds:.0f} s")
+            result = run_requests("127.0.0.1", port, "/v1/search/text", bodies, c, sizes.seconds)
+            runs.append(asdict(result))
+    finally:
+        proc.stop()
+    light = runs[0]
+    report = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data": "SIMULATED shoppers' wording over the dev catalogue",
+        "products": products,
+        "endpoint": "POST /v1/search/text (k=10, lexical)",
+        "store_alone": store,
+        "api": runs,
+        "done_when": {
+            "light_load_concurrency": light["concurrency"],
+            "light_load_p99_ms": light["p99_ms"],
+            "goal_p99_ms": GOAL_P99_MS,
+            "met": light["p99_ms"] <= GOAL_P99_MS and light["errors"] == 0,
+        },
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "text-serve.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, out_dir / "text-serve.png")
+    return report
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = report["api"]
+    labels = ["Postgres alone"] + [f"API, {r['concurrency']} client(s)" for r in runs]
+    p50 = [report["store_alone"]["p50_ms"]] + [r["p50_ms"] for r in runs]
+    p99 = [report["store_alone"]["p99_ms"]] + [r["p99_ms"] for r in runs]
+    xs = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(xs - 0.2, p50, 0.4, label="p50")
+    ax.bar(xs + 0.2, p99, 0.4, label="p99")
+    ax.axhline(GOAL_P99_MS, color="green", ls=":", label="goal: p99 50 ms at light load")
+    ax.set_xticks(xs, labels, fontsize=8)
+    ax.set_ylabel("ms")
+    ax.set_title("Text search latency (POST /v1/search/text), one run")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
