@@ -29,6 +29,8 @@ from training.compact_run import (
 )
 from training.embedding_head import HeadConfig
 from training.export import export_base_model
+from training.text_model import TextTrainConfig
+from training.text_run import run_text_training
 
 
 @click.group()
@@ -214,3 +216,36 @@ def train_compact_cmd(
             engine.dispose()
         manifest["registered"] = model.model_version
     click.echo(json.dumps(manifest, indent=2))
+
+
+@train.command("text")
+@click.option("--kind", type=click.Choice(["minilm", "gru"]), default="minilm", show_default=True)
+@click.option("--since", default=None, help="Only pairs mined after this ISO 8601 time.")
+@click.option("--held-out-percent", default=20, show_default=True)
+@click.option("--epochs", default=4, show_default=True)
+@click.option("--loss", type=click.Choice(["nce", "triplet"]), default="nce", show_default=True)
+@click.pass_obj
+def train_text_cmd(
+    settings: Settings,
+    kind: Literal["minilm", "gru"],
+    since: str | None,
+    held_out_percent: int,
+    epochs: int,
+    loss: Literal["nce", "triplet"],
+) -> None:
+    """A text model (query tower + product tower) trained on the mined pairs of text queries,
+    judged on held-out sessions, exported to ONNX in the models folder (JSON report)."""
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    try:
+        report = run_text_training(
+            repo,
+            PairRepository(repo.engine).since(parse_since(since)),
+            settings.models_path,
+            TextTrainConfig(kind=kind, epochs=epochs, loss=loss),
+            Split(held_out_percent, settings.split_key_bytes),
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        repo.close()
+    click.echo(json.dumps(report, indent=2))
