@@ -12,16 +12,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from kafka import TopicPartition
 
 from bench.processes import Process
 from bench.simulator import ShopperModel, SimulatedQuery, simulate
+from bench.text_shopper import intents, simulate_text
 from config.kafka import kafka_admin, kafka_consumer
 from deploy.local.process import free_port
 from processors.products import ProductProcessor
 from stores.pair_files import write_pairs
 from stores.pairs import PairRepository
+from stylestream.cli import main
 from tests.events import upsert
 from tests.integration.conftest import Stack, wait_for
 from training.datasets import CLASSES, load_split
@@ -204,13 +207,27 @@ def test_clicks_on_text_results_become_pairs_carrying_the_words(
         headers={"X-Session-Id": search["session_id"]},
     )
     assert r.status_code == 202, r.text
+    # SIMULATED text shoppers (category intents over this catalogue) click some more
+    truth = {
+        p: frozenset({f"category.{row['category']}"})
+        for p, row in stack.repo.get_products([f"m{i:03d}" for i in range(60)]).items()
+    }
+    logs = simulate_text(client, intents(truth, 60, seed=8), truth, sessions=12, per_session=5,
+                         seed=9, model=ShopperModel(k=10, noise=0.1))  # fmt: skip
+    clicks = {(imp, pid) for log in logs for imp, pid, _, _ in log.clicks}
+    clicks.add((search["impression_id"], shown[2]))
+    assert len(clicks) >= 6
     miner = start_miner(stack, tmp_path)
     try:
         want = f"{search['impression_id']}:{shown[2]}"
         try:
-            wait_for(lambda: want in {str(p["pair_id"]) for p in _stored(stack)}, timeout=120)
+            wait_for(
+                lambda: (
+                    {f"{i}:{p}" for i, p in clicks} <= {str(p["pair_id"]) for p in _stored(stack)}
+                ),
+                timeout=120,
+            )
         except AssertionError as exc:
-            clicks = {(search["impression_id"], shown[2])}
             raise AssertionError(_why_missing(stack, clicks, miner)) from exc
     finally:
         miner.stop()
@@ -226,3 +243,17 @@ def test_clicks_on_text_results_become_pairs_carrying_the_words(
     write_pairs(_stored(stack), out, "jsonl")
     exported = [json.loads(line) for line in out.read_text().splitlines()]
     assert [p["query"]["text"] for p in exported if p["pair_id"] == want] == ["ankle boot"]
+    # a text model trained on exactly these pairs, judged on held-out sessions, exported
+    models = tmp_path / "text-models"
+    result = CliRunner().invoke(
+        main,
+        ["train", "text", "--kind", "gru", "--epochs", "2", "--held-out-percent", "30"],
+        env={**{f"STYLESTREAM_{k.upper()}": v for k, v in stack.overrides.items()},
+             "STYLESTREAM_MODEL_DIR": str(models)},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["pairs"]["text"] == len(clicks) and report["pairs"]["other_queries"] > 0
+    assert report["pairs"]["trained_on"] + report["held_out"]["clicks_judged"] <= len(clicks)
+    for name in report["files"]:
+        assert (models / name).stat().st_size > 0
