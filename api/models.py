@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from processors.colour import PALETTE_NAMES
 from processors.text import MAX_TERM_CHARS, MAX_TERMS, MAX_WEIGHT
 from schemas.attributes import BY_KEY
+from schemas.events import Text
 
 Colour = Literal[PALETTE_NAMES]  # type: ignore[valid-type]
 AttributeKey = Literal[tuple(BY_KEY)]  # type: ignore[valid-type]
@@ -26,7 +27,8 @@ class SearchFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    category: str | None = Field(default=None, min_length=1, max_length=64)
+    # the events' own text rule: no control characters (a NUL cannot even reach Postgres)
+    category: Text | None = Field(default=None, min_length=1, max_length=64)
     colour: Colour | None = Field(default=None, description="Primary colour of the item")
     min_price: float | None = Field(default=None, ge=0, le=1e9)
     max_price: float | None = Field(default=None, ge=0, le=1e9)

@@ -148,6 +148,7 @@ def test_filter_values_cannot_inject(client: TestClient) -> None:
         ({"k": "0"}, "k"),
         ({"k": "1000"}, "k"),
         ({"min_price": "-1"}, "min_price"),
+        ({"category": "bag\x01"}, "control character"),
     ],
 )
 def test_invalid_filters_answer_422_with_the_reason(
@@ -306,6 +307,7 @@ def test_text_terms_weigh_demote_and_exclude(client: TestClient) -> None:
         {"query": "red", "k": 0},
         {"query": "red", "filters": {"colour": "octarine"}},
         {"query": "red", "sql": "drop"},
+        {"query": "red", "filters": {"category": "\x00"}},
     ],
 )
 def test_bad_text_queries_are_a_clear_422(client: TestClient, body: dict) -> None:  # type: ignore[type-arg]
