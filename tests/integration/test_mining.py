@@ -253,7 +253,7 @@ def test_clicks_on_text_results_become_pairs_carrying_the_words(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["pairs"]["text"] == len(clicks) and report["pairs"]["other_queries"] > 0
+    assert report["pairs"]["text"] == len(clicks)  # image pairs of other tests are skipped
     assert report["pairs"]["trained_on"] + report["held_out"]["clicks_judged"] <= len(clicks)
     for name in report["files"]:
         assert (models / name).stat().st_size > 0
