@@ -107,16 +107,17 @@ def _items(state: ApiState, ranked: list[Ranked[Hit]], explain: bool) -> list[Re
     weights = state.search.weights
     out = []
     for r in ranked:
-        components = ScoreComponents(
-            visual=round(r.visual, 6),
-            colour=round(r.colour, 6),
-            attributes=round(r.attributes, 6),
-            weight_visual=weights.visual,
-            weight_colour=weights.colour,
-            weight_attributes=weights.attributes,
-        )
+        parts = {}
+        if explain:
+            parts["components"] = ScoreComponents(
+                visual=round(r.visual, 6),
+                colour=round(r.colour, 6),
+                attributes=round(r.attributes, 6),
+                weight_visual=weights.visual,
+                weight_colour=weights.colour,
+                weight_attributes=weights.attributes,
+            )
         meta = summaries.get(r.product_id, {})
-        parts = {"components": components} if explain else {}
         out.append(result_item(r.product_id, r.score, r.item.row, meta, **parts))
     return out
 

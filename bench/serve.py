@@ -146,7 +146,7 @@ def bench_api_load(
     env = {**os.environ, "STYLESTREAM_API_PORT": str(port), "STYLESTREAM_API_RATE_PER_S": "0"}
     proc = Process(["api"], settings.data_dir / "bench" / "api-serve.log", env)
     try:
-        wait_until(lambda: bool(_ready(port)), 90, "search API")
+        wait_until(lambda: api_ready(port), 90, "search API")
         queries = held_out_queries(settings.data_dir / "demo", sizes.queries)
         images = [png_bytes(img) for img in queries.images]
         closed = []
@@ -175,7 +175,8 @@ def bench_api_load(
     }
 
 
-def _ready(port: int) -> bool:
+def api_ready(port: int) -> bool:
+    """The API child answers /readyz (an error while it starts is ``wait_until``'s "not yet")."""
     return bool(urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2))
 
 

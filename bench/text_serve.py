@@ -22,6 +22,7 @@ import numpy as np
 from bench.api_load import run_requests
 from bench.processes import Process
 from bench.search import ensure_indexed
+from bench.serve import api_ready
 from bench.wording import MODIFIERS, NOUNS, express
 from config.settings import Settings
 from deploy.local.process import free_port, wait_until
@@ -84,16 +85,6 @@ def store_alone(settings: Settings, queries: list[str], k: int = 10) -> dict[str
     return {"queries": len(timings), "with_results": matched, **_percentiles(timings)}
 
 
-def _ready(port: int) -> bool:
-    import urllib.request
-
-    try:
-        status: int = urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status
-        return status == 200
-    except OSError:
-        return False
-
-
 def run_text_serve_bench(
     settings: Settings, sizes: TextServeSizes, out_dir: Path, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -107,7 +98,7 @@ def run_text_serve_bench(
     env = {**os.environ, "STYLESTREAM_API_PORT": str(port), "STYLESTREAM_API_RATE_PER_S": "0"}
     proc = Process(["api"], settings.data_dir / "bench" / "api-text.log", env)
     try:
-        wait_until(lambda: _ready(port), 90, "search API")
+        wait_until(lambda: api_ready(port), 90, "search API")
         run_requests("127.0.0.1", port, "/v1/search/text", bodies[:20], 1, 1.0)  # warm-up
         runs = []
         for c in sizes.concurrencies:

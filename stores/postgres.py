@@ -273,7 +273,7 @@ class PostgresRepository:
                 )
                 rows = conn.execute(text_query(terms, limit, filters, offset)).all()
         except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) == "57014" or "statement timeout" in str(exc):
+            if getattr(exc.orig, "pgcode", None) == "57014":  # query_canceled: the time limit
                 raise StoreTimeout(f"text search took over {self.text_timeout_s} s") from exc
             raise
         return [TextMatch(r[0], float(r[1]), tuple(float(x) for x in r[2:])) for r in rows]

@@ -5,19 +5,6 @@ const $ = (sel) => document.querySelector(sel);
 const form = $("#filters");
 let lastQuery = null; // {kind: "image", file} | {kind: "product", id} | {kind: "text", words}
 
-function textTerms(words) {
-  // "black boots -heel": the words as one term, each "-word" a term that excludes.
-  const plain = [];
-  const terms = {};
-  for (const token of words.trim().split(/\s+/)) {
-    if (token.startsWith("-") && token.length > 1) terms[token.slice(1)] = -1;
-    else if (token) plain.push(token);
-  }
-  if (!Object.keys(terms).length) return { query: plain.join(" ") };
-  if (plain.length) terms[plain.join(" ")] = 1;
-  return { terms };
-}
-
 function filterBody(params) {
   // The JSON body of a text search from the same form fields.
   const body = { filters: { attributes: [] } };
@@ -132,7 +119,7 @@ async function search(query) {
       body = await call("/v1/search/upload", { method: "POST", body: data });
       label = `for ${query.file.name}`;
     } else if (query.kind === "text") {
-      const payload = { ...filterBody(params), ...textTerms(query.words) };
+      const payload = { ...filterBody(params), query: query.words };  // "-word" excludes
       body = await call("/v1/search/text", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
