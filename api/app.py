@@ -25,7 +25,6 @@ from config import assembly
 from config.kafka import KafkaConfig
 from config.settings import Settings
 from search.batching import QueryBatcher
-from search.text import TextSearch
 from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
 from stores.summaries import SummaryCache
@@ -63,7 +62,7 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         SummaryCache(
             repo.get_summaries, settings.api_summary_cache_s, settings.api_summary_cache_items
         ),
-        TextSearch(repo, search.targets),
+        assembly.open_text_search(settings, repo, search),
         tuple(k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()),
         threading.BoundedSemaphore(settings.api_max_concurrent_decodes),
     )

@@ -141,6 +141,18 @@ class TermScore(BaseModel):
 class TextScore(BaseModel):
     lexical: float = Field(description="Full-text rank: sum over terms of weight x match")
     terms: list[TermScore]
+    dense: float | None = Field(
+        default=None,
+        description="Cosine of the product's text vector to the weighted terms' vector "
+        "(null: not among the dense results, or no text model serves)",
+    )
+    lexical_rank: int | None = Field(default=None, description="1-based rank by words alone")
+    dense_rank: int | None = Field(default=None, description="1-based rank by text vectors")
+    fusion: str = Field(
+        default="lexical",
+        description="How score was made: 'lexical' (words alone) or 'rrf' (sum of "
+        "1 / (60 + rank) over both sides)",
+    )
 
 
 class ScoreComponents(BaseModel):

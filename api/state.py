@@ -58,6 +58,8 @@ class ApiState:
         self.impressions.close()
         self.sender.close()
         self.search.targets.close()
+        if self.text.text_targets is not None:
+            self.text.text_targets.close()
         self.milvus.close()
         self.repo.close()
 

@@ -14,7 +14,7 @@ from api.routes import ERRORS, filters_of, require_content_type, respond, result
 from api.state import ApiState, State, require_key
 from processors.text import TextQueryError
 from schemas.interactions import Query as SearchQuery
-from search.text import TextQuery, TextResult
+from search.text import LEXICAL_MODEL, TextQuery, TextResult
 from stores.base import StoreTimeout
 
 router = APIRouter(prefix="/v1", responses=ERRORS, dependencies=[require_key(search=True)])
@@ -32,7 +32,14 @@ def _items(
                 TermScore(term=t.text, weight=t.weight, match=round(m, 6))
                 for t, m in zip(query.terms, h.terms, strict=True)
             ]
-            parts["text"] = TextScore(lexical=round(h.lexical, 6), terms=terms)
+            parts["text"] = TextScore(
+                lexical=round(h.lexical, 6),
+                terms=terms,
+                dense=None if h.dense is None else round(h.dense, 6),
+                lexical_rank=h.lexical_rank,
+                dense_rank=h.dense_rank,
+                fusion="lexical" if result.model_version == LEXICAL_MODEL else "rrf",
+            )
         meta = summaries.get(h.product_id, {})
         out.append(result_item(h.product_id, h.score, h.row, meta, **parts))
     return out

@@ -31,13 +31,13 @@ from bench.wording import Split, express
 from processors.products import ProductProcessor, RawEvent
 from processors.text import TextQueryError, parse_terms
 from schemas.events import encode_event
+from search.text import rrf
 from stores.memory import MemoryRepository
 from stores.rows import postgres_row
 from training.text_model import Kind, ProductTable, TextPairs, TextTrainConfig, train_text_model
 
 # Myntra's relative gains of RoBERTa over the GRU (the issue's figures), per metric.
 MYNTRA_GAINS = {"MRR": 7.8, "MAP": 15.8, "NDCG@10": 8.8, "P@50": 164.7, "R@50": 145.3}
-RRF_K = 60
 
 
 @dataclass(frozen=True)
@@ -94,15 +94,6 @@ def mine_clicks(
     return mined
 
 
-def fuse(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[str]:
-    """Reciprocal rank fusion: scores from ranks only, so no backend's score scale matters."""
-    scores: dict[str, float] = {}
-    for ranked in rankings:
-        for rank, pid in enumerate(ranked):
-            scores[pid] = scores.get(pid, 0.0) + 1.0 / (k + rank + 1)
-    return sorted(scores, key=lambda p: -scores[p])
-
-
 def gains(better: dict[str, float], base: dict[str, float]) -> dict[str, float | None]:
     return {n: round(100 * (better[n] / base[n] - 1), 1) if base[n] > 0 else None for n in NAMES}
 
@@ -127,7 +118,8 @@ def _judge(
         scores = model.encode_queries(texts) @ products.T
         order = np.argsort(-scores, axis=1)[:, :depth]
         ranked[name] = [[table.ids[j] for j in row] for row in order]
-    ranked["hybrid"] = [fuse([d, lx]) for d, lx in zip(ranked["minilm"], lexical_ids, strict=True)]
+    pairs = zip(ranked["minilm"], lexical_ids, strict=True)
+    ranked["hybrid"] = [list(rrf([dense, words])) for dense, words in pairs]
     return {
         name: mean_metrics([[rows[p] for p in r] for r in lists], relevance)
         for name, lists in ranked.items()

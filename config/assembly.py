@@ -19,6 +19,7 @@ from processors.images import ImageLimits
 from processors.products import ProductProcessor
 from processors.ranking import Weights
 from processors.tagger import OnnxTagger, tagger_path
+from schemas.tables import text_collections
 from search import IndexNeighbours, QueryEncoder, SearchService
 from search.batching import BatchConfig
 from search.text import TextSearch
@@ -30,6 +31,7 @@ from stores.postgres import PostgresRepository, make_engine
 from stores.registry import ServingRegistry
 from stores.reindex import ReindexConfig, Reindexer
 from stores.serving import ServingConfig, ServingIndex
+from stores.text_serving import TextServing, TextServingConfig, TextVectors, load_text_model
 from stores.vector_cache import VectorCache
 from stores.writer import ProductWriter
 
@@ -176,9 +178,21 @@ def open_search(settings: Settings, repo: PostgresRepository | None = None) -> S
     return SearchService(processor, targets, weights(settings), settings.rerank_candidates, query)
 
 
-def open_text_search(settings: Settings, repo: PostgresRepository) -> TextSearch:
-    """Text queries as served (the CLI's; the API shares its image search's serving pointer)."""
-    return TextSearch(repo, open_serving(settings, repo.engine, base_model(settings)))
+def open_text_serving(settings: Settings, engine: Engine, base_version: str) -> TextServing:
+    """The text collections' pointer (none serves before the first text re-index)."""
+    config = TextServingConfig(base_version, settings.serving_refresh_s, settings.onnx_threads)
+    return TextServing(
+        config, ServingRegistry(engine, text_collections), partial(open_collection, settings)
+    )
+
+
+def open_text_search(
+    settings: Settings, repo: PostgresRepository, search: SearchService | None = None
+) -> TextSearch:
+    """Text queries as served: the API passes its image search, to share its pointer."""
+    base = base_model(settings)
+    targets = search.targets if search is not None else open_serving(settings, repo.engine, base)
+    return TextSearch(repo, targets, open_text_serving(settings, repo.engine, base[0]))
 
 
 def open_query_encoder(settings: Settings, registry: ServingRegistry) -> QueryEncoder:
@@ -215,15 +229,40 @@ def open_reindexer(
     )
 
 
+def open_text_reindexer(
+    settings: Settings,
+    repo: PostgresRepository,
+    progress: Callable[[int, int], None] | None = None,
+) -> Reindexer:
+    """A re-index of product text vectors into new collections (<collection>_text__...)."""
+    config = ReindexConfig(
+        f"{settings.milvus_collection}_text",
+        *base_model(settings),
+        refresh_s=settings.serving_refresh_s,
+    )
+    registry = ServingRegistry(repo.engine, text_collections)
+
+    def vectoriser(model_version: str) -> TextVectors:
+        encoder = load_text_model(
+            registry, model_version, config.base_model_version, settings.onnx_threads
+        )
+        return TextVectors(encoder)
+
+    open_index = partial(open_collection, settings)
+    return Reindexer(config, registry, repo, open_index, progress, vectoriser)
+
+
 @dataclass
 class Components:
     processor: ProductProcessor
     targets: ServingIndex
     repo: PostgresRepository
     writer: ProductWriter
+    text_targets: TextServing
 
     def close(self) -> None:
         self.targets.close()
+        self.text_targets.close()
         self.repo.close()
 
 
@@ -233,6 +272,7 @@ def build(settings: Settings) -> Components:
     embedder = open_embedder(settings)
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     targets = open_serving(settings, repo.engine, (embedder.model_version, embedder.dim))
+    text_targets = open_text_serving(settings, repo.engine, embedder.model_version)
     return Components(
         processor=ProductProcessor(
             embedder,
@@ -243,5 +283,6 @@ def build(settings: Settings) -> Components:
         ),
         targets=targets,
         repo=repo,
-        writer=ProductWriter(targets, repo, settings.milvus_flush_rows),
+        writer=ProductWriter(targets, repo, settings.milvus_flush_rows, text_targets),
+        text_targets=text_targets,
     )

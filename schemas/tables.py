@@ -215,6 +215,49 @@ query_models = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Text models (issue 16): a query tower (words -> vector) and a product tower (a product's words
+# and dense features -> vector) trained together on click-mined text pairs; the product tower
+# reads the base image embedding of ``base_model_version``, so a change of base model needs a
+# new text model.
+text_models = Table(
+    "text_models",
+    metadata,
+    Column("model_version", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False, comment="gru or minilm (the query tower)"),
+    Column("base_model_version", String(128), nullable=False, comment="its dense input's space"),
+    Column("dim", Integer, nullable=False),
+    Column("query_artifact", LargeBinary, nullable=False, comment="ONNX: words -> vector"),
+    Column("product_artifact", LargeBinary, nullable=False, comment="ONNX: product -> vector"),
+    Column("artifact_sha256", String(64), nullable=False, comment="of both graphs, in order"),
+    Column("params", JSONB, nullable=False, comment="training configuration"),
+    Column("metrics", JSONB, nullable=False, comment="held-out sessions, served vs model"),
+    Column("lineage", JSONB, nullable=False, comment="pairs used, sessions, data window"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Milvus collections of product text vectors and which one serves text queries, as
+# index_collections is for images (same columns, same switch): none serves until the first
+# `stylestream reindex --text`; until then text queries are answered by words alone.
+text_collections = Table(
+    "text_collections",
+    metadata,
+    Column("collection", String(255), primary_key=True),
+    Column("model_version", String(128), nullable=False),
+    Column("dim", Integer, nullable=False),
+    Column("state", String(16), nullable=False, comment="building, serving or retired"),
+    Column("rows", BigInteger),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("switched_at", DateTime(timezone=True)),
+    Column("coder_version", String(128), comment="always null: text collections are float"),
+)
+
+Index(
+    "ix_text_collections_one_serving",
+    text_collections.c.state,
+    unique=True,
+    postgresql_where=text_collections.c.state == "serving",
+)
+
 # Originals of dead letters too large to travel inside the letter (the letter carries their
 # SHA-256): `stylestream dlq replay` reads them back. Content-addressed, so writes repeat freely.
 dead_letter_originals = Table(

@@ -327,6 +327,20 @@ class MemoryRepository:
         found.sort(key=lambda m: (-m.score, m.product_id))
         return found[offset : offset + limit]
 
+    def text_excluded(self, product_ids: Sequence[str], terms: Sequence[Term]) -> set[str]:
+        refused = [set(lexemes(" ".join(t.words))) for t in terms if t.excludes]
+        if not refused:
+            return set()
+        with self._lock:
+            texts = {
+                p: self._products[p].get("search_text") for p in product_ids if p in self._products
+            }
+        return {
+            p
+            for p, text in texts.items()
+            if text is not None and any(w and w <= _analysed(text) for w in refused)
+        }
+
     def count_products(self) -> int:
         with self._lock:
             return len(self._products)

@@ -15,7 +15,7 @@ from processors.text import Term
 from schemas.tables import attribute_taxonomy, product_attributes, product_ledger, products
 from stores.base import Applied, LedgerEntry, Locked, StoreTimeout, TextMatch
 from stores.filters import Filters
-from stores.postgres_text import text_query
+from stores.postgres_text import excluded_query, text_query
 from stores.rows import INDEX_COLUMNS
 
 
@@ -277,6 +277,13 @@ class PostgresRepository:
                 raise StoreTimeout(f"text search took over {self.text_timeout_s} s") from exc
             raise
         return [TextMatch(r[0], float(r[1]), tuple(float(x) for x in r[2:])) for r in rows]
+
+    def text_excluded(self, product_ids: Sequence[str], terms: Sequence[Term]) -> set[str]:
+        query = excluded_query(product_ids, terms)
+        if query is None or not product_ids:
+            return set()
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(query)}
 
     def count_products(self) -> int:
         with self.engine.connect() as conn:

@@ -63,3 +63,13 @@ def text_query(
         .limit(limit)
         .offset(offset)
     )
+
+
+def excluded_query(product_ids: Sequence[str], terms: Sequence[Term]) -> Select[Any] | None:
+    """Those of ``product_ids`` whose words match an excluding term (None: no term excludes)."""
+    refused = [products.c.search_vector.bool_op("@@")(_tsquery(t)) for t in terms if t.excludes]
+    if not refused:
+        return None
+    return sql_select(products.c.product_id).where(
+        products.c.product_id.in_(list(product_ids)), or_(*refused)
+    )

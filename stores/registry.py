@@ -14,7 +14,13 @@ from sqlalchemy import Engine, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from processors.binary_codes import BinaryCoder
-from schemas.tables import binary_coders, embedding_models, index_collections, query_models
+from schemas.tables import (
+    binary_coders,
+    embedding_models,
+    index_collections,
+    query_models,
+    text_models,
+)
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,39 @@ class QueryModel:
     created_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class TextModel:
+    """A query tower and a product tower trained together (training/text_run.py)."""
+
+    model_version: str
+    kind: str
+    base_model_version: str
+    dim: int
+    query_artifact: bytes
+    product_artifact: bytes
+    artifact_sha256: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    lineage: dict[str, Any]
+    created_at: datetime | None = None
+
+    @staticmethod
+    def digest(query: bytes, product: bytes) -> str:
+        return hashlib.sha256(query + product).hexdigest()
+
+
 class ServingRegistry:
-    def __init__(self, engine: Engine) -> None:
+    """``pointer``: the table of collections and their serving pointer (index_collections for
+    image vectors, text_collections for product text vectors); the model tables are shared."""
+
+    def __init__(self, engine: Engine, pointer: Table = index_collections) -> None:
         self.engine = engine
+        self.pointer = pointer
 
     # -- collections and the serving pointer --------------------------------------------
 
     def collections(self, states: Sequence[str] = ()) -> list[CollectionRow]:
-        t = index_collections
+        t = self.pointer
         query = select(
             t.c.collection,
             t.c.model_version,
@@ -83,7 +114,7 @@ class ServingRegistry:
 
     def bootstrap(self, collection: str, model_version: str, dim: int) -> None:
         """Make ``collection`` the serving one if nothing serves yet (first start)."""
-        stmt = insert(index_collections).values(
+        stmt = insert(self.pointer).values(
             collection=collection, model_version=model_version, dim=dim, state="serving"
         )
         with self.engine.begin() as conn:
@@ -94,7 +125,7 @@ class ServingRegistry:
     ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                insert(index_collections).values(
+                insert(self.pointer).values(
                     collection=collection,
                     model_version=model_version,
                     dim=dim,
@@ -106,7 +137,7 @@ class ServingRegistry:
     def switch(self, collection: str, rows: int) -> str | None:
         """Serve ``collection`` in one transaction; the old serving one is retired (kept).
         Returns the retired collection's name."""
-        t = index_collections
+        t = self.pointer
         with self.engine.begin() as conn:
             old = conn.execute(
                 select(t.c.collection).where(t.c.state == "serving").with_for_update()
@@ -124,11 +155,13 @@ class ServingRegistry:
     def forget(self, collection: str) -> None:
         """Remove a building or retired collection's row (after dropping it or a failed build);
         the serving one cannot be forgotten."""
-        t = index_collections
+        t = self.pointer
         with self.engine.begin() as conn:
             state = conn.execute(
                 select(t.c.state).where(t.c.collection == collection)
             ).scalar_one_or_none()
+            if state is None:
+                raise LookupError(f"{collection!r} is not a collection of {t.name}")
             if state == "serving":
                 raise ValueError(f"{collection!r} is serving: switch to another one first")
             conn.execute(t.delete().where(t.c.collection == collection))
@@ -216,3 +249,40 @@ class ServingRegistry:
     def query_model(self, model_version: str) -> QueryModel | None:
         values = self._artifact_row(query_models, model_version)
         return None if values is None else QueryModel(**values)
+
+    # -- text models ------------------------------------------------------------------------
+
+    def register_text_model(self, model: TextModel) -> None:
+        """Keeps ``model`` (its version names its bytes: the same again is a no-op)."""
+        if TextModel.digest(model.query_artifact, model.product_artifact) != model.artifact_sha256:
+            raise ValueError("text model artifact_sha256 does not match its graphs")
+        values = {k: v for k, v in model.__dict__.items() if k != "created_at"}
+        stmt = insert(text_models).values(**values)
+        with self.engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["model_version"]))
+            stored = conn.execute(
+                select(text_models.c.artifact_sha256).where(
+                    text_models.c.model_version == model.model_version
+                )
+            ).scalar_one()
+        if stored != model.artifact_sha256:
+            raise ValueError(f"text model {model.model_version!r} is registered with other bytes")
+
+    def text_model(self, model_version: str) -> TextModel | None:
+        query = select(text_models).where(text_models.c.model_version == model_version)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        for key in ("query_artifact", "product_artifact"):
+            values[key] = bytes(values[key])
+        return TextModel(**values)
+
+    def text_models(self) -> list[dict[str, Any]]:
+        """Every text model without its graphs, oldest first."""
+        t = text_models
+        heavy = ("query_artifact", "product_artifact")
+        query = select(*(c for c in t.c if c.name not in heavy)).order_by(t.c.created_at)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]

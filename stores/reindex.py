@@ -5,7 +5,8 @@ from the products in Postgres, then switched in without downtime.
    every worker writes new product events to it too (stores/writer.py), so none are lost.
    With a binary index, its coder is fitted first (on a sample of the new vectors) and
    registered with the collection, so every write, the workers' too, carries its code.
-2. Wait out that refresh, then project every stored base embedding with the model's head.
+2. Wait out that refresh, then vectorise every stored product with the model: an image head's
+   projection of its base embedding, or a text model's product tower (stores/text_serving.py).
 3. Catch up: products written since the pass began are re-read and rewritten (a worker's newer
    version may have landed before this pass overwrote it with an older read), until a pass
    finds nothing new.
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,6 +35,33 @@ from stores.serving import OpenIndex, load_head
 
 log = logging.getLogger(__name__)
 FitCoder = Callable[[np.ndarray], BinaryCoder]
+
+
+class Vectoriser(Protocol):
+    """A model's vectors of stored products (rows of ``product_batches`` with ``attributes``):
+    an image head's projection of their base embeddings, or a text model's product tower."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def vectors(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class HeadVectors:
+    """An image model: the base embedding itself (``head`` None) or a head's projection."""
+
+    head: Projection | None
+    base_dim: int
+
+    @property
+    def dim(self) -> int:
+        return self.head.dim if self.head is not None else self.base_dim
+
+    def vectors(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        base = np.asarray([decode_base(r["base_embedding"]) for r in rows], dtype=np.float32)
+        return base if self.head is None else self.head.project(base)
+
 
 # A worker's write transaction takes its updated_at at its start: look this far back so one
 # that began before a pass and committed during it is caught.
@@ -83,34 +111,43 @@ class Reindexer:
         repo: MetadataRepository,
         open_index: OpenIndex,
         progress: Callable[[int, int], None] | None = None,
+        vectoriser: Callable[[str], Vectoriser] | None = None,
     ) -> None:
+        """``registry``: its pointer table says which collections this re-index switches
+        (image or text); ``vectoriser``: a model version's vectoriser (default: the image
+        heads of the registry)."""
         self.config = config
         self.registry = registry
         self.repo = repo
         self.open_index = open_index
         self.progress = progress or (lambda done, total: None)
+        self.vectoriser = vectoriser or self._image_model
+
+    def _image_model(self, model_version: str) -> Vectoriser:
+        c = self.config
+        head = load_head(self.registry, model_version, c.base_model_version)
+        return HeadVectors(head, c.base_dim)
 
     def _rows(
-        self, batch: Sequence[Mapping[str, Any]], head: Projection | None, version: str
+        self, batch: Sequence[Mapping[str, Any]], model: Vectoriser, version: str
     ) -> tuple[list[IndexRow], list[str]]:
         present = [r for r in batch if embedded_in(r, self.config.base_model_version)]
         kept = {r["product_id"] for r in present}
         missing = [r["product_id"] for r in batch if r["product_id"] not in kept]
         if not present:
             return [], missing
-        base = np.asarray([decode_base(r["base_embedding"]) for r in present], dtype=np.float32)
-        vectors = base if head is None else head.project(base)
         attributes = self.repo.get_attributes([r["product_id"] for r in present])
+        present = [{**r, "attributes": attributes.get(r["product_id"], [])} for r in present]
         rows = [
-            stored_index_row(r, attributes.get(r["product_id"], []), v, version)
-            for r, v in zip(present, vectors, strict=True)
+            stored_index_row(r, r["attributes"], v, version)
+            for r, v in zip(present, model.vectors(present), strict=True)
         ]
         return rows, missing
 
     def _catch_up(
         self,
         index: VectorIndex,
-        head: Projection | None,
+        model: Vectoriser,
         version: str,
         since: datetime,
         seen: dict[str, datetime],
@@ -120,18 +157,18 @@ class Reindexer:
         changed, now = self.repo.changed_since(since - CATCH_UP_MARGIN)
         fresh = {pid: v for pid, v in changed.items() if seen.get(pid) != v[0]}
         live = [pid for pid, (_, deleted) in fresh.items() if not deleted]
-        rows, _ = self._rows(list(self.repo.get_products(live).values()), head, version)
+        rows, _ = self._rows(list(self.repo.get_products(live).values()), model, version)
         index.upsert(rows)
         index.delete([pid for pid, (_, deleted) in fresh.items() if deleted])
         seen.update({pid: at for pid, (at, _) in fresh.items()})
         return len(fresh), now
 
-    def _sample(self, head: Projection | None, version: str, limit: int) -> np.ndarray:
+    def _sample(self, model: Vectoriser, version: str, limit: int) -> np.ndarray:
         """The served vectors of up to ``limit`` products (in id order: unrelated to what
         they show), to fit a coder on."""
         vectors: list[np.ndarray] = []
         for batch in self.repo.product_batches():
-            rows, _ = self._rows(batch, head, version)
+            rows, _ = self._rows(batch, model, version)
             vectors += [np.asarray(r.embedding) for r in rows]
             if len(vectors) >= limit:
                 break
@@ -139,12 +176,10 @@ class Reindexer:
             raise RuntimeError("no product has a stored embedding to fit a binary coder on")
         return np.stack(vectors[:limit])
 
-    def _coder(
-        self, fit: FitCoder | None, head: Projection | None, version: str
-    ) -> BinaryCoder | None:
+    def _coder(self, fit: FitCoder | None, model: Vectoriser, version: str) -> BinaryCoder | None:
         if fit is None:
             return None
-        sample = self._sample(head, version, self.config.coder_sample)
+        sample = self._sample(model, version, self.config.coder_sample)
         coder = fit(sample)
         self.registry.register_coder(coder, version, {"sample": len(sample)})
         return coder
@@ -154,12 +189,11 @@ class Reindexer:
         vectors (the CLI passes training's fitter); None builds a float-only collection."""
         started = time.monotonic()
         c = self.config
-        head = load_head(self.registry, model_version, c.base_model_version)
-        dim = head.dim if head is not None else c.base_dim
+        model = self.vectoriser(model_version)
         name = collection_name(c.collection_prefix, model_version, datetime.now(UTC))
-        coder = self._coder(fit_coder, head, model_version)
-        index = self.open_index(name, dim, coder)
-        self.registry.start_build(name, model_version, dim, coder.version if coder else None)
+        coder = self._coder(fit_coder, model, model_version)
+        index = self.open_index(name, model.dim, coder)
+        self.registry.start_build(name, model_version, model.dim, coder.version if coder else None)
         report = ReindexReport(model_version, name, None, 0, self.repo.count_products())
         report.coder_version = coder.version if coder else None
         try:
@@ -169,14 +203,14 @@ class Reindexer:
             since = self.repo.now()
             done = 0
             for batch in self.repo.product_batches():
-                rows, missing = self._rows(batch, head, model_version)
+                rows, missing = self._rows(batch, model, model_version)
                 index.upsert(rows)
                 report.missing_base_embedding += missing
                 done += len(batch)
                 self.progress(done, report.products)
             seen: dict[str, datetime] = {}
             for _ in range(MAX_CATCH_UP_PASSES):
-                changed, since = self._catch_up(index, head, model_version, since, seen)
+                changed, since = self._catch_up(index, model, model_version, since, seen)
                 report.catch_up.append(changed)
                 if not changed:
                     break
@@ -194,7 +228,7 @@ class Reindexer:
         self._alias(index, report)
         # Writes between the last pass and the switch went to both collections; one last pass
         # covers a pass-read row that raced a worker's newer write.
-        report.catch_up.append(self._catch_up(index, head, model_version, since, seen)[0])
+        report.catch_up.append(self._catch_up(index, model, model_version, since, seen)[0])
         index.flush()
         index.close()
         report.seconds = round(time.monotonic() - started, 2)

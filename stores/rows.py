@@ -14,6 +14,7 @@ import numpy as np
 
 from processors.products import IndexedProduct
 from processors.text import product_text
+from processors.text_features import product_features
 from schemas.attributes import Source
 from stores.base import IndexRow
 
@@ -29,6 +30,7 @@ INDEX_COLUMNS = (
     "predicted_category",
     "base_embedding",
     "model_version",  # the base model's, behind base_embedding
+    "search_text",  # a text model's product tower reads it (stores/rows.tower_inputs)
 )
 
 
@@ -146,3 +148,20 @@ def postgres_row(product: IndexedProduct, indexed_at: datetime) -> dict[str, obj
             e.title, e.brand, e.category, product.colour.primary, [t.key for t in tags.attributes]
         ),
     }
+
+
+def tower_inputs(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], np.ndarray]:
+    """What a text model's product tower reads of products (rows as ``postgres_row`` shapes
+    them, or as ``product_batches`` gives them plus their ``attributes``): their words and
+    dense features. One function for training, the worker and the re-index, so a product is
+    embedded alike by all three."""
+    texts = [str(r.get("search_text") or r.get("title") or "") for r in rows]
+    dense = [
+        product_features(
+            {a["attribute_key"]: float(a["confidence"]) for a in r.get("attributes", ())},
+            r["colour_fractions"],
+            decode_base(r["base_embedding"]),
+        )
+        for r in rows
+    ]
+    return texts, (np.stack(dense) if dense else np.zeros((0, 0), np.float32))

@@ -9,7 +9,8 @@ must beat, so Milvus and Postgres change in the same order. A failure before (4)
 nothing, and the redelivered event redoes (3); a crash after (4) makes the redelivery stale.
 
 Step (3) writes every target collection: the serving one and, during a re-index, the one being
-built, each with its own model's projection of the base embedding.
+built, each with its own model's projection of the base embedding; and likewise every collection
+of product text vectors (stores/text_serving.py), each with its text model's product tower.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from processors.products import BatchResult
+from processors.products import BatchResult, IndexedProduct
 from stores.base import IndexTargets, MetadataRepository, VectorIndex
 from stores.rows import index_row, postgres_row
+from stores.text_serving import TextTargets
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,14 @@ class WriteOutcome:
 
 class ProductWriter:
     def __init__(
-        self, targets: IndexTargets, repo: MetadataRepository, flush_rows: int = 5000
+        self,
+        targets: IndexTargets,
+        repo: MetadataRepository,
+        flush_rows: int = 5000,
+        text_targets: TextTargets | None = None,
     ) -> None:
         self.targets = targets
+        self.text_targets = text_targets
         self.repo = repo
         self.flush_rows = flush_rows
         self.unflushed = 0  # rows written to the indexes since their last flush
@@ -56,23 +63,23 @@ class ProductWriter:
         if len(by_id) < len(batch.upserts):
             raise ValueError("a batch carries one version per product")
         now = datetime.now(UTC)
+        rows = {u.product_id: postgres_row(u, now) for u in batch.upserts}
 
         def to_indexes(upserted: list[str], deleted: list[str]) -> None:
+            if not upserted and not deleted:
+                return
             fresh = [by_id[pid] for pid in upserted]
             base = np.asarray([u.embedding for u in fresh], dtype=np.float32)
-            for target in self.targets.writes() if fresh or deleted else ():
-                if fresh:
-                    vectors = target.vectors(base)
-                    version = target.model_version if target.head is not None else None
-                    target.index.upsert(
-                        [index_row(u, v, version) for u, v in zip(fresh, vectors, strict=True)]
-                    )
-                if deleted:
-                    target.index.delete(deleted)
-                self._written[id(target.index)] = target.index
+            for target in self.targets.writes():
+                vectors = target.vectors(base) if fresh else base
+                version = target.model_version if target.head is not None else None
+                self._to(target.index, fresh, vectors, version, deleted)
+            for text in self.text_targets.writes() if self.text_targets is not None else ():
+                vectors = text.vectors([rows[pid] for pid in upserted]) if fresh else base
+                self._to(text.index, fresh, vectors, text.model_version, deleted)
 
         indexed, deleted = self.repo.apply(
-            [postgres_row(u, now) for u in batch.upserts],
+            list(rows.values()),
             [(d.product_id, d.version) for d in batch.deletes],
             then=to_indexes,
         )
@@ -81,3 +88,17 @@ class ProductWriter:
         if self.unflushed >= self.flush_rows:
             self.flush()
         return WriteOutcome(indexed=indexed, deleted=deleted, stale=stale)
+
+    def _to(
+        self,
+        index: VectorIndex,
+        fresh: list[IndexedProduct],
+        vectors: np.ndarray,
+        version: str | None,
+        deleted: list[str],
+    ) -> None:
+        if fresh:
+            index.upsert([index_row(u, v, version) for u, v in zip(fresh, vectors, strict=True)])
+        if deleted:
+            index.delete(deleted)
+        self._written[id(index)] = index

@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from processors.text_features import product_features
 from processors.tokens import WordIds, WordPiece
-from stores.rows import decode_base
+from stores.rows import tower_inputs
 from training.glove import load_glove, vocabulary_of
 from training.minilm import MiniLM, vocabulary
 from training.text_towers import (
@@ -43,19 +42,8 @@ class ProductTable:
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> ProductTable:
         """Product rows as stores/rows.postgres_row shapes them (with their attributes)."""
-        dense = [
-            product_features(
-                {a["attribute_key"]: float(a["confidence"]) for a in r.get("attributes", ())},
-                r["colour_fractions"],
-                decode_base(r["base_embedding"]),
-            )
-            for r in rows
-        ]
-        return cls(
-            [str(r["product_id"]) for r in rows],
-            [str(r.get("search_text") or r["title"]) for r in rows],
-            np.stack(dense) if dense else np.zeros((0, 0), np.float32),
-        )
+        texts, dense = tower_inputs(rows)
+        return cls([str(r["product_id"]) for r in rows], texts, dense)
 
     def row_of(self) -> dict[str, int]:
         return {p: i for i, p in enumerate(self.ids)}

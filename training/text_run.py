@@ -8,7 +8,6 @@ clicked product's reciprocal rank, both ways.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -18,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from stores.base import MetadataRepository
+from stores.registry import ServingRegistry, TextModel
+from stores.rows import embedded_in
 from training.click_head import Split
 from training.text_export import export_text_model
 from training.text_model import ProductTable, TextPairs, TextTrainConfig, train_text_model
@@ -30,6 +31,7 @@ class TextClick:
     skipped: list[str]
     sampled: list[str]
     session_id: str
+    clicked_at: str | None = None
 
 
 def text_clicks(rows: Iterable[Mapping[str, Any]]) -> tuple[list[TextClick], int]:
@@ -47,19 +49,21 @@ def text_clicks(rows: Iterable[Mapping[str, Any]]) -> tuple[list[TextClick], int
                 [str(x) for x in row["hard_negatives"]],
                 [str(x) for x in row["random_negatives"]],
                 str(row["session_id"]),
+                row["clicked_at"].isoformat() if row.get("clicked_at") else None,
             )
         )
     return clicks, other
 
 
-def _table(repo: MetadataRepository, clicks: list[TextClick]) -> ProductTable:
+def _table(repo: MetadataRepository, clicks: list[TextClick], base: str) -> ProductTable:
+    """The clicked and shown products whose stored image embedding is of ``base`` ("": any)."""
     ids = sorted({p for c in clicks for p in (c.positive, *c.skipped, *c.sampled)})
     products = repo.get_products(ids)
     attributes = repo.get_attributes(list(products))
     rows = [
         {**products[p], "attributes": attributes.get(p, [])}
         for p in ids
-        if p in products and products[p].get("base_embedding") is not None
+        if p in products and embedded_in(products[p], base)
     ]
     return ProductTable.from_rows(rows)
 
@@ -89,9 +93,14 @@ def run_text_training(
     out_dir: Path,
     config: TextTrainConfig,
     split: Split,
+    base_model_version: str,
+    registry: ServingRegistry | None = None,
 ) -> dict[str, Any]:
+    """``base_model_version``: the image model whose stored embeddings the product tower
+    reads (products embedded by another are left out); ``registry``: where the model is
+    registered with its lineage (None: files only)."""
     clicks, other = text_clicks(pair_rows)
-    table = _table(repo, clicks)
+    table = _table(repo, clicks, base_model_version)
     train = [c for c in clicks if not split.held_out(c.session_id)]
     held = [c for c in clicks if split.held_out(c.session_id)]
     pairs = TextPairs.from_mined([(c.text, c.positive, c.skipped) for c in train], table)
@@ -101,12 +110,12 @@ def run_text_training(
     )
     probe = table.texts[:4]
     artifacts = export_text_model(model, probe, table.dense[: len(probe)])
-    digest = hashlib.sha256(artifacts.query + artifacts.product).hexdigest()[:12]
-    version = f"text-{artifacts.kind}-{digest}"
+    digest = TextModel.digest(artifacts.query, artifacts.product)
+    version = f"text-{artifacts.kind}-{digest[:12]}"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{version}.query.onnx").write_bytes(artifacts.query)
     (out_dir / f"{version}.product.onnx").write_bytes(artifacts.product)
-    report = {
+    report: dict[str, Any] = {
         "model_version": version,
         "kind": artifacts.kind,
         "dim": artifacts.dim,
@@ -124,5 +133,32 @@ def run_text_training(
         "loss_by_epoch": [round(x, 4) for x in model.history],
         "files": [f"{version}.query.onnx", f"{version}.product.onnx"],
     }
+    clicked = sorted(c.clicked_at for c in clicks if c.clicked_at)
+    report["lineage"] = {
+        "base_model_version": base_model_version,
+        "pairs": report["pairs"],
+        "sessions": report["sessions"],
+        "held_out_percent": split.percent,
+        "held_out_split": "keyed" if split.key else "unkeyed",
+        "clicked_from": clicked[0] if clicked else None,
+        "clicked_until": clicked[-1] if clicked else None,
+        "products": len(table.ids),
+    }
+    if registry is not None:
+        registry.register_text_model(
+            TextModel(
+                version,
+                artifacts.kind,
+                base_model_version,
+                artifacts.dim,
+                artifacts.query,
+                artifacts.product,
+                digest,
+                params=report["config"],
+                metrics={"held_out": report["held_out"], "loss_by_epoch": report["loss_by_epoch"]},
+                lineage=report["lineage"],
+            )
+        )
+        report["registered"] = version
     (out_dir / f"{version}.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

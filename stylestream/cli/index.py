@@ -15,6 +15,7 @@ from tqdm import tqdm
 from config import assembly
 from config.settings import Settings
 from processors.binary_codes import BinaryCoder
+from schemas.tables import text_collections
 from stores.milvus import connect, drop_prefixed
 from stores.postgres import PostgresRepository, make_engine
 from stores.reconcile import Reconciler
@@ -22,8 +23,12 @@ from stores.registry import ServingRegistry
 from training.binary_codes import fit_itq, fit_sign
 
 
-def _registry(settings: Settings) -> ServingRegistry:
-    return ServingRegistry(make_engine(settings.pg_dsn))
+def _registry(settings: Settings, text_pointer: bool = False) -> ServingRegistry:
+    engine = make_engine(settings.pg_dsn)
+    return ServingRegistry(engine, text_collections) if text_pointer else ServingRegistry(engine)
+
+
+TEXT = click.option("--text", "text_pointer", is_flag=True, help="Product text collections.")
 
 
 @click.command()
@@ -36,12 +41,25 @@ def _registry(settings: Settings) -> ServingRegistry:
     help="Also build a binary (Hamming) index with codes of this kind (a Milvus server).",
 )
 @click.option("--bits", default=512, show_default=True, help="pca-itq code length (bits).")
+@click.option(
+    "--text",
+    "text_model",
+    is_flag=True,
+    help="MODEL is a text model: build its product text vectors, then switch text queries.",
+)
 @click.option("--no-progress", is_flag=True)
 @click.pass_obj
 def reindex(
-    settings: Settings, model_version: str, codes: str, bits: int, no_progress: bool
+    settings: Settings,
+    model_version: str,
+    codes: str,
+    bits: int,
+    text_model: bool,
+    no_progress: bool,
 ) -> None:
     """Build a new collection for MODEL from Postgres, then switch searches to it."""
+    if text_model and codes != "none":
+        raise click.UsageError("text collections are float only: --codes needs an image model")
     fit: Callable[[np.ndarray], BinaryCoder] | None = None
     if codes == "sign":
         fit = fit_sign
@@ -55,7 +73,8 @@ def reindex(
         bar.update(done - bar.n)
 
     try:
-        report = assembly.open_reindexer(settings, repo, progress).run(model_version, fit)
+        opener = assembly.open_text_reindexer if text_model else assembly.open_reindexer
+        report = opener(settings, repo, progress).run(model_version, fit)
     except (LookupError, RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
@@ -70,9 +89,10 @@ def index() -> None:
 
 
 @index.command("list")
+@TEXT
 @click.pass_obj
-def index_list(settings: Settings) -> None:
-    for row in _registry(settings).collections():
+def index_list(settings: Settings, text_pointer: bool) -> None:
+    for row in _registry(settings, text_pointer).collections():
         codes = f" codes={row.coder_version}" if row.coder_version else ""
         click.echo(
             f"{row.state:9} {row.collection}  model={row.model_version} rows={row.rows}{codes}"
@@ -81,12 +101,13 @@ def index_list(settings: Settings) -> None:
 
 @index.command("drop")
 @click.argument("collection")
+@TEXT
 @click.pass_obj
-def index_drop(settings: Settings, collection: str) -> None:
+def index_drop(settings: Settings, collection: str, text_pointer: bool) -> None:
     """Drop a retired collection (never the serving one)."""
     try:
-        _registry(settings).forget(collection)
-    except ValueError as exc:
+        _registry(settings, text_pointer).forget(collection)
+    except (LookupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     client = connect(settings.milvus_uri, settings.milvus_token.get_secret_value())
     if client.has_collection(collection):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 from typing import Literal
 
 import click
@@ -224,6 +225,12 @@ def train_compact_cmd(
 @click.option("--held-out-percent", default=20, show_default=True)
 @click.option("--epochs", default=4, show_default=True)
 @click.option("--loss", type=click.Choice(["nce", "triplet"]), default="nce", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the ONNX files and the report go (default: the models folder).",
+)
 @click.pass_obj
 def train_text_cmd(
     settings: Settings,
@@ -232,17 +239,21 @@ def train_text_cmd(
     held_out_percent: int,
     epochs: int,
     loss: Literal["nce", "triplet"],
+    out: Path | None,
 ) -> None:
     """A text model (query tower + product tower) trained on the mined pairs of text queries,
-    judged on held-out sessions, exported to ONNX in the models folder (JSON report)."""
+    judged on held-out sessions, exported to ONNX in the models folder and registered in
+    Postgres with its lineage (JSON report); `stylestream reindex --text` serves it."""
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
     try:
         report = run_text_training(
             repo,
             PairRepository(repo.engine).since(parse_since(since)),
-            settings.models_path,
+            out or settings.models_path,
             TextTrainConfig(kind=kind, epochs=epochs, loss=loss),
             Split(held_out_percent, settings.split_key_bytes),
+            assembly.base_model(settings)[0],
+            ServingRegistry(repo.engine),
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc

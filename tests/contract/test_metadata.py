@@ -350,6 +350,19 @@ def test_excluding_terms_need_all_their_words_and_strings_exclude_dashed_words(
     assert ids(shop.text_search(parse_terms("black boots -heel"), 10)) == ["boot-2"]
 
 
+def test_text_excluded_names_the_given_products_an_excluding_term_refuses(
+    shop: MetadataRepository,
+) -> None:
+    """What keeps dense text results in line with the words' exclusions (search/text.py)."""
+    every = ["boot-1", "boot-2", "dress-1", "dress-2", "bag-1", "nowhere"]
+    terms = parse_terms({"leather": 1, "leather heel": -1, "striped": -2})
+    assert shop.text_excluded(every, terms) == {"boot-1", "dress-1"}
+    assert shop.text_excluded(["boot-2", "bag-1"], terms) == set()
+    assert shop.text_excluded(every, parse_terms({"black": 1, "heel": -0.5})) == set()
+    assert shop.text_excluded([], terms) == set()
+    assert shop.text_excluded(every, parse_terms("boots -HEELS")) == {"boot-1"}  # stemmed
+
+
 def test_accented_titles_meet_folded_queries(repo: MetadataRepository) -> None:
     text = product_text("Crêpe Café dress", None, "dress", "red", [])
     repo.apply([worded("crepe-1", text)], [])

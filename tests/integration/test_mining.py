@@ -247,9 +247,9 @@ def test_clicks_on_text_results_become_pairs_carrying_the_words(
     models = tmp_path / "text-models"
     result = CliRunner().invoke(
         main,
-        ["train", "text", "--kind", "gru", "--epochs", "2", "--held-out-percent", "30"],
-        env={**{f"STYLESTREAM_{k.upper()}": v for k, v in stack.overrides.items()},
-             "STYLESTREAM_MODEL_DIR": str(models)},
+        ["train", "text", "--kind", "gru", "--epochs", "2", "--held-out-percent", "30",
+         "--out", str(models)],
+        env={f"STYLESTREAM_{k.upper()}": v for k, v in stack.overrides.items()},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

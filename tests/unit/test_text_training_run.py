@@ -67,7 +67,7 @@ def test_text_pairs_train_judge_and_export(tmp_path: Path) -> None:
     clicks, other = text_clicks(rows)
     assert len(clicks) == 120 and other == 1
     config = TextTrainConfig(kind="gru", epochs=4, batch=16, frequent_words=500)
-    report = run_text_training(repo, rows, tmp_path, config, Split(25))
+    report = run_text_training(repo, rows, tmp_path, config, Split(25), "m")
     assert report["pairs"] == {
         "text": 120,
         "other_queries": 1,
@@ -80,6 +80,8 @@ def test_text_pairs_train_judge_and_export(tmp_path: Path) -> None:
     assert held["mrr_model"] > held["mrr_served"]  # the clicked product was served second
     version = report["model_version"]
     assert version.startswith("text-gru-")
+    assert report["lineage"]["base_model_version"] == "m"
+    assert report["lineage"]["products"] == 12 and report["lineage"]["pairs"]["text"] == 120
     assert json.loads((tmp_path / f"{version}.json").read_text()) == report
     encoder = TextEncoder(
         (tmp_path / f"{version}.query.onnx").read_bytes(),
