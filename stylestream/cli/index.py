@@ -124,12 +124,15 @@ def reconcile(settings: Settings, dry_run: bool) -> None:
     """Compare every written Milvus collection with the Postgres ledger and repair drift
     (JSON report; exit 1 when drift was found on a dry run)."""
     repo = PostgresRepository.from_dsn(settings.pg_dsn)
-    targets = assembly.open_serving(settings, repo.engine, assembly.base_model(settings))
+    base = assembly.base_model(settings)
+    targets = assembly.open_serving(settings, repo.engine, base)
+    texts = assembly.open_text_serving(settings, repo.engine, base[0])
     try:
-        base = assembly.base_model(settings)[0]
-        drifts = Reconciler(repo, targets, base_model_version=base).run(repair=not dry_run)
+        reconciler = Reconciler(repo, targets, base_model_version=base[0], text_targets=texts)
+        drifts = reconciler.run(repair=not dry_run)
     finally:
         targets.close()
+        texts.close()
         repo.close()
     click.echo(json.dumps([d.summary() for d in drifts], indent=2))
     if dry_run and any(d.drifted for d in drifts):

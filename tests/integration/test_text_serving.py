@@ -1,7 +1,8 @@
 """Text models on real Postgres, Milvus and Kafka: `train text` registers a model with its
 lineage; `reindex --text` builds its product text vectors and switches text queries from words
 alone to the hybrid while searches and product writes go on, without a failed search or a lost
-write; the API explains both sides; a real worker writes new products' text vectors."""
+write; the API explains both sides; a real worker writes new products' text vectors; the
+reconcile repairs a text collection."""
 
 from __future__ import annotations
 
@@ -212,4 +213,12 @@ def test_a_worker_writes_new_products_text_vectors(
     assert target is not None
     row = wait_for(lambda: target.index.get(["fresh"]).get("fresh"), timeout=90)
     assert row.version == 1 and row.model_version == target.model_version
+    # a text vector lost (an old bug, a restored backup): `stylestream reconcile` puts it back
+    target.index.delete(["t010"])
+    target.index.flush()
+    result = CliRunner().invoke(main, ["reconcile"], env=stack.env(), catch_exceptions=False)
+    drifts = {d["collection"]: d for d in json.loads(result.output)}
+    assert drifts[target.collection]["missing"] == ["t010"]
+    assert drifts[target.collection]["repaired"] == 1
+    assert target.index.get(["t010"])["t010"].version == 1
     targets.close()

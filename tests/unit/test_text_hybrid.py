@@ -5,6 +5,7 @@ one direction, so the dense side finds what the words alone cannot."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from search.text import LEXICAL_MODEL, TextQuery, TextSearch, rrf
 from stores.base import FixedTarget
 from stores.filters import Filters
 from stores.memory import MemoryRepository, MemoryVectorIndex
+from stores.reconcile import Reconciler
 from stores.rows import encode_base, stored_index_row
 from stores.text_serving import FixedTextTarget, TextTarget
 from stores.writer import ProductWriter
@@ -166,3 +168,27 @@ def test_the_writer_writes_each_text_collection_with_its_model(
     assert texts.get(["w0"])["w0"].version == 2
     writer.write(processor.process([RawEvent(encode_event(delete("w1", 3)))]))
     assert set(texts.get(["w0", "w1", "w2"])) == {"w0", "w2"}
+
+
+def test_the_reconcile_repairs_text_collections_with_their_product_tower(
+    processor: ProductProcessor,
+) -> None:
+    images, texts, repo = MemoryVectorIndex(), MemoryVectorIndex(), MemoryRepository()
+    towers = ConceptTowers()
+    text_targets = FixedTextTarget(TextTarget(texts, towers, "text_c"))
+    writer = ProductWriter(FixedTarget(images), repo, text_targets=text_targets)
+    events = [upsert(f"r{i}", 1, i) for i in range(4)]
+    writer.write(processor.process([RawEvent(encode_event(e)) for e in events]))
+    written = texts.get(["r0"], with_vectors=True)["r0"]
+    texts.delete(["r0"])  # missing
+    texts.upsert([replace(texts.get(["r1"], with_vectors=True)["r1"], version=0)])  # stale
+    texts.upsert([replace(written, product_id="ghost")])  # extra
+    reconciler = Reconciler(repo, FixedTarget(images), chunk=2, text_targets=text_targets)
+    image_drift, text_drift = reconciler.run()
+    assert image_drift.drifted == [] and text_drift.collection == "text_c"
+    assert (text_drift.missing, text_drift.stale, text_drift.extra) == (["r0"], ["r1"], ["ghost"])
+    rows = texts.get(["r0", "r1", "r2", "r3", "ghost"], with_vectors=True)
+    assert sorted(rows) == ["r0", "r1", "r2", "r3"] and rows["r1"].version == 1
+    assert rows["r0"].model_version == "text-twin-1"
+    assert np.allclose(rows["r0"].embedding, written.embedding, atol=1e-6)  # type: ignore[arg-type]
+    assert [d.drifted for d in reconciler.run(repair=False)] == [[], []]
