@@ -152,6 +152,20 @@ class ServingRegistry:
                 raise LookupError(f"collection {collection!r} is not being built")
         return old
 
+    def stop_serving(self) -> str | None:
+        """Retire the serving collection, leaving none: for text collections only, whose
+        queries then fall back to words alone (images always need one). Returns its name."""
+        if self.pointer is index_collections:
+            raise ValueError("image searches always need a serving collection: reindex instead")
+        t = self.pointer
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(t)
+                .where(t.c.state == "serving")
+                .values(state="retired")
+                .returning(t.c.collection)
+            ).scalar_one_or_none()
+
     def forget(self, collection: str) -> None:
         """Remove a building or retired collection's row (after dropping it or a failed build);
         the serving one cannot be forgotten."""

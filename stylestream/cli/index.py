@@ -117,6 +117,15 @@ def index_drop(settings: Settings, collection: str, text_pointer: bool) -> None:
     click.echo(f"dropped {collection}")
 
 
+@index.command("words-alone")
+@click.pass_obj
+def index_words_alone(settings: Settings) -> None:
+    """Text queries back to words alone: the serving text collection is retired (kept, so
+    `reindex --text` or `index drop --text` can follow)."""
+    retired = _registry(settings, text_pointer=True).stop_serving()
+    click.echo(f"retired {retired}: text queries by words alone" if retired else "none served")
+
+
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Report drift; repair nothing.")
 @click.pass_obj

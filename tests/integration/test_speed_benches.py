@@ -43,7 +43,7 @@ def test_bench_serve_measures_the_api_against_its_encoder(
     assert (tmp_path / "serve.json").exists() and (tmp_path / "serve.png").stat().st_size > 0
 
 
-def test_bench_text_measures_text_queries_against_the_store_alone(
+def test_bench_text_measures_words_and_the_hybrid_against_the_store_alone(
     running_services: Settings, model_path: Any, attribute_models: Any, tmp_path: Path
 ) -> None:
     sizes = TextServeSizes(concurrencies=(1, 2), seconds=2, queries=40, products=200)
@@ -52,10 +52,13 @@ def test_bench_text_measures_text_queries_against_the_store_alone(
     assert store["queries"] == 80 and store["with_results"] > 0
     assert store["p99_ms"] >= store["p50_ms"] > 0
     assert [r["concurrency"] for r in report["api"]] == [1, 2]
-    for run in report["api"]:
+    assert [r["concurrency"] for r in report["api_hybrid"]] == [1, 2]
+    for run in report["api"] + report["api_hybrid"]:
         assert run["requests"] > 0 and run["errors"] == 0, run["error_examples"]
+    assert report["hybrid_model"].startswith("text-minilm-")
     done = report["done_when"]
-    assert done["light_load_p99_ms"] == report["api"][0]["p99_ms"] and done["goal_p99_ms"] == 50
+    assert done["ranking"] == "hybrid" and done["goal_p99_ms"] == 50
+    assert done["light_load_p99_ms"] == report["api_hybrid"][0]["p99_ms"]
     assert (tmp_path / "text-serve.json").exists()
     assert (tmp_path / "text-serve.png").stat().st_size > 0
 

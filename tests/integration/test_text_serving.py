@@ -222,3 +222,9 @@ def test_a_worker_writes_new_products_text_vectors(
     assert drifts[target.collection]["repaired"] == 1
     assert target.index.get(["t010"])["t010"].version == 1
     targets.close()
+    # a bad text model rolled back to words alone, at once, the collection kept
+    assert target.collection in _cli(stack, "index", "words-alone")
+    search = assembly.open_text_search(stack.settings, stack.repo)
+    assert search.search(TextQuery.parse("short boot")).model_version == LEXICAL_MODEL
+    assert f"retired   {target.collection}" in _cli(stack, "index", "list", "--text")
+    search.targets.close()
