@@ -58,8 +58,7 @@ class ApiState:
         self.impressions.close()
         self.sender.close()
         self.search.targets.close()
-        if self.text.text_targets is not None:
-            self.text.text_targets.close()
+        self.text.close()
         self.milvus.close()
         self.repo.close()
 

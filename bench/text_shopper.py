@@ -66,7 +66,7 @@ def _title(truth: Sequence[str], rng: np.random.Generator) -> str:
     return " ".join(words).capitalize()
 
 
-def _event(
+def garment_event(
     pid: str, image: np.ndarray, category: str, title: str, rng: np.random.Generator
 ) -> ProductUpsert:
     return ProductUpsert(
@@ -92,14 +92,14 @@ def text_catalogue(garments: int, photos: int, seed: int = 0) -> TextCatalogue:
         keys = frozenset(k for k in g.attributes if k in NOUNS or k in MODIFIERS)
         category = next(k for k in keys if k.startswith("category.")).split(".", 1)[1]
         pid = f"synthetic-garment-{i:05d}"
-        events.append(_event(pid, g.image, category, _title(sorted(keys), rng), rng))
+        events.append(garment_event(pid, g.image, category, _title(sorted(keys), rng), rng))
         truth[pid] = keys
     images, labels = load_split("train")
     for idx in np.sort(rng.permutation(len(images))[:photos]):
         category = CLASSES[int(labels[idx])]
         pid = f"fmnist-{int(idx):05d}"
         title = f"Synthetic title: {NOUNS[f'category.{category}'].canonical} #{int(idx)}"
-        events.append(_event(pid, images[idx], category, title, rng))
+        events.append(garment_event(pid, images[idx], category, title, rng))
         truth[pid] = frozenset({f"category.{category}"})
     return TextCatalogue(events, truth)
 

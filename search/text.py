@@ -13,6 +13,7 @@ do, so a product not yet searchable there is not shown.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,12 +98,15 @@ class TextSearch:
         self.repo = repo
         self.targets = targets
         self.text_targets = text_targets
+        # the words' query runs in Postgres while the query tower and Milvus take the dense
+        # side: a hybrid search costs the slower side, not both
+        self._words = ThreadPoolExecutor(4, thread_name_prefix="text-words")
 
     def search(self, query: TextQuery) -> TextResult:
         depth = query.offset + query.k + DEPTH_MARGIN
         target = self.text_targets.serving() if self.text_targets is not None else None
-        lexical = self.repo.text_search(query.terms, depth, query.filters, 0)
         if target is None:
+            lexical = self.repo.text_search(query.terms, depth, query.filters, 0)
             page = lexical[query.offset : query.offset + query.k]
             rows = self.targets.serving().index.get([m.product_id for m in page])
             hits = [
@@ -111,7 +115,13 @@ class TextSearch:
                 if m.product_id in rows
             ]
             return TextResult(hits, LEXICAL_MODEL)
-        dense = self._dense(target, query, depth)
+        words = self._words.submit(self.repo.text_search, query.terms, depth, query.filters, 0)
+        try:
+            dense = self._dense(target, query, depth)
+        except BaseException:
+            wait([words])  # its error, if any, is the same store's: this one is raised
+            raise
+        lexical = words.result()
         fused = rrf([[m.product_id for m in lexical], list(dense)])
         page_ids = list(fused)[query.offset : query.offset + query.k]
         rows = self.targets.serving().index.get(page_ids)
@@ -147,3 +157,8 @@ class TextSearch:
         hits = target.index.search((vector / norm)[None], depth, query.filters)[0]
         refused = self.repo.text_excluded([h.product_id for h in hits], query.terms)
         return {h.product_id: h.score for h in hits if h.product_id not in refused}
+
+    def close(self) -> None:
+        self._words.shutdown(wait=True)
+        if self.text_targets is not None:
+            self.text_targets.close()

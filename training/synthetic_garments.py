@@ -11,7 +11,7 @@ presented as such.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,13 +70,17 @@ def _neck_cut(neckline: str, sh: float = 0.12) -> tuple[str, Poly]:
 
 
 def _shape(
-    kind: str, rng: np.random.Generator
+    kind: str, rng: np.random.Generator, change: Mapping[str, str] | None = None
 ) -> tuple[list[Poly], list[tuple[str, Poly]], float, dict[str, str]]:
-    """Polygons to fill, neck/handle cuts, height/width ratio, and the labels they imply."""
+    """Polygons to fill, neck/handle cuts, height/width ratio, and the labels they imply;
+    ``change``: a sleeve, neckline or length to draw instead of the random one (the draw still
+    happens, so the rest of the scene stays as it would have been up to the changed part)."""
+    change = change or {}
     labels: dict[str, str] = {}
     cuts: list[tuple[str, Poly]] = []
     if kind in ("top", "dress", "outerwear"):
         sleeve = "long" if kind == "outerwear" else SLEEVES[rng.integers(len(SLEEVES))]
+        sleeve = change.get("sleeve", sleeve) if kind != "outerwear" else sleeve
         labels["sleeve"] = sleeve
         if kind == "top":
             labels["category"] = "pullover" if sleeve == "long" else "t-shirt-top"
@@ -88,7 +92,7 @@ def _shape(
             cuts.append(("line", [(0.5, 0.1), (0.5, 1.0)]))
         else:
             labels["category"] = "dress"
-            length = ("mini", "knee", "maxi")[rng.integers(3)]
+            length = change.get("length", ("mini", "knee", "maxi")[rng.integers(3)])
             labels["length"] = length
             ratio = {"mini": 1.35, "knee": 1.8, "maxi": 2.5}[length] * rng.uniform(0.93, 1.07)
             waist = 0.42 / ratio + 0.05
@@ -96,20 +100,20 @@ def _shape(
             flare = rng.uniform(0.05, 0.15)
             parts.append([(0.3, waist), (0.7, waist), (0.8 + flare, 1.0), (0.2 - flare, 1.0)])
         if kind != "outerwear":
-            neckline = NECKLINES[rng.integers(len(NECKLINES))]
+            neckline = change.get("neckline", NECKLINES[rng.integers(len(NECKLINES))])
             labels["neckline"] = neckline
             cuts.append(_neck_cut(neckline))
         else:
             cuts.append(_neck_cut("v-neck"))
         return parts, cuts, ratio, labels
     if kind == "skirt":
-        length = ("mini", "knee", "maxi")[rng.integers(3)]
+        length = change.get("length", ("mini", "knee", "maxi")[rng.integers(3)])
         labels.update(category="skirt", length=length)
         ratio = {"mini": 0.6, "knee": 0.95, "maxi": 1.6}[length] * rng.uniform(0.93, 1.07)
         flare = rng.uniform(0.0, 0.12)
         return [[(0.2, 0.0), (0.8, 0.0), (0.9 + flare, 1.0), (0.1 - flare, 1.0)]], [], ratio, labels
     if kind == "trousers":
-        length = ("shorts", "full-length")[rng.integers(2)]
+        length = change.get("length", ("shorts", "full-length")[rng.integers(2)])
         labels.update(category="trouser", length=length)
         ratio = (0.75 if length == "shorts" else 2.0) * rng.uniform(0.93, 1.07)
         crotch = 0.35 if length == "shorts" else 0.2
@@ -185,12 +189,20 @@ def _backdrop(h: int, w: int, rng: np.random.Generator, avoid: np.ndarray) -> np
 
 
 def make_garment(
-    rng: np.random.Generator, kind: str | None = None, size: tuple[int, int] | None = None
+    rng: np.random.Generator,
+    kind: str | None = None,
+    size: tuple[int, int] | None = None,
+    change: Mapping[str, str] | None = None,
 ) -> SyntheticGarment:
-    """One labelled synthetic scene; ``size`` is (width, height), random 140-200 px if None."""
+    """One labelled synthetic scene; ``size`` is (width, height), random 140-200 px if None.
+    ``change``: values to draw instead of the random ones ("colour": the main palette colour,
+    "colour2" the second, "pattern", "sleeve", "neckline", "length"); every random draw is
+    still made, so a change leaves the scene as it was up to the changed part (modifier
+    triplets: bench/modify_data.py)."""
+    change = change or {}
     kind = kind or KINDS[rng.integers(len(KINDS))]
     w, h = size or (int(rng.integers(140, 201)), int(rng.integers(140, 201)))
-    parts, cuts, ratio, labels = _shape(kind, rng)
+    parts, cuts, ratio, labels = _shape(kind, rng, change)
     scale = rng.uniform(0.4, 0.92)
     gh = int(scale * h)
     gw = int(min(gh / ratio, scale * w))
@@ -215,7 +227,12 @@ def make_garment(
             draw.ellipse(px(poly), outline=255, width=max(2, gw // 14))
     mask = np.asarray(mask_img) > 127
     pattern = "solid" if rng.random() < 0.35 else PATTERNS[rng.integers(len(PATTERNS))]
+    pattern = change.get("pattern", pattern)
     a, b = (int(i) for i in rng.choice(len(PALETTE_NAMES), 2, replace=False))
+    if "colour" in change:
+        a = PALETTE_NAMES.index(change["colour"])
+        b = PALETTE_NAMES.index(change["colour2"]) if "colour2" in change else b
+        b = b if b != a else (a + 1) % len(PALETTE_NAMES)
     idx = _pattern_indices(pattern, gh, gw, rng, a, b)
     shares = np.bincount(idx[mask], minlength=len(PALETTE_NAMES)) / max(1, mask.sum())
     jitter = rng.uniform(-12, 12, (len(PALETTE_NAMES), 3)).astype(np.float32)

@@ -145,14 +145,17 @@ def _search_text(settings: Settings, query: TextQuery) -> list[dict[str, Any]]:
         result = search.search(query)
     finally:
         search.targets.close()
+        search.close()
         repo.close()
     return [
         {
             "product_id": h.product_id,
             "category": h.row.category,
             "colour": h.row.primary_colour,
-            "score": round(h.score, 4),
+            "score": round(h.score, 6),
             "lexical": round(h.lexical, 4),
+            "dense": None if h.dense is None else round(h.dense, 4),
+            "ranker": result.model_version,
             "attributes": list(h.row.attributes),
         }
         for h in result.hits
