@@ -48,14 +48,16 @@ BASELINES = ("image", "image_features", "text", "late_fusion", "late_fusion_feat
 METHODS = (*BASELINES, "joint")
 GOAL_RATIO = 1.18  # DeepStyle's lower bound over its best baseline
 K = 10
-PROFILE_WEIGHT = float(__import__("os").environ.get("PW", "1.0"))
+# the attribute and colour profile's weight beside the unit embedding in the joint features
+# (measured: 1.0 and 1.5 at 400 references; 1.5 kept)
+PROFILE_WEIGHT = 1.5
 
 
 @dataclass(frozen=True)
 class ModifyEvalSizes:
     references: int = 1000
     distractors: int = 1000
-    epochs: int = 40
+    epochs: int = 60
     seed: int = 0
 
     @classmethod
