@@ -133,18 +133,23 @@ def serve_text_model(settings: Settings, log: Callable[[str], None], seed: int =
         )  # fmt: skip
         log(f"[text] reindex --text {version}")
         report = assembly.open_text_reindexer(settings, repo).run(version)
-        if report.retired:  # the previous run's collection
-            ServingRegistry(repo.engine, text_collections).forget(report.retired)
-            client = connect(settings.milvus_uri, settings.milvus_token.get_secret_value())
-            client.drop_collection(report.retired)
-            client.close()
+        if report.retired:
+            _drop(settings, repo, report.retired)
         return version
     finally:
         repo.close()
 
 
-def words_alone(settings: Settings, log: Callable[[str], None]) -> None:
-    """Text queries back to words alone (a previous run's text collection retired)."""
+def _drop(settings: Settings, repo: PostgresRepository, collection: str) -> None:
+    ServingRegistry(repo.engine, text_collections).forget(collection)
+    client = connect(settings.milvus_uri, settings.milvus_token.get_secret_value())
+    client.drop_collection(collection)
+    client.close()
+
+
+def words_alone(settings: Settings, log: Callable[[str], None]) -> str | None:
+    """Text queries back to words alone: a previous run's text collection retired (dropped
+    once this run's serves). Returns its name."""
     engine = make_engine(settings.pg_dsn)
     try:
         retired = ServingRegistry(engine, text_collections).stop_serving()
@@ -152,6 +157,7 @@ def words_alone(settings: Settings, log: Callable[[str], None]) -> None:
         engine.dispose()
     if retired:
         log(f"[text] {retired} retired: words alone first")
+    return retired
 
 
 def _api_steps(
@@ -189,11 +195,15 @@ def run_text_serve_bench(
     port = free_port()
     env = {**os.environ, "STYLESTREAM_API_PORT": str(port), "STYLESTREAM_API_RATE_PER_S": "0"}
     proc = Process(["api"], settings.data_dir / "bench" / "api-text.log", env)
-    words_alone(settings, log)
+    previous = words_alone(settings, log)
     try:
         wait_until(lambda: api_ready(port), 90, "search API")
         runs = _api_steps(port, bodies, sizes, log)
         version = serve_text_model(settings, log, sizes.seed)
+        if previous:
+            repo = PostgresRepository.from_dsn(settings.pg_dsn)
+            _drop(settings, repo, previous)
+            repo.close()
         wait_until(lambda: _answers_with(port, f"hybrid:{version}"), 60, "the hybrid")
         hybrid = _api_steps(port, bodies, sizes, log)
     finally:
