@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, interactions, routes, text
+from api import errors, interactions, modify, routes, text
 from api.events import ImpressionEmitter, KafkaSender
 from api.guards import BodyLimit, RateLimit
 from api.metrics import ApiMetrics
@@ -63,6 +63,7 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
             repo.get_summaries, settings.api_summary_cache_s, settings.api_summary_cache_items
         ),
         assembly.open_text_search(settings, repo, search),
+        assembly.open_modify_search(settings, repo, search),
         tuple(k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()),
         threading.BoundedSemaphore(settings.api_max_concurrent_decodes),
     )
@@ -101,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.include_router(routes.router)
     app.include_router(text.router)
+    app.include_router(modify.router)
     app.include_router(interactions.router)
 
     @app.get("/healthz", summary="The process is alive")

@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from processors.colour import PALETTE_NAMES
+from processors.modify import MAX_MODIFIER_CHARS
 from processors.text import MAX_TERM_CHARS, MAX_TERMS, MAX_WEIGHT
 from schemas.attributes import BY_KEY
-from schemas.events import Text
+from schemas.events import ProductId, Text
 
 Colour = Literal[PALETTE_NAMES]  # type: ignore[valid-type]
 AttributeKey = Literal[tuple(BY_KEY)]  # type: ignore[valid-type]
@@ -138,6 +139,50 @@ class TermScore(BaseModel):
     match: float = Field(description="How well the product's words match the term")
 
 
+class ModifySearchRequest(Page):
+    """A reference (an indexed product, or an image) and words that change it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["text", "product_id"]},
+                {"required": ["text", "image_url"]},
+                {"required": ["text", "image_base64"]},
+            ]
+        },
+    )
+
+    text: Text = Field(
+        min_length=1,
+        max_length=MAX_MODIFIER_CHARS,
+        description="What to change",
+        examples=["in red", "with long sleeves", "without stripes"],
+    )
+    product_id: ProductId | None = None
+    image_url: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://", description="http(s) only"
+    )
+    image_base64: str | None = Field(
+        default=None,
+        max_length=MAX_BASE64_CHARS,
+        description="The encoded image, base64 (at most 10 MiB decoded)",
+    )
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> ModifySearchRequest:
+        given = [self.product_id, self.image_url, self.image_base64]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of product_id, image_url or image_base64")
+        return self
+
+
+class ModifyScore(BaseModel):
+    embedding: float = Field(description="The embedding parts' share of score")
+    profile: float = Field(description="The attribute and colour profile's share of score")
+
+
 class TextScore(BaseModel):
     lexical: float = Field(description="Full-text rank: sum over terms of weight x match")
     terms: list[TermScore]
@@ -177,6 +222,7 @@ class ResultItem(BaseModel):
     thumbnail_url: str
     components: ScoreComponents | None = None
     text: TextScore | None = Field(default=None, description="A text query's score parts")
+    modify: ModifyScore | None = Field(default=None, description="A modifier query's parts")
 
 
 class SearchResponse(BaseModel):

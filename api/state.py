@@ -18,6 +18,7 @@ from config.settings import Settings
 from processors.images import ImageLimits
 from search import SearchService
 from search.batching import QueryBatcher
+from search.modify import ModifySearch
 from search.text import TextSearch
 from stores.milvus import MilvusProbe
 from stores.postgres import PostgresRepository
@@ -37,6 +38,7 @@ class ApiState:
     batcher: QueryBatcher
     summaries: SummaryCache
     text: TextSearch
+    modify: ModifySearch
     api_keys: tuple[bytes, ...] = ()
     decodes: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(4)

@@ -37,10 +37,16 @@ from bench.modify_data import (
 from bench.text_eval import processed_rows
 from bench.text_shopper import garment_event
 from bench.wording import MODIFIERS, Split
+from processors.modify import joined_batch
 from processors.products import ProductProcessor
 from processors.text import words as folded
-from stores.rows import decode_base, tower_inputs
-from training.modify_model import ModifyTrainConfig, SentenceEncoder, train_modifier
+from stores.rows import decode_base
+from training.modify_model import (
+    ModifyTrainConfig,
+    SentenceEncoder,
+    TrainedModifier,
+    train_modifier,
+)
 
 # "_features": neighbours by the served features (embedding, attribute confidences, colour
 # shares: what the joint model reads and answers in) instead of the embedding alone
@@ -48,9 +54,6 @@ BASELINES = ("image", "image_features", "text", "late_fusion", "late_fusion_feat
 METHODS = (*BASELINES, "joint")
 GOAL_RATIO = 1.18  # DeepStyle's lower bound over its best baseline
 K = 10
-# the attribute and colour profile's weight beside the unit embedding in the joint features
-# (measured: 1.0 and 1.5 at 400 references; 1.5 kept)
-PROFILE_WEIGHT = 1.5
 
 
 @dataclass(frozen=True)
@@ -185,12 +188,19 @@ def _embedded(catalogue: ModifyCatalogue, processor: ProductProcessor) -> dict[s
     ]
     rows = {r["product_id"]: r for r in processed_rows(processor, events)}
     kept = [i for i, pid in enumerate(catalogue.ids) if pid in rows]
-    gallery = np.stack([decode_base(rows[catalogue.ids[i]]["base_embedding"]) for i in kept])
+    chosen = [rows[catalogue.ids[i]] for i in kept]
+    gallery = np.stack([decode_base(r["base_embedding"]) for r in chosen])
     gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
-    profiles = tower_inputs([rows[catalogue.ids[i]] for i in kept])[1][:, : -gallery.shape[1]]
-    profiles /= np.maximum(np.linalg.norm(profiles, axis=1, keepdims=True), 1e-6)
-    joined = np.concatenate([gallery, PROFILE_WEIGHT * profiles], axis=1)
-    joined /= np.linalg.norm(joined, axis=1, keepdims=True)
+    joined = joined_batch(
+        [
+            (
+                {a["attribute_key"]: float(a["confidence"]) for a in r["attributes"]},
+                r["colour_fractions"],
+                decode_base(r["base_embedding"]),
+            )
+            for r in chosen
+        ]
+    )
     keys = [
         frozenset(a["attribute_key"] for a in rows[catalogue.ids[i]]["attributes"]) for i in kept
     ]
@@ -204,7 +214,23 @@ def _embedded(catalogue: ModifyCatalogue, processor: ProductProcessor) -> dict[s
     }
 
 
+@dataclass
+class ModifyRun:
+    """A trained joint model, its report, and a few held-out queries to check its export."""
+
+    report: dict[str, Any]
+    model: TrainedModifier
+    encoder: SentenceEncoder
+    probe_texts: list[str]
+    probe_references: np.ndarray
+
+
 def run_modify_eval(processor: ProductProcessor, sizes: ModifyEvalSizes) -> dict[str, Any]:
+    return train_modify(processor, sizes).report
+
+
+def train_modify(processor: ProductProcessor, sizes: ModifyEvalSizes) -> ModifyRun:
+    """The eval's training and judgement (``stylestream train modify`` exports its model)."""
     started = time.perf_counter()
     catalogue = modify_catalogue(sizes.references, sizes.distractors, sizes.seed)
     data = _embedded(catalogue, processor)
@@ -235,7 +261,7 @@ def run_modify_eval(processor: ProductProcessor, sizes: ModifyEvalSizes) -> dict
     train_s = time.perf_counter() - t0
     results = {w: _judge(catalogue, data, model, encoder, w, sizes.seed) for w in ("test", "train")}
     ratios = _ratios(results["test"])
-    return {
+    report = {
         "sizes": asdict(sizes),
         "data": "SIMULATED modifier triplets over SYNTHETIC garments",
         "catalogue": {"products": len(data["kept"]), "queries": len(catalogue.queries)},
@@ -256,6 +282,14 @@ def run_modify_eval(processor: ProductProcessor, sizes: ModifyEvalSizes) -> dict
         },
         "wall_s": round(time.perf_counter() - started, 1),
     }
+    probe = train[:4]
+    return ModifyRun(
+        report,
+        model,
+        encoder,
+        texts[:4],
+        data["joined"][[data["row"][q.reference] for q in probe]],
+    )
 
 
 def write_modify_report(report: dict[str, Any], out: Path) -> None:

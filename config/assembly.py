@@ -22,11 +22,13 @@ from processors.tagger import OnnxTagger, tagger_path
 from schemas.tables import text_collections
 from search import IndexNeighbours, QueryEncoder, SearchService
 from search.batching import BatchConfig
+from search.modify import ModifySearch, RegisteredModifier
 from search.text import TextSearch
 from stores.base import VectorIndex
 from stores.binary import BinaryRerankIndex
 from stores.codes import CodeIndexConfig, MilvusCodeIndex, code_collection_name
 from stores.milvus import MilvusConfig, MilvusVectorIndex
+from stores.modify_models import ModifyModels
 from stores.postgres import PostgresRepository, make_engine
 from stores.registry import ServingRegistry
 from stores.reindex import ReindexConfig, Reindexer
@@ -193,6 +195,21 @@ def open_text_search(
     base = base_model(settings)
     targets = search.targets if search is not None else open_serving(settings, repo.engine, base)
     return TextSearch(repo, targets, open_text_serving(settings, repo.engine, base[0]))
+
+
+def open_modify_search(
+    settings: Settings, repo: PostgresRepository, search: SearchService
+) -> ModifySearch:
+    """Modifier queries as served: the API's image search's processor and pointer, the
+    registry's serving modifier model."""
+    models = ModifyModels(repo.engine)
+    source = RegisteredModifier(
+        models.serving_version,
+        lambda version: None if (m := models.get(version)) is None else m.artifact,
+        settings.serving_refresh_s,
+        settings.onnx_threads,
+    )
+    return ModifySearch(search.processor, search.targets, repo, source)
 
 
 def open_query_encoder(settings: Settings, registry: ServingRegistry) -> QueryEncoder:

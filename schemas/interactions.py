@@ -25,11 +25,11 @@ MAX_SHOWN = 1000
 
 class Query(BaseModel):
     """What was searched: an uploaded or linked image (by its SHA-256 and embedding), a product,
-    or text."""
+    text, or (``modify``, added in v1) a product or an image with words that change it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["image", "product", "text"]
+    kind: Literal["image", "product", "text", "modify"]
     image_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the decoded RGB pixels"
     )
@@ -55,7 +55,10 @@ class Query(BaseModel):
             "product": self.product_id is not None,
             "text": self.text is not None,
         }
-        if not given[self.kind] or sum(given.values()) != 1:
+        if self.kind == "modify":
+            if not given["text"] or given["image"] == given["product"]:
+                raise ValueError("a modify query carries its text and one product or image")
+        elif not given[self.kind] or sum(given.values()) != 1:
             raise ValueError(f"a {self.kind} query carries exactly its own field")
         if self.terms is not None and self.kind != "text":
             raise ValueError("only a text query carries terms")

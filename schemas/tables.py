@@ -268,6 +268,31 @@ dead_letter_originals = Table(
     Column("stored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# Joint image + text modifier models (issue 16): modifier words and a reference's joined
+# features (processors/modify.py) in, a query in the same space out; the reference and the
+# candidates are read in ``base_model_version``'s space. One serves at a time.
+modify_models = Table(
+    "modify_models",
+    metadata,
+    Column("model_version", String(128), primary_key=True),
+    Column("base_model_version", String(128), nullable=False, comment="its reference's space"),
+    Column("dim", Integer, nullable=False, comment="joined features' width"),
+    Column("artifact", LargeBinary, nullable=False, comment="ONNX: words + reference -> query"),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("state", String(16), nullable=False, comment="serving or retired"),
+    Column("params", JSONB, nullable=False, comment="training configuration"),
+    Column("metrics", JSONB, nullable=False, comment="held-out queries, per method"),
+    Column("lineage", JSONB, nullable=False, comment="data it learned from"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+Index(
+    "ix_modify_models_one_serving",
+    modify_models.c.state,
+    unique=True,
+    postgresql_where=modify_models.c.state == "serving",
+)
+
 # The click miner's join state, one row per impression id (processors/clicks.py's state dict),
 # written in the transaction that stores the pairs it made: both or neither survive a crash.
 # Rows expire by ``updated_at`` (when the miner last touched them, not the events' own time: a

@@ -267,6 +267,15 @@ class MemoryRepository:
             for p, row in self.get_products(product_ids).items()
         }
 
+    def base_embeddings(self, product_ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        with self._lock:
+            rows = [self._products[p] for p in product_ids if p in self._products]
+            return {
+                r["product_id"]: (r["model_version"], bytes(r["base_embedding"]))
+                for r in rows
+                if r.get("base_embedding") is not None
+            }
+
     def get_thumbnail(self, product_id: str) -> bytes | None:
         row = self.get_product(product_id)
         return None if row is None or row.get("thumbnail") is None else bytes(row["thumbnail"])

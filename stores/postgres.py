@@ -245,6 +245,17 @@ class PostgresRepository:
         with self.engine.connect() as conn:
             return {r.product_id: dict(r._mapping) for r in conn.execute(query)}
 
+    def base_embeddings(self, product_ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        if not product_ids:
+            return {}
+        t = products
+        query = select(t.c.product_id, t.c.model_version, t.c.base_embedding).where(
+            t.c.product_id.in_(list(product_ids)), t.c.base_embedding.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query)
+            return {r.product_id: (r.model_version, bytes(r.base_embedding)) for r in rows}
+
     def get_thumbnail(self, product_id: str) -> bytes | None:
         query = select(products.c.thumbnail).where(products.c.product_id == product_id)
         with self.engine.connect() as conn:

@@ -3,7 +3,9 @@
 
 const $ = (sel) => document.querySelector(sel);
 const form = $("#filters");
-let lastQuery = null; // {kind: "image", file} | {kind: "product", id} | {kind: "text", words}
+// {kind: "image", file} | {kind: "product", id} | {kind: "text", words}
+// | {kind: "modify", id, words}: like that product, but changed by the words
+let lastQuery = null;
 
 function filterBody(params) {
   // The JSON body of a text search from the same form fields.
@@ -97,11 +99,44 @@ function render(body, label) {
       why.textContent = `words ${item.text.lexical.toFixed(3)} · ${parts.join(" · ")}`;
       card.append(why);
     }
+    if (item.modify) {
+      const why = document.createElement("div");
+      why.className = "why";
+      why.dataset.testid = "why";
+      why.textContent = `shape ${item.modify.embedding.toFixed(3)} · attributes and colours ${item.modify.profile.toFixed(3)}`;
+      card.append(why);
+    }
+    card.append(butForm(item.product_id));
     card.addEventListener("click", () => search({ kind: "product", id: item.product_id }));
     grid.append(card);
   }
   $("#status").textContent =
     `${body.results.length} results ${label} in ${body.took_ms.toFixed(0)} ms (model ${body.model_version})`;
+}
+
+function butForm(productId) {
+  // "Like this, but…": words that change this result (POST /v1/search/modify).
+  const but = document.createElement("form");
+  but.className = "but";
+  but.dataset.testid = "but";
+  const input = document.createElement("input");
+  input.type = "text";
+  input.maxLength = 200;
+  input.placeholder = "like this, but…";
+  input.setAttribute("aria-label", `Like ${productId}, but…`);
+  input.dataset.testid = "but-text";
+  const go = document.createElement("button");
+  go.type = "submit";
+  go.textContent = "Go";
+  go.dataset.testid = "but-submit";
+  but.append(input, go);
+  but.addEventListener("click", (e) => e.stopPropagation());  // not a click on the card
+  but.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const words = input.value.trim();
+    if (words) search({ kind: "modify", id: productId, words });
+  });
+  return but;
 }
 
 async function search(query) {
@@ -126,6 +161,14 @@ async function search(query) {
         body: JSON.stringify(payload),
       });
       label = `for “${query.words}”`;
+    } else if (query.kind === "modify") {
+      const payload = { ...filterBody(params), product_id: query.id, text: query.words };
+      body = await call("/v1/search/modify", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(payload),
+      });
+      label = `like ${query.id}, but “${query.words}”`;
     } else {
       const qs = new URLSearchParams(params).toString();  // repeats "attributes"
       body = await call(`/v1/products/${encodeURIComponent(query.id)}/similar?${qs}`);

@@ -15,9 +15,11 @@ from config import assembly
 from config.settings import Settings
 from processors.errors import ProcessingError
 from processors.images import decode_image
+from processors.modify import ModifierError
 from processors.text import TextQueryError
 from schemas.attributes import BY_KEY
 from search import Filters, Result, UnknownProduct
+from search.modify import ModifyQuery, ModifyUnavailable
 from search.text import TextQuery
 from stores.postgres import PostgresRepository
 from streams.miner import run_miner
@@ -72,6 +74,7 @@ def api(settings: Settings, host: str | None, port: int | None) -> None:
 @click.option("--image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--product-id")
 @click.option("--text", help='Words to search for ("black ankle boots").')
+@click.option("--but", help='With --image or --product-id: words that change it ("in red").')
 @click.option("-k", default=10, show_default=True)
 @click.option("--category")
 @click.option("--colour")
@@ -88,16 +91,19 @@ def search(
     image: Path | None,
     product_id: str | None,
     text: str | None,
+    but: str | None,
     k: int,
     category: str | None,
     colour: str | None,
     attributes: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Visually similar products for an image file or an indexed product; or products found
-    by words."""
+    """Visually similar products for an image file or an indexed product (changed by the
+    words of --but); or products found by words."""
     if sum(x is not None for x in (image, product_id, text)) != 1:
         raise click.UsageError("give exactly one of --image, --product-id or --text")
+    if but is not None and text is not None:
+        raise click.UsageError("--but changes an --image or a --product-id")
     unknown = [a for a in attributes if a not in BY_KEY]
     if unknown:
         raise click.UsageError(f"unknown attribute keys {unknown} (see GET /v1/attributes)")
@@ -108,6 +114,10 @@ def search(
         except TextQueryError as exc:
             raise click.UsageError(str(exc)) from exc
         _show(_search_text(settings, query), as_json)
+        return
+    if but is not None:
+        rgb = decode_image(image.read_bytes(), assembly.image_limits(settings)) if image else None
+        _show(_search_modify(settings, ModifyQuery(but, product_id, rgb, k, filters)), as_json)
         return
     service = assembly.open_search(settings)
     try:
@@ -155,6 +165,31 @@ def _search_text(settings: Settings, query: TextQuery) -> list[dict[str, Any]]:
             "score": round(h.score, 6),
             "lexical": round(h.lexical, 4),
             "dense": None if h.dense is None else round(h.dense, 4),
+            "ranker": result.model_version,
+            "attributes": list(h.row.attributes),
+        }
+        for h in result.hits
+    ]
+
+
+def _search_modify(settings: Settings, query: ModifyQuery) -> list[dict[str, Any]]:
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    search = assembly.open_search(settings, repo)
+    try:
+        result = assembly.open_modify_search(settings, repo, search).search(query)
+    except (ModifierError, ModifyUnavailable, UnknownProduct) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        search.targets.close()
+        repo.close()
+    return [
+        {
+            "product_id": h.product_id,
+            "category": h.row.category,
+            "colour": h.row.primary_colour,
+            "score": round(h.score, 6),
+            "embedding": round(h.embedding, 4),
+            "profile": round(h.profile, 4),
             "ranker": result.model_version,
             "attributes": list(h.row.attributes),
         }

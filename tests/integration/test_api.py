@@ -342,6 +342,7 @@ def test_openapi_contract(client: TestClient) -> None:
         "/v1/search",
         "/v1/search/upload",
         "/v1/search/text",
+        "/v1/search/modify",
         "/v1/products/{product_id}/similar",
         "/v1/products/{product_id}",
         "/v1/facets",

@@ -1,21 +1,25 @@
 """The web page in a real headless browser (Debian's Chromium driven by Playwright) against a
-real `stylestream api` process: upload an image, results appear, a filter narrows them."""
+real `stylestream api` process: upload an image, results appear, a filter narrows them; words
+find products; "like this, but..." on a result changes it by words."""
 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
 from bench.processes import Process
 from deploy.local.process import free_port
 from processors.products import ProductProcessor
+from stylestream.cli import main
 from tests.events import photo, upsert
 from tests.integration.conftest import Stack, wait_for
 
@@ -32,15 +36,16 @@ FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def api_url(
-    make_stack: Callable[..., Stack],
-    processor: ProductProcessor,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    port = free_port()
-    stack = make_stack(milvus_index="FLAT", api_port=str(port))
-    events = [upsert(f"w{i:03d}", 1, i) for i in range(80)]
-    stack.write(processor, events)
+def page_stack(make_stack: Callable[..., Stack], processor: ProductProcessor) -> Stack:
+    stack = make_stack(milvus_index="FLAT", api_port=str(free_port()))
+    stack.write(processor, [upsert(f"w{i:03d}", 1, i) for i in range(80)])
+    return stack
+
+
+@pytest.fixture(scope="module")
+def api_url(page_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    stack = page_stack
+    port = int(stack.overrides["api_port"])
     proc = Process(["api"], tmp_path_factory.mktemp("api") / "api.log", stack.env())
     url = f"http://127.0.0.1:{port}"
 
@@ -156,3 +161,29 @@ def test_the_search_box_finds_products_by_words_and_keeps_the_filters(page: Page
     assert {cards.nth(i).get_attribute("data-category") for i in range(cards.count())} == {
         "sneaker"
     }
+
+
+def test_like_this_but_changes_a_result_by_words(page: Page, page_stack: Stack) -> None:
+    result = CliRunner().invoke(main, ["train", "modify", "--small"], env=page_stack.env())
+    assert result.exit_code == 0, result.output
+    version = json.loads(result.output[result.output.index("{") :])["registered"]
+    page.fill("[data-testid=text-query]", "dress")
+    page.press("[data-testid=text-query]", "Enter")
+    cards = page.locator("[data-testid=result]")
+    expect(page.locator("[data-testid=status]")).to_contain_text("for “dress”")
+    page.locator("input[name=explain]").check()
+    expect(cards.first.locator("[data-testid=why]")).to_contain_text("dress")
+    reference = cards.first.get_attribute("data-product-id")
+    cards.first.locator("[data-testid=but-text]").fill("in red")  # typing is not a card click
+    cards.first.locator("[data-testid=but-submit]").click()
+    status = page.locator("[data-testid=status]")
+    expect(status).to_contain_text(f"like {reference}, but “in red”")
+    expect(status).to_contain_text(f"modify:{version}")
+    expect(cards.first.locator("[data-testid=why]")).to_contain_text("attributes and colours")
+    ids = [cards.nth(i).get_attribute("data-product-id") for i in range(cards.count())]
+    assert ids and reference not in ids
+    # the filters hold for the changed query too
+    page.select_option("[data-testid=category]", "bag")
+    expect(status).to_contain_text(f"like {reference}, but “in red”")
+    expect(cards.first).to_have_attribute("data-category", "bag")
+    assert {cards.nth(i).get_attribute("data-category") for i in range(cards.count())} == {"bag"}
