@@ -17,6 +17,7 @@ from config.settings import Settings
 from processors.binary_codes import BinaryCoder
 from schemas.tables import text_collections
 from stores.milvus import connect, drop_prefixed
+from stores.modify_models import ModifyModels
 from stores.postgres import PostgresRepository, make_engine
 from stores.reconcile import Reconciler
 from stores.registry import ServingRegistry
@@ -124,6 +125,30 @@ def index_words_alone(settings: Settings) -> None:
     `reindex --text` or `index drop --text` can follow)."""
     retired = _registry(settings, text_pointer=True).stop_serving()
     click.echo(f"retired {retired}: text queries by words alone" if retired else "none served")
+
+
+@index.command("modifiers")
+@click.option("--serve", "version", default=None, help="Make this registered model serve.")
+@click.pass_obj
+def index_modifiers(settings: Settings, version: str | None) -> None:
+    """The joint modifier models (POST /v1/search/modify): which serves; --serve switches
+    (a rollback: API replicas follow within STYLESTREAM_SERVING_REFRESH_S)."""
+    engine = make_engine(settings.pg_dsn)
+    try:
+        models = ModifyModels(engine)
+        if version is not None:
+            try:
+                models.serve(version)
+            except LookupError as exc:
+                raise click.ClickException(str(exc)) from exc
+        for m in models.list():
+            ratio = m["metrics"].get("joint_over_best_baseline_recall", {}).get("overall")
+            click.echo(
+                f"{m['state']:9} {m['model_version']}  base={m['base_model_version']} "
+                f"joint/best R@10={ratio} created={m['created_at']:%Y-%m-%d %H:%M}"
+            )
+    finally:
+        engine.dispose()
 
 
 @click.command()

@@ -2,15 +2,16 @@
 modify` registers a joint model with its lineage and it serves at once; POST /v1/search/modify
 answers by product and by image with its parts explained, checks its input, agrees with the
 CLI's read path; clicks on its results are mined by a real miner into pairs carrying the
-reference and the words."""
+reference and the words; an image re-index to a trained head goes by without a failed query."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,14 @@ from PIL import Image
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from bench.modify_eval import METHODS
+from config import assembly
 from deploy.local.process import free_port
 from processors.products import ProductProcessor
+from schemas.interactions import Query, TrainingPair
+from search.modify import ModifyQuery
 from stores.modify_models import ModifyModel, ModifyModels
 from stores.pairs import PairRepository
+from stores.postgres import PostgresRepository
 from stylestream.cli import main
 from tests.events import photo, upsert
 from tests.integration.conftest import Stack, wait_for
@@ -85,6 +90,11 @@ def test_train_modify_registers_a_model_with_lineage_that_serves(
     assert "artifact" not in models.list()[0]
     with pytest.raises(LookupError):
         models.serve("modify-nope")
+    listed = _cli(stack, "index", "modifiers")
+    assert listed.startswith(f"serving   {registered}  base={model.base_model_version}")
+    refused = CliRunner().invoke(main, ["index", "modifiers", "--serve", "x"], env=stack.env())
+    assert refused.exit_code != 0 and "no modify model 'x'" in refused.output
+    assert _cli(stack, "index", "modifiers", "--serve", registered).startswith("serving")
 
 
 def test_the_api_answers_by_product_and_by_image(
@@ -197,3 +207,67 @@ def test_generated_modifier_queries_never_get_a_5xx(registered: str, client: Tes
         case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
     check()
+
+
+def _product_pairs() -> list[TrainingPair]:
+    """SYNTHETIC "more like this" clicks within a category: enough to train a head."""
+    ids = [f"d{i:03d}" for i in range(N)]
+    category = {pid: photo(i)[1] for i, pid in enumerate(ids)}
+    now = datetime.now(UTC)
+    pairs = []
+    for i, pid in enumerate(ids):
+        same = [p for p in ids if category[p] == category[pid] and p != pid]
+        other = [p for p in ids if category[p] != category[pid]]
+        for j, positive in enumerate(same[:2]):
+            pairs.append(
+                TrainingPair(
+                    pair_id=f"head{i}:{positive}", impression_id=f"head{i}",
+                    session_id=f"session-{i % 20}", query=Query(kind="product", product_id=pid),
+                    positive=positive, position=j + 2, hard_negatives=other[i % 5 : i % 5 + 1],
+                    hard_negative_positions=[1], random_negatives=other[i % 7 :: 9][:4],
+                    interaction="interaction.click", ranker_model_version="base",
+                    shown_at=now, clicked_at=now + timedelta(seconds=1),
+                )
+            )  # fmt: skip
+    return pairs
+
+
+def test_modifier_queries_follow_an_image_reindex_without_a_failure(
+    stack: Stack, registered: str
+) -> None:
+    """The index is searched with base embeddings projected by the serving head: switching the
+    image collection to a trained head changes nothing the modifier query can see fail."""
+    PairRepository(stack.repo.engine).write(_product_pairs())
+    head = json.loads(
+        (out := _cli(stack, "train", "embedding", "--dim", "32", "--max-epochs", "2"))[
+            out.index("{") :
+        ]
+    )["model_version"]
+    repo = PostgresRepository.from_dsn(stack.settings.pg_dsn)
+    search = assembly.open_search(stack.settings, repo)
+    modify = assembly.open_modify_search(stack.settings, repo, search)
+    query = ModifyQuery("in red", product_id="d003", k=5)
+    failures: list[str] = []
+    served: set[str] = set()
+    stop = threading.Event()
+
+    def searching() -> None:
+        while not stop.is_set():
+            try:
+                hits = modify.search(query).hits
+                served.add(search.targets.serving().model_version)
+                assert len(hits) == 5 and "d003" not in [h.product_id for h in hits]
+            except Exception as exc:  # counted: the point of the test
+                failures.append(repr(exc))
+
+    thread = threading.Thread(target=searching)
+    thread.start()
+    try:
+        _cli(stack, "reindex", "--model", head, "--no-progress")
+        wait_for(lambda: head in served, timeout=10)
+    finally:
+        stop.set()
+        thread.join()
+        search.targets.close()
+        repo.close()
+    assert failures == [] and head in served
