@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,37 @@ def run_text_eval(processor: ProductProcessor, sizes: TextEvalSizes) -> dict[str
     }
 
 
+def run_text_seeds(processor: ProductProcessor, sizes: TextEvalSizes, seeds: int) -> dict[str, Any]:
+    """The eval at ``seeds`` seeds (catalogue, shoppers, wording and training all drawn
+    again): the first seed's report, each seed's held-out figures, and their mean and spread,
+    with the gains on the means and how many seeds each gain held on."""
+    runs = [run_text_eval(processor, replace(sizes, seed=sizes.seed + n)) for n in range(seeds)]
+    report = runs[0]
+    if seeds < 2:
+        return report
+    tests = [r["held_out_wording"] for r in runs]
+    mean = {
+        m: {n: round(float(np.mean([t[m][n] for t in tests])), 4) for n in NAMES} for m in tests[0]
+    }
+    spread = {
+        m: {n: round(float(np.std([t[m][n] for t in tests])), 4) for n in NAMES} for m in mean
+    }
+    held = {n: sum(t["minilm"][n] > t["gru"][n] for t in tests) for n in NAMES}
+    report["over_seeds"] = {
+        "seeds": [r["sizes"]["seed"] for r in runs],
+        "held_out_wording": {"mean": mean, "std": spread},
+        "by_seed": tests,
+        "gains_pct_on_means": {
+            "minilm_over_gru": gains(mean["minilm"], mean["gru"]),
+            "myntra_roberta_over_gru": MYNTRA_GAINS,
+            "hybrid_over_lexical": gains(mean["hybrid"], mean["lexical"]),
+        },
+        "minilm_beats_gru_seeds": held,
+        "wall_s": round(sum(r["wall_s"] for r in runs), 1),
+    }
+    return report
+
+
 def write_text_report(report: dict[str, Any], out: Path) -> None:
     """JSON beside a PNG: the five metrics per method, held-out wording."""
     import matplotlib
@@ -183,15 +214,19 @@ def write_text_report(report: dict[str, Any], out: Path) -> None:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    test = report["held_out_wording"]
+    seeds = report.get("over_seeds")
+    test = seeds["held_out_wording"]["mean"] if seeds else report["held_out_wording"]
+    spread = seeds["held_out_wording"]["std"] if seeds else None
     methods = list(test)
     fig, ax = plt.subplots(figsize=(8, 4))
     width = 0.8 / len(methods)
     for n, method in enumerate(methods):
         xs = np.arange(len(NAMES)) + n * width
-        ax.bar(xs, [test[method][m] for m in NAMES], width, label=method)
+        errors = [spread[method][m] for m in NAMES] if spread else None
+        ax.bar(xs, [test[method][m] for m in NAMES], width, yerr=errors, label=method)
     ax.set_xticks(np.arange(len(NAMES)) + width * (len(methods) - 1) / 2, NAMES)
-    ax.set_title("Text search on held-out wording (SIMULATED shoppers)")
+    where = f"mean and spread of {len(seeds['seeds'])} seeds" if seeds else "one seed"
+    ax.set_title(f"Text search on held-out wording (SIMULATED shoppers, {where})")
     ax.legend()
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)

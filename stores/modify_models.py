@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from schemas.tables import modify_models
@@ -39,6 +39,11 @@ class ModifyModel:
 class ModifyModels:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def check(self) -> None:
+        """Before an expensive training run: the table it will be registered in exists."""
+        if not inspect(self.engine).has_table(modify_models.name):
+            raise LookupError("Postgres has no modify_models table: run `stylestream migrate`")
 
     def register(self, model: ModifyModel) -> None:
         """Keeps ``model`` and makes it serve (its version names its bytes: the same again

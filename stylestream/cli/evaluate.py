@@ -9,7 +9,7 @@ import click
 
 from bench.click_loop import LoopSizes, run_click_loop
 from bench.modify_eval import ModifyEvalSizes, run_modify_eval, write_modify_report
-from bench.text_eval import TextEvalSizes, run_text_eval, write_text_report
+from bench.text_eval import TextEvalSizes, run_text_seeds, write_text_report
 from config import assembly
 from config.settings import Settings
 from training.compact_eval import EvalSizes as CompactSizes
@@ -84,15 +84,17 @@ def eval_compact(
 
 @evaluate.command("text")
 @click.option("--small", is_flag=True, help="A quick run (160 products, 300 intents, 1 epoch).")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 10),
+              help="Runs at seeds 0..N-1: each seed's figures, their mean and spread.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results/text.json"))
 @click.pass_obj
-def eval_text(settings: Settings, small: bool, as_json: bool, out: Path) -> None:
+def eval_text(settings: Settings, small: bool, seeds: int, as_json: bool, out: Path) -> None:
     """Lexical, GRU, MiniLM and hybrid text search on held-out SIMULATED sessions in
     held-out wording (MRR, MAP, NDCG@10, P@50, R@50, gains beside Myntra's); writes
     text.json and a PNG."""
     sizes = TextEvalSizes.small() if small else TextEvalSizes()
-    report = run_text_eval(assembly.image_path(settings), sizes)
+    report = run_text_seeds(assembly.image_path(settings), sizes, seeds)
     write_text_report(report, out)
     click.echo(json.dumps(report, indent=None if as_json else 2))
 

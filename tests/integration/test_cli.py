@@ -164,7 +164,8 @@ def test_eval_text_judges_four_rankers_on_held_out_wording(
     tmp_path: Path, attribute_models: object
 ) -> None:
     out_file = tmp_path / "text.json"
-    code, out = run(None, "eval", "text", "--small", "--json", "--out", str(out_file))
+    code, out = run(None, "eval", "text", "--small", "--seeds", "2", "--json", "--out",
+                    str(out_file))  # fmt: skip
     assert code == 0, out
     report = json.loads(out.strip().splitlines()[-1])
     assert json.loads(out_file.read_text()) == report
@@ -179,6 +180,16 @@ def test_eval_text_judges_four_rankers_on_held_out_wording(
     test, seen = report["held_out_wording"], report["seen_wording_held_out_sessions"]
     assert test["lexical"]["MRR"] < seen["lexical"]["MRR"]
     assert report["gains_pct"]["myntra_roberta_over_gru"]["MRR"] == 7.8
+    seeds = report["over_seeds"]
+    assert seeds["seeds"] == [0, 1] and len(seeds["by_seed"]) == 2
+    assert seeds["by_seed"][0] == test  # the report's own figures are seed 0's
+    mean, std = seeds["held_out_wording"]["mean"], seeds["held_out_wording"]["std"]
+    for method in ("gru", "minilm"):
+        for name in ("MRR", "MAP"):
+            values = [s[method][name] for s in seeds["by_seed"]]
+            assert mean[method][name] == pytest.approx(sum(values) / 2, abs=1e-4)
+            assert std[method][name] == pytest.approx(abs(values[0] - values[1]) / 2, abs=1e-4)
+    assert set(seeds["minilm_beats_gru_seeds"].values()) <= {0, 1, 2}
 
 
 def test_catalog_writes_products_with_synthetic_fields_marked(tmp_path: Path) -> None:
