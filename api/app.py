@@ -66,6 +66,7 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         assembly.open_modify_search(settings, repo, search),
         tuple(k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()),
         threading.BoundedSemaphore(settings.api_max_concurrent_decodes),
+        threading.BoundedSemaphore(settings.api_max_concurrent_modifiers),
     )
 
 

@@ -15,7 +15,7 @@ from api.interactions import SessionHeader, UserHeader, image_query
 from api.models import ModifyScore, ModifySearchRequest, ResultItem, SearchResponse
 from api.routes import ERRORS, filters_of, require_content_type, respond, result_item
 from api.state import ApiState, State, require_key
-from processors.modify import ModifierError
+from processors.modify import ModifierError, check_modifier
 from schemas.interactions import Query as SearchQuery
 from search.modify import ModifyQuery, ModifyResult, ModifyUnavailable
 from search.service import UnknownProduct
@@ -67,13 +67,16 @@ def search_modify(
     x_user_id: UserHeader = None,
 ) -> SearchResponse:
     started = time.perf_counter()
-    rgb = _reference(state, body)
-    query = ModifyQuery(body.text, body.product_id, rgb, body.k, filters_of(body.filters),
-                        body.offset)  # fmt: skip
     try:
-        result = state.modify.search(query)
+        text = check_modifier(body.text)  # as read, and as the impression carries it
     except ModifierError as exc:
         raise ApiError(422, "invalid_query", str(exc)) from exc
+    rgb = _reference(state, body)
+    query = ModifyQuery(text, body.product_id, rgb, body.k, filters_of(body.filters),
+                        body.offset)  # fmt: skip
+    try:
+        with state.modifying():
+            result = state.modify.search(query)
     except UnknownProduct as exc:
         raise ApiError(404, "unknown_product", str(exc)) from exc
     except ModifyUnavailable as exc:

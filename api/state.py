@@ -43,6 +43,19 @@ class ApiState:
     decodes: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(4)
     )
+    modifiers: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(2)
+    )
+
+    @contextmanager
+    def modifying(self) -> Iterator[None]:
+        """A turn to run a modifier search: bounded like decodes, 503 when none comes."""
+        if not self.modifiers.acquire(timeout=self.settings.api_decode_wait_s):
+            raise ApiError(503, "busy", "too many modifier searches at once: retry shortly")
+        try:
+            yield
+        finally:
+            self.modifiers.release()
 
     @contextmanager
     def decoding(self) -> Iterator[None]:

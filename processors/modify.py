@@ -10,19 +10,25 @@ shape. One function for the eval, the training and the API, so all three embed a
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from processors.colour import PALETTE_NAMES
 from processors.embedding import onnx_session
-from processors.text_features import product_features
+from processors.text_features import ATTRIBUTE_KEYS, product_features
 from processors.tokens import WordPiece
 
 # the profile's weight beside the unit embedding (measured in `stylestream eval modify`: 1.0
 # and 1.5 at 400 references; 1.5 kept)
 PROFILE_WEIGHT = 1.5
 MAX_MODIFIER_CHARS = 200
+# the profile's slots (taxonomy keys, palette names) a model was trained on: one that read
+# another layout is refused rather than fed misaligned slots
+PROFILE_WIDTH = len(ATTRIBUTE_KEYS) + len(PALETTE_NAMES)
+LAYOUT = hashlib.sha256("\n".join((*ATTRIBUTE_KEYS, *PALETTE_NAMES)).encode()).hexdigest()[:16]
 
 
 def joined_features(
@@ -59,17 +65,22 @@ def embedding_part(queries: np.ndarray, base_dim: int) -> np.ndarray:
 
 
 class ModifierError(ValueError):
-    """The modifier text cannot be used (empty, too long, no known word piece)."""
+    """The modifier text cannot be used (empty, too long, control characters)."""
+
+
+class ModifierLayoutError(ValueError):
+    """A modifier model trained on another feature layout than this code's."""
 
 
 def check_modifier(text: str) -> str:
+    """The words as they will be read and logged: whitespace collapsed, checked."""
+    if any((ord(ch) < 32 and ch not in "\t\n\r") or 0x7F <= ord(ch) <= 0x9F for ch in text):
+        raise ModifierError("the modifier text holds control characters")
     cleaned = " ".join(text.split())
     if not cleaned:
         raise ModifierError("the modifier text is empty")
     if len(cleaned) > MAX_MODIFIER_CHARS:
         raise ModifierError(f"the modifier text is longer than {MAX_MODIFIER_CHARS} characters")
-    if any(ord(ch) < 32 for ch in cleaned):
-        raise ModifierError("the modifier text holds control characters")
     return cleaned
 
 
@@ -86,6 +97,13 @@ class ModifyEncoder:
         self.base_dim = int(meta["base_dim"])
         self.profile_weight = float(meta["profile_weight"])
         self.base_model_version = meta["base_model_version"]
+        width = self._session.get_inputs()[2].shape[-1]
+        if meta.get("layout") != LAYOUT or width != self.base_dim + PROFILE_WIDTH:
+            raise ModifierLayoutError(
+                f"modifier model {model_version} was trained on another feature layout "
+                f"({meta.get('layout')}, width {width}) than this code's ({LAYOUT}, "
+                f"{self.base_dim + PROFILE_WIDTH}): train it again"
+            )
 
     def queries(self, texts: Sequence[str], references: np.ndarray) -> np.ndarray:
         if not texts:

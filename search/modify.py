@@ -7,6 +7,7 @@ the CLI."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from stores.base import Hit, IndexRow, IndexTargets, MetadataRepository
 from stores.filters import Filters
 from stores.rows import decode_base
 
+log = logging.getLogger(__name__)
+
 
 class ModifyUnavailable(RuntimeError):
     """No modifier model serves, or it reads another base model's space than the query's."""
@@ -33,8 +36,10 @@ class ModifierSource(Protocol):
 
 
 class RegisteredModifier:
-    """The registry's serving modifier model, looked up at most every ``refresh_s`` and loaded
-    when it changes; a failed look-up keeps the model already loaded."""
+    """The registry's serving modifier model, looked up at most every ``refresh_s`` (outside
+    any request's way: the check is double-locked, a new model is loaded while the last one
+    keeps answering). A failed look-up or load keeps the last model for another period, and
+    with none loaded yet answers "unavailable" rather than an error from the store."""
 
     def __init__(
         self,
@@ -42,34 +47,44 @@ class RegisteredModifier:
         load: Callable[[str], bytes | None],
         refresh_s: float = 10.0,
         threads: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._version = serving_version
         self._load = load
         self.refresh_s = refresh_s
         self.threads = threads
+        self.clock = clock
         self._encoder: ModifyEncoder | None = None
         self._checked = float("-inf")
+        self._failure: str | None = None
         self._lock = threading.Lock()
 
     def current(self) -> ModifyEncoder | None:
-        with self._lock:
-            if time.monotonic() - self._checked < self.refresh_s:
-                return self._encoder
-            try:
-                version = self._version()
-            except Exception:
-                if self._encoder is None:
-                    raise
-                return self._encoder  # the registry is unreachable: keep answering
-            self._checked = time.monotonic()
+        if self.clock() - self._checked >= self.refresh_s:
+            with self._lock:
+                if self.clock() - self._checked >= self.refresh_s:
+                    self._refresh()
+        if self._encoder is None and self._failure is not None:
+            raise ModifyUnavailable(f"the modifier model cannot be read: {self._failure}")
+        return self._encoder
+
+    def _refresh(self) -> None:
+        self._checked = self.clock()
+        try:
+            version = self._version()
             if version is None:
-                self._encoder = None
-            elif self._encoder is None or self._encoder.model_version != version:
-                artifact = self._load(version)
-                self._encoder = (
-                    None if artifact is None else ModifyEncoder(artifact, version, self.threads)
-                )
-            return self._encoder
+                self._encoder, self._failure = None, None
+                return
+            if self._encoder is not None and self._encoder.model_version == version:
+                return
+            artifact = self._load(version)
+            if artifact is None:
+                raise LookupError(f"modify model {version!r} vanished from the registry")
+            self._encoder = ModifyEncoder(artifact, version, self.threads)
+            self._failure = None
+        except Exception as exc:
+            log.warning("modifier model refresh failed, keeping the last: %s", exc)
+            self._failure = str(exc)
 
 
 @dataclass(frozen=True)
@@ -133,10 +148,11 @@ class ModifySearch:
             raise ModifyUnavailable(
                 "no modifier model serves: train one with `stylestream train modify`"
             )
-        reference, base = self._reference(query, encoder.base_model_version)
+        reference, base = self._reference(query, encoder)
         q = encoder.queries([text], reference[None, :])[0]
         target = self.targets.serving()
-        pool = min(MAX_CANDIDATES, max(self.candidates, query.k + query.offset + 1))
+        # one pool whatever the page, so pages never overlap (deeper than it: empty pages)
+        pool = min(MAX_CANDIDATES, self.candidates + 1)
         found = search_target(
             target, embedding_part(q[None, :], encoder.base_dim), pool, query.filters
         )[0]
@@ -144,8 +160,12 @@ class ModifySearch:
         page = hits[query.offset : query.offset + query.k]
         return ModifyResult(page, f"modify:{encoder.model_version}", base)
 
-    def _reference(self, query: ModifyQuery, space: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """The reference's joined features (and an image's base embedding)."""
+    def _reference(
+        self, query: ModifyQuery, encoder: ModifyEncoder
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The reference's joined features, at the model's own profile weight (and an image's
+        base embedding)."""
+        space, weight = encoder.base_model_version, encoder.profile_weight
         if query.product_id is not None:
             row = self.repo.get_product(query.product_id)
             if row is None or row.get("base_embedding") is None:
@@ -158,7 +178,8 @@ class ModifySearch:
             attributes = self.repo.get_attributes([query.product_id]).get(query.product_id, [])
             scores = {a["attribute_key"]: float(a["confidence"]) for a in attributes}
             base = decode_base(row["base_embedding"])
-            return joined_batch([(scores, row["colour_fractions"], base)])[0], None
+            joined = joined_batch([(scores, row["colour_fractions"], base)], weight)
+            return joined[0], None
         if query.image is None:
             raise ValueError("a modifier query needs a product id or an image")
         if self.processor.embedder.model_version != space:
@@ -167,7 +188,8 @@ class ModifySearch:
                 f"{self.processor.embedder.model_version}"
             )
         vectors, colours, attributes = self.processor.describe_queries([query.image])
-        return joined_batch([(attributes[0], colours[0], vectors[0])])[0], vectors[0]
+        joined = joined_batch([(attributes[0], colours[0], vectors[0])], weight)
+        return joined[0], vectors[0]
 
     def _ranked(
         self, found: list[Hit], q: np.ndarray, encoder: ModifyEncoder, skip: str | None

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, inspect, select, update
+from sqlalchemy import Engine, inspect, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from schemas.tables import modify_models
@@ -65,8 +65,11 @@ class ModifyModels:
     def serve(self, model_version: str) -> None:
         t = modify_models
         with self.engine.begin() as conn:
+            # switches one at a time: two at once would both retire the old model, then both
+            # set theirs serving (the one-serving index would refuse the second)
+            conn.execute(text(f"LOCK TABLE {t.name} IN SHARE ROW EXCLUSIVE MODE"))
             chosen = select(t.c.model_version).where(t.c.model_version == model_version)
-            known = conn.execute(chosen.with_for_update()).first()
+            known = conn.execute(chosen).first()
             if known is None:
                 raise LookupError(f"no modify model {model_version!r}")
             conn.execute(update(t).where(t.c.state == SERVING).values(state=RETIRED))

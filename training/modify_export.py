@@ -16,6 +16,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from processors.modify import LAYOUT
 from training.modify_model import JointModifier, SentenceEncoder
 
 PARITY_ATOL = 1e-4
@@ -69,6 +70,7 @@ def export_modifier(
         graph = onnx.load(str(path))
     metadata = {
         **meta,
+        "layout": LAYOUT,
         "wordpiece": json.dumps(list(encoder.pieces.vocab)),
         "max_tokens": str(encoder.pieces.max_tokens),
     }

@@ -85,7 +85,8 @@ def eval_compact(
 @evaluate.command("text")
 @click.option("--small", is_flag=True, help="A quick run (160 products, 300 intents, 1 epoch).")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 10),
-              help="Runs at seeds 0..N-1: each seed's figures, their mean and spread.")  # fmt: skip
+              help="Runs at seeds 0..N-1 (catalogue, shoppers, training): each seed's figures, "
+              "their mean and spread.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="One line of JSON.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench/results/text.json"))
 @click.pass_obj

@@ -116,7 +116,11 @@ def search(
         _show(_search_text(settings, query), as_json)
         return
     if but is not None:
-        rgb = decode_image(image.read_bytes(), assembly.image_limits(settings)) if image else None
+        try:
+            limits = assembly.image_limits(settings)
+            rgb = decode_image(image.read_bytes(), limits) if image else None
+        except ProcessingError as exc:
+            raise click.ClickException(str(exc)) from exc
         _show(_search_modify(settings, ModifyQuery(but, product_id, rgb, k, filters)), as_json)
         return
     service = assembly.open_search(settings)

