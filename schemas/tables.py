@@ -10,6 +10,7 @@ from sqlalchemy import (
     Column,
     Computed,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -305,4 +306,36 @@ click_joins = Table(
     Column(
         "updated_at", DateTime(timezone=True), nullable=False, server_default=func.now(), index=True
     ),
+)
+
+# Outfits (issue 17): products worn together, one per role, labelled compatible or not, from a
+# source (editorial, simulated: the SIMULATED stylist's, or user) at a confidence. A deleted
+# outfit keeps its row (``deleted``, its version) as a tombstone, so a stale upsert replayed
+# after the delete cannot bring it back; its items go.
+outfits = Table(
+    "outfits",
+    metadata,
+    Column("outfit_id", String(128), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default="false"),
+    Column("label", String(16), comment="compatible or incompatible (null once deleted)"),
+    Column("label_confidence", REAL),
+    Column("source", String(16), comment="editorial, simulated or user"),
+    Column("title", Text),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("produced_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+outfit_items = Table(
+    "outfit_items",
+    metadata,
+    Column(
+        "outfit_id",
+        String(128),
+        ForeignKey("outfits.outfit_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("role", String(16), primary_key=True, comment="top, bottom, dress, outer, shoes..."),
+    Column("product_id", String(128), nullable=False, index=True),
 )
