@@ -314,6 +314,10 @@ class Settings(BaseSettings):
         return topics.full_name(self.topic_prefix, topics.INTERACTIONS)
 
     @property
+    def outfits_topic(self) -> str:
+        return topics.full_name(self.topic_prefix, topics.OUTFITS)
+
+    @property
     def training_pairs_topic(self) -> str:
         return topics.full_name(self.topic_prefix, topics.TRAINING_PAIRS)
 

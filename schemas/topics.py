@@ -8,8 +8,9 @@ IMPRESSIONS = "impressions.v1"  # keyed by impression id
 INTERACTIONS = "interactions.v1"  # keyed by impression id: co-partitioned with impressions
 
 TRAINING_PAIRS = "training-pairs.v1"  # keyed by impression id
+OUTFITS = "outfits.v1"  # keyed by outfit id
 
-ALL = (PRODUCTS, DEAD_LETTER, IMPRESSIONS, INTERACTIONS, TRAINING_PAIRS)
+ALL = (PRODUCTS, DEAD_LETTER, IMPRESSIONS, INTERACTIONS, TRAINING_PAIRS, OUTFITS)
 
 
 def full_name(prefix: str, name: str) -> str:

@@ -22,6 +22,7 @@ from config.settings import Settings
 from processors.products import RawEvent
 from schemas.dead_letter import DeadLetter
 from streams.handler import BatchHandler
+from streams.outfits import OutfitHandler
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,24 @@ def faust_credentials(kafka: KafkaConfig) -> faust.SASLCredentials | faust.SSLCr
     )
 
 
-def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
+def _raws(events: Any) -> list[RawEvent]:
+    """Faust's events as the handlers take them: bytes and where they came from."""
+    return [
+        RawEvent(
+            value=e.message.value or b"",
+            topic=e.message.topic,
+            partition=e.message.partition,
+            offset=e.message.offset,
+            key=e.message.key,
+        )
+        for e in events
+    ]
+
+
+def create_app(
+    settings: Settings, handler: BatchHandler, outfits: OutfitHandler | None = None
+) -> faust.App:
+    """The worker's app: the product agent, and the outfit agent when ``outfits`` is given."""
     app = faust_app(settings, settings.app_id)
     products = app.topic(settings.products_topic, key_type=bytes, value_type=bytes, partitions=None)
     dead_letters = app.topic(settings.dead_letter_topic, key_type=bytes, value_type=bytes)
@@ -108,16 +126,7 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
     async def product_agent(stream: Any) -> AsyncIterator[int]:
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            raws = [
-                RawEvent(
-                    value=e.message.value or b"",
-                    topic=e.message.topic,
-                    partition=e.message.partition,
-                    offset=e.message.offset,
-                    key=e.message.key,
-                )
-                for e in events
-            ]
+            raws = _raws(events)
             handled = await loop.run_in_executor(executor, handler.handle, raws)
             if handled.dead_letters:
                 await send_dead_letters(handled.dead_letters)
@@ -129,6 +138,25 @@ def create_app(settings: Settings, handler: BatchHandler) -> faust.App:
             yield len(raws)
 
     app.agent(products, name="products")(product_agent)
+
+    if outfits is not None:
+        outfit_topic = app.topic(
+            settings.outfits_topic, key_type=bytes, value_type=bytes, partitions=None
+        )
+
+        async def outfit_agent(stream: Any) -> AsyncIterator[int]:
+            loop = asyncio.get_running_loop()
+            batches = stream.take_events(settings.batch_max, within=settings.batch_within_s)
+            async for events in batches:
+                raws = _raws(events)
+                handled = await loop.run_in_executor(executor, outfits.handle, raws)
+                if handled.dead_letters:
+                    await send_dead_letters(handled.dead_letters)
+                    log.info("dead-lettered %d of %d outfit events",
+                             len(handled.dead_letters), len(raws))  # fmt: skip
+                yield len(raws)
+
+        app.agent(outfit_topic, name="outfits")(outfit_agent)
 
     async def beat_when_idle() -> None:
         """The event loop is alive: with no batch in hand, that is the batch loop's health."""

@@ -40,7 +40,7 @@ class HandledBatch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-def _dead_letter(f: Failure, inline_bytes: int | None) -> DeadLetter:
+def dead_letter(f: Failure, inline_bytes: int | None) -> DeadLetter:
     return DeadLetter.wrap(
         f.raw.value,
         topic=f.raw.topic,
@@ -238,25 +238,26 @@ class BatchHandler:
         self.metrics.indexed.inc(len(outcome.indexed))
         self.metrics.deleted.inc(len(outcome.deleted))
         self.metrics.stale.inc(outcome.stale)
-        letters = [_dead_letter(f, self.inline_bytes) for f in failures]
+        letters = [dead_letter(f, self.inline_bytes) for f in failures]
         for f, letter in zip(failures, letters, strict=True):
             if letter.original_stored:
-                self._keep_original(f.raw.value)
+                assert self.originals is not None
+                keep_original(self.originals, self.dependencies, f.raw.value)
             self.metrics.dead_lettered.labels(error_kind=f.kind.value).inc()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         return HandledBatch(outcome, letters)
 
-    def _keep_original(self, original: bytes) -> None:
-        """Before its letter is sent: Postgres being down holds the batch back."""
-        assert self.originals is not None
-        attempt = 0
-        while True:
-            try:
-                self.originals.put(original)
-                return
-            except Exception as exc:  # the store's fault, never the event's: wait for it
-                attempt += 1
-                self.dependencies.pause(attempt, f"keeping a dead letter's original: {exc}")
+
+def keep_original(originals: OriginalStore, dependencies: Dependencies, original: bytes) -> None:
+    """Before its letter is sent: Postgres being down holds the batch back."""
+    attempt = 0
+    while True:
+        try:
+            originals.put(original)
+            return
+        except Exception as exc:  # the store's fault, never the event's: wait for it
+            attempt += 1
+            dependencies.pause(attempt, f"keeping a dead letter's original: {exc}")
 
 
 def _failure(raw: RawEvent, kind: ErrorKind, exc: Exception, pid: str | None = None) -> Failure:

@@ -42,6 +42,12 @@ class WorkerMetrics:
             ["partition"],
             registry=r,
         )
+        self.outfits = Counter(
+            "stylestream_outfit_events",
+            "Outfit events by outcome: applied, deleted, stale, dead_lettered",
+            ["outcome"],
+            registry=r,
+        )
         self.lag_seconds = Histogram(
             "stylestream_event_to_searchable_seconds",
             "From the producer's send time to searchable in Milvus",

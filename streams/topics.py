@@ -19,6 +19,7 @@ def topic_specs(settings: Settings) -> dict[str, int]:
         settings.impressions_topic: settings.topic_partitions,
         settings.interactions_topic: settings.topic_partitions,
         settings.training_pairs_topic: settings.topic_partitions,
+        settings.outfits_topic: settings.topic_partitions,
     }
 
 

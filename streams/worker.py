@@ -12,11 +12,13 @@ from kafka.errors import KafkaError
 from config import assembly
 from config.settings import Settings
 from stores.dead_letters import PostgresOriginals
+from stores.postgres_outfits import PostgresOutfits
 from streams.app import create_app
 from streams.faults import Backoff, Dependencies, FaultMetrics, Heartbeat
 from streams.handler import BatchHandler
 from streams.health import serve_probes
 from streams.metrics import WorkerMetrics
+from streams.outfits import OutfitHandler
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,15 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         originals=PostgresOriginals(built.repo.engine),
         inline_bytes=settings.dead_letter_inline_bytes,
     )
-    app = create_app(settings, handler)
+    outfits = OutfitHandler(
+        PostgresOutfits(built.repo.engine),
+        metrics,
+        dependencies,
+        retries=settings.store_retries,
+        originals=PostgresOriginals(built.repo.engine),
+        inline_bytes=settings.dead_letter_inline_bytes,
+    )
+    app = create_app(settings, handler, outfits)
     log.info("worker starting: topics %s, model %s", topics, built.processor.embedder.model_version)
     wait_for_broker(settings.kafka_bootstrap)
     try:
