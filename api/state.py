@@ -21,6 +21,7 @@ from search.batching import QueryBatcher
 from search.modify import ModifySearch
 from search.text import TextSearch
 from stores.milvus import MilvusProbe
+from stores.outfits import OutfitRepository
 from stores.postgres import PostgresRepository
 from stores.summaries import SummaryCache
 
@@ -39,6 +40,7 @@ class ApiState:
     summaries: SummaryCache
     text: TextSearch
     modify: ModifySearch
+    outfits: OutfitRepository
     api_keys: tuple[bytes, ...] = ()
     decodes: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(4)
