@@ -7,16 +7,20 @@ Training images form the catalogue; test images are never in it: they are the he
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel
 
+from bench.stylist import generate_outfits, outfit_events, stylist_catalogue
 from config.settings import Settings
 from processors.embedding import base_model_path
 from schemas.events import ImageRef, ProductUpsert
+from schemas.outfits import OutfitUpsert
 from training.datasets import CLASSES, load_split
 from training.export import export_base_model
 
@@ -91,6 +95,45 @@ def fashion_mnist_catalogue(out_dir: Path, n: int, version: int = 1, seed: int =
     return Catalogue(events, images[picked], labels[picked])
 
 
+@dataclass(frozen=True)
+class OutfitCatalogue:
+    products: list[ProductUpsert]  # SYNTHETIC garments, then Fashion-MNIST photos
+    outfits: list[OutfitUpsert]  # SIMULATED
+
+
+def outfit_catalogue(
+    out_dir: Path, garments: int, photos: int, outfits: int, seed: int = 0
+) -> OutfitCatalogue:
+    """The SIMULATED stylist's catalogue as product events (each garment drawn in a scene of
+    its own, saved as a PNG) beside Fashion-MNIST photos, and its outfits over them."""
+    photo_cat = fashion_mnist_catalogue(out_dir, photos, seed=seed) if photos else None
+    pairs = [(e.product_id, e.category) for e in photo_cat.events] if photo_cat else []
+    cat = stylist_catalogue(garments, pairs, seed)
+    image_dir = out_dir / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, 79])
+    products = []
+    for n, (pid, design) in enumerate(cat.designs.items()):
+        path = image_dir / f"{pid}.png"
+        if not path.exists():
+            Image.fromarray(design.render(seed * 100_000 + n).image).save(path)
+        products.append(
+            ProductUpsert(
+                product_id=pid,
+                version=1,
+                title=f"Synthetic garment: {design.colour} {design.pattern} {design.kind}",
+                brand=SYNTHETIC_BRANDS[int(rng.integers(len(SYNTHETIC_BRANDS)))],
+                category=design.category().split(".", 1)[1],
+                price=Decimal(int(rng.integers(500, 20000))) / 100,
+                currency="EUR",
+                image=ImageRef(path=str(path.resolve())),
+                synthetic_fields=[*SYNTHETIC_FIELDS, "image"],
+            )
+        )
+    products += photo_cat.events if photo_cat else []
+    return OutfitCatalogue(products, outfit_events(generate_outfits(cat, outfits, seed)))
+
+
 def held_out_queries(out_dir: Path, n: int, seed: int = 0) -> Queries:
     images, labels = load_split("t10k")
     rng = np.random.default_rng(seed + 1)
@@ -105,7 +148,7 @@ def held_out_queries(out_dir: Path, n: int, seed: int = 0) -> Queries:
     return Queries(images[picked], labels[picked], paths)
 
 
-def write_jsonl(events: list[ProductUpsert], path: Path) -> None:
+def write_jsonl(events: Sequence[BaseModel], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as f:
         for e in events:

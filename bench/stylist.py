@@ -25,6 +25,7 @@ import numpy as np
 
 from bench.modify_data import LENGTHS, Design
 from processors.colour import PALETTE_NAMES
+from schemas.outfits import OutfitItem, OutfitUpsert
 from training.synthetic_garments import NECKLINES, PATTERNS, SLEEVES
 
 NEUTRALS = frozenset({"black", "white", "grey", "navy", "beige", "brown"})
@@ -285,3 +286,19 @@ def fitb_questions(
         rng.shuffle(candidates)
         out.append(Blank(outfit, hidden, tuple(candidates), answer.product_id))
     return out
+
+
+def outfit_events(outfits: Sequence[SimulatedOutfit], version: int = 1) -> list[OutfitUpsert]:
+    """The stylist's outfits as events for ``outfits.v1``: source ``simulated``, titled so."""
+    return [
+        OutfitUpsert(
+            outfit_id=o.outfit_id,
+            version=version,
+            items=[OutfitItem(product_id=p.product_id, role=p.role) for p in o.pieces],  # type: ignore[arg-type]
+            label="compatible" if o.compatible else "incompatible",
+            label_confidence=o.confidence,
+            source="simulated",
+            title="SIMULATED outfit",
+        )
+        for o in outfits
+    ]

@@ -5,17 +5,18 @@
         p.send(ProductUpsert(...))
 
 Events are keyed by product id, so every version of a product lands on one partition, in order.
+``OutfitProducer`` does the same for ``outfits.v1``, keyed by outfit id.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from tqdm import tqdm
@@ -29,40 +30,61 @@ from schemas.events import (
     parse_product_event,
     utcnow,
 )
+from schemas.outfits import OutfitDelete, OutfitUpsert, encode_outfit_event, parse_outfit_event
 from schemas.validation import describe
+
+T = TypeVar("T")
 
 
 class InvalidEvent(ValueError):
     """An event refused before sending, with the reason."""
 
 
-def validate(payload: dict[str, Any]) -> ProductUpsert | ProductDelete:
+def _checked(parse: Callable[[dict[str, Any]], T], payload: dict[str, Any]) -> T:
     try:
-        return parse_product_event(payload)
+        return parse(payload)
     except UnknownSchemaVersion as exc:
         raise InvalidEvent(str(exc)) from exc
     except ValidationError as exc:
         raise InvalidEvent(describe(exc.errors())) from exc
 
 
-class ProductProducer:
+def validate(payload: dict[str, Any]) -> ProductUpsert | ProductDelete:
+    return _checked(parse_product_event, payload)
+
+
+E = TypeVar("E", ProductUpsert | ProductDelete, OutfitUpsert | OutfitDelete)
+
+
+class EventProducer(Generic[E]):
+    """Validated, keyed events to one topic: the product and outfit producers below."""
+
     def __init__(self, kafka: KafkaConfig | str, topic: str, **kafka_options: Any) -> None:
         """``kafka``: a broker list, or a KafkaConfig with TLS/SASL; ``kafka_options``: any
         other kafka-python producer option."""
         self.topic = topic
         self._producer = kafka_producer(kafka, **kafka_options)
 
-    def send(self, event: ProductUpsert | ProductDelete) -> Future[Any]:
+    def _key(self, event: E) -> str:
+        raise NotImplementedError
+
+    def _encode(self, event: E) -> bytes:
+        raise NotImplementedError
+
+    def _validate(self, payload: dict[str, Any]) -> E:
+        raise NotImplementedError
+
+    def send(self, event: E) -> Future[Any]:
         if event.produced_at is None:
             event = event.model_copy(update={"produced_at": utcnow()})
         future: Future[Any] = self._producer.send(
-            self.topic, key=event.product_id.encode(), value=encode_event(event)
+            self.topic, key=self._key(event).encode(), value=self._encode(event)
         )
         return future
 
     def send_payload(self, payload: dict[str, Any]) -> Future[Any]:
         """Validate a decoded JSON object, then send it; raises InvalidEvent."""
-        return self.send(validate(payload))
+        return self.send(self._validate(payload))
 
     def flush(self, timeout: float | None = 60) -> None:
         self._producer.flush(timeout=timeout)
@@ -70,7 +92,7 @@ class ProductProducer:
     def close(self) -> None:
         self._producer.close()
 
-    def __enter__(self) -> ProductProducer:
+    def __enter__(self) -> EventProducer[E]:
         return self
 
     def __exit__(
@@ -81,6 +103,30 @@ class ProductProducer:
     ) -> None:
         self.flush()
         self.close()
+
+
+class ProductProducer(EventProducer[ProductUpsert | ProductDelete]):
+    def _key(self, event: ProductUpsert | ProductDelete) -> str:
+        return event.product_id
+
+    def _encode(self, event: ProductUpsert | ProductDelete) -> bytes:
+        return encode_event(event)
+
+    def _validate(self, payload: dict[str, Any]) -> ProductUpsert | ProductDelete:
+        return validate(payload)
+
+
+class OutfitProducer(EventProducer[OutfitUpsert | OutfitDelete]):
+    """Outfit events to ``outfits.v1``, keyed by outfit id (issue 17)."""
+
+    def _key(self, event: OutfitUpsert | OutfitDelete) -> str:
+        return event.outfit_id
+
+    def _encode(self, event: OutfitUpsert | OutfitDelete) -> bytes:
+        return encode_outfit_event(event)
+
+    def _validate(self, payload: dict[str, Any]) -> OutfitUpsert | OutfitDelete:
+        return _checked(parse_outfit_event, payload)
 
 
 @dataclass
@@ -96,7 +142,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line
 
 
-def produce_file(producer: ProductProducer, path: Path, progress: bool = True) -> ProduceReport:
+def produce_file(producer: EventProducer[Any], path: Path, progress: bool = True) -> ProduceReport:
     """Send every valid line of a JSONL file; invalid lines are reported, never sent."""
     report = ProduceReport()
     total = sum(1 for _ in read_jsonl(path))

@@ -216,6 +216,7 @@ def test_schemas_export_writes_json_schemas(tmp_path: Path) -> None:
     assert "error_kind" in (tmp_path / "dead-letter.v1.schema.json").read_text()
     interactions = (tmp_path / "interactions.v1.schema.json").read_text()
     assert "search.impression" in interactions and "interaction.click" in interactions
+    assert "outfit.upsert" in (tmp_path / "outfits.v1.schema.json").read_text()
 
 
 def test_demo_json_keeps_stdout_for_the_json_object(make_stack: Callable[..., Stack]) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
@@ -16,6 +18,8 @@ from api.app import create_app
 from processors.products import ProductProcessor
 from schemas.dead_letter import ErrorKind
 from schemas.outfits import OutfitItem, OutfitUpsert, encode_outfit_event
+from stores.postgres_outfits import PostgresOutfits
+from stylestream.cli import main
 from tests.events import upsert
 from tests.integration.conftest import Stack, Worker, wait_for
 
@@ -130,3 +134,33 @@ def test_the_api_writes_outfits_through_kafka_and_deletes_them(
         timeout=60,
     )
     assert keyed.get(f"/v1/outfits/{oid}").status_code == 404
+
+
+def test_the_stylist_catalogue_is_produced_and_applied(
+    stack: Stack, worker: Worker, tmp_path: Path
+) -> None:
+    """`catalog outfits` writes SIMULATED outfits; `produce outfits` validates and sends them
+    (an invalid line is listed and not sent); the worker applies every one."""
+    env = {f"STYLESTREAM_{k.upper()}": v for k, v in stack.overrides.items()}
+    made = CliRunner().invoke(
+        main,
+        ["catalog", "outfits", "--garments", "35", "--photos", "10", "--outfits", "8",
+         "--out", str(tmp_path)],
+        env=env,
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    lines = (tmp_path / "outfits.jsonl").read_text().splitlines()
+    assert 4 <= len(lines) <= 8
+    broken = json.loads(lines[0])
+    broken["items"] = broken["items"][:1]  # one item is no outfit
+    (tmp_path / "mixed.jsonl").write_text("\n".join([*lines, json.dumps(broken)]) + "\n")
+    sent = CliRunner().invoke(main, ["produce", "outfits", str(tmp_path / "mixed.jsonl"),
+                                     "--no-progress"], env=env)  # fmt: skip
+    assert sent.exit_code == 2 and f"sent {len(lines)}, invalid 1" in sent.output
+    assert f"line {len(lines) + 1}:" in sent.output
+    outfits = PostgresOutfits(stack.repo.engine)
+    wait_for(lambda: outfits.count("simulated") >= len(lines), timeout=60)
+    ids = [json.loads(x)["outfit_id"] for x in lines]
+    stored = outfits.get_outfits(ids)
+    assert set(stored) == set(ids)
+    assert all(o.title == "SIMULATED outfit" for o in stored.values())

@@ -4,8 +4,13 @@ training, and fill-in-the-blank questions with one right answer among four."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import cast
+
 import pytest
 
+from bench.catalog import outfit_catalogue, write_jsonl
 from bench.modify_data import Design
 from bench.stylist import (
     PHOTO_ROLES,
@@ -18,6 +23,8 @@ from bench.stylist import (
     split_outfits,
     stylist_catalogue,
 )
+from schemas.outfits import parse_outfit_event
+from streams.producer import InvalidEvent, OutfitProducer
 
 
 def _piece(pid: str, kind: str, colour: str, pattern: str = "solid", **facts: str) -> Piece:
@@ -99,3 +106,27 @@ def test_fill_in_the_blank_has_one_right_answer_among_four() -> None:
 @pytest.mark.parametrize("category", list(PHOTO_ROLES))
 def test_every_fashion_mnist_class_has_a_role(category: str) -> None:
     assert photo_piece("x", category).role in {"top", "bottom", "dress", "outer", "shoes", "bag"}
+
+
+def test_the_stylist_catalogue_is_products_and_outfits_over_them(tmp_path: Path) -> None:
+    cat = outfit_catalogue(tmp_path, garments=28, photos=12, outfits=12, seed=4)
+    ids = {p.product_id for p in cat.products}
+    assert len(cat.products) == 40
+    garments = [p for p in cat.products if p.product_id.startswith("synthetic-garment-")]
+    assert {p.category for p in garments} >= {"shoes", "bag", "dress", "coat"}
+    assert all("image" in p.synthetic_fields and p.image.path for p in garments)
+    assert all(Path(p.image.path).exists() for p in garments)  # type: ignore[arg-type]
+    assert 8 <= len(cat.outfits) <= 12  # as many as the hidden rules find in 28 garments
+    for o in cat.outfits:
+        assert o.source == "simulated" and o.title == "SIMULATED outfit"
+        assert {i.product_id for i in o.items} <= ids
+    path = tmp_path / "outfits.jsonl"
+    write_jsonl(cat.outfits, path)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [parse_outfit_event(x) for x in lines] == cat.outfits
+    with pytest.raises(InvalidEvent, match="one item per role"):
+        OutfitProducer._validate(
+            cast(OutfitProducer, None),
+            {**lines[0], "items": [{"product_id": "a", "role": "top"},
+                                   {"product_id": "b", "role": "top"}]},
+        )  # fmt: skip
