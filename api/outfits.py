@@ -17,7 +17,7 @@ from api.errors import ApiError
 from api.models import ErrorBody
 from api.routes import ProductIdPath, require_content_type
 from api.state import ApiState, State, require_key
-from schemas.events import MAX_VERSION, Text
+from schemas.events import Text, utcnow
 from schemas.outfits import (
     MAX_ITEMS,
     MIN_ITEMS,
@@ -32,21 +32,25 @@ OutfitIdPath = Annotated[
     str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 ]
 WRITE_ERRORS = {
-    503: {"description": "Kafka did not acknowledge; retry"},
+    503: {"model": ErrorBody, "description": "Kafka did not acknowledge; retry"},
     **{code: {"model": ErrorBody} for code in (401, 413, 415, 422, 429)},
+}
+DELETE_ERRORS = {
+    503: {"model": ErrorBody, "description": "Kafka did not acknowledge; retry"},
+    **{code: {"model": ErrorBody} for code in (401, 422, 429)},
 }
 
 
 class OutfitRequest(BaseModel):
-    """An outfit to create (no ``outfit_id``: one is made) or replace (``version`` above the
-    stored one; default: the time in microseconds, so a later write wins)."""
+    """An outfit to create (no ``outfit_id``: one is made) or replace. The API assigns the
+    version (the time in microseconds: a later write wins), so no caller can pin an outfit
+    with a huge version; producers writing to outfits.v1 directly own their versions."""
 
     model_config = ConfigDict(extra="forbid")
 
     outfit_id: str | None = Field(
         default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$"
     )
-    version: int | None = Field(default=None, ge=0, le=MAX_VERSION)
     items: list[OutfitItem] = Field(min_length=MIN_ITEMS, max_length=MAX_ITEMS)
     label: Literal["compatible", "incompatible"] = "compatible"
     label_confidence: float = Field(default=1.0, ge=0.0, le=1.0)
@@ -88,6 +92,8 @@ def _view(o: Outfit) -> OutfitView:
 
 
 def _send(state: ApiState, event: OutfitUpsert | OutfitDelete) -> OutfitAccepted:
+    """202 once Kafka has it: the worker applies it unless a newer version is stored."""
+    event = event.model_copy(update={"produced_at": utcnow()})
     try:
         state.sender.send(state.settings.outfits_topic, event.outfit_id,
                           encode_outfit_event(event), timeout_s=10.0)  # fmt: skip
@@ -115,7 +121,7 @@ def put_outfit(state: State, body: OutfitRequest) -> OutfitAccepted:
     try:
         event = OutfitUpsert(
             outfit_id=body.outfit_id or f"outfit-{uuid.uuid4().hex}",
-            version=body.version if body.version is not None else _now_version(),
+            version=_now_version(),
             items=body.items,
             label=body.label,
             label_confidence=body.label_confidence,
@@ -131,17 +137,10 @@ def put_outfit(state: State, body: OutfitRequest) -> OutfitAccepted:
     "/outfits/{outfit_id}",
     status_code=202,
     summary="Delete an outfit (applied by the worker)",
-    responses=WRITE_ERRORS,  # type: ignore[arg-type]
+    responses=DELETE_ERRORS,  # type: ignore[arg-type]
 )
-def delete_outfit(
-    state: State,
-    outfit_id: OutfitIdPath,
-    version: Annotated[int | None, Query(ge=0, le=MAX_VERSION)] = None,
-) -> OutfitAccepted:
-    event = OutfitDelete(
-        outfit_id=outfit_id, version=version if version is not None else _now_version()
-    )
-    return _send(state, event)
+def delete_outfit(state: State, outfit_id: OutfitIdPath) -> OutfitAccepted:
+    return _send(state, OutfitDelete(outfit_id=outfit_id, version=_now_version()))
 
 
 @reads.get(

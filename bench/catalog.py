@@ -114,9 +114,8 @@ def outfit_catalogue(
     rng = np.random.default_rng([seed, 79])
     products = []
     for n, (pid, design) in enumerate(cat.designs.items()):
-        path = image_dir / f"{pid}.png"
-        if not path.exists():
-            Image.fromarray(design.render(seed * 100_000 + n).image).save(path)
+        path = image_dir / f"{pid}.png"  # always drawn: another seed, another design
+        Image.fromarray(design.render(seed * 100_000 + n).image).save(path)
         products.append(
             ProductUpsert(
                 product_id=pid,

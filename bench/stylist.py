@@ -259,11 +259,16 @@ class Blank:
     answer: str
 
 
+def _look(p: Piece) -> tuple[bool, bool]:
+    return p.design is None, p.pattern == "solid"
+
+
 def fitb_questions(
     catalogue: StylistCatalogue, test: Sequence[SimulatedOutfit], seed: int = 0
 ) -> list[Blank]:
     """For each compatible test outfit, one blank with three wrong candidates of the same role
-    from the test items, each making the outfit incompatible by the hidden rules."""
+    and look (photo or garment, plain or patterned) from the test items, each making the
+    outfit incompatible by the hidden rules."""
     rng = np.random.default_rng([seed, 73])
     items = {pid for o in test for pid in o.product_ids}
     pools = catalogue.by_role(items)
@@ -274,10 +279,14 @@ def fitb_questions(
         hidden = int(rng.integers(len(outfit.pieces)))
         answer = outfit.pieces[hidden]
         rest = [p for i, p in enumerate(outfit.pieces) if i != hidden]
+        # distractors like the answer in what needs no outfit to see (photo or garment, plain
+        # or patterned), so only the outfit around the blank tells them apart
         wrong = [
             p
             for p in pools.get(answer.role, [])
-            if p.product_id != answer.product_id and hidden_score([*rest, p]) < 0
+            if p.product_id != answer.product_id
+            and _look(p) == _look(answer)
+            and hidden_score([*rest, p]) < 0
         ]
         if len(wrong) < 3:
             continue

@@ -3,9 +3,9 @@
 to one contract).
 
 Writes are idempotent and ordered by version, as for products: an upsert or delete applies
-only over an older version; a delete leaves a tombstone (its version), so an upsert replayed
-after it is stale. Within a batch the newest event per outfit is the one that counts (a delete
-wins a tie).
+only over an older version, or a delete over a live outfit of its own version (a delete wins a
+tie, in one batch or across two); a delete leaves a tombstone (its version), so an upsert
+replayed after it is stale. Within a batch the newest event per outfit is the one that counts.
 """
 
 from __future__ import annotations
@@ -54,6 +54,14 @@ def newest(events: Sequence[OutfitEvent]) -> list[OutfitEvent]:
     return list(best.values())
 
 
+def _wins(event: OutfitEvent, version: int, deleted: bool) -> bool:
+    """Whether ``event`` applies over what is stored: a newer version, or a delete at the
+    version of a live outfit (as for products, whichever batch each came in)."""
+    if event.version != version:
+        return event.version > version
+    return isinstance(event, OutfitDelete) and not deleted
+
+
 class OutfitRepository(Protocol):
     def apply(self, events: Sequence[OutfitEvent]) -> tuple[list[str], list[str]]:
         """Apply newer versions only, atomically: (upserted ids, deleted ids)."""
@@ -90,7 +98,7 @@ class MemoryOutfits:
         with self._lock:
             for e in newest(events):
                 known = self._versions.get(e.outfit_id)
-                if known is not None and known[0] >= e.version:
+                if known is not None and not _wins(e, *known):
                     continue
                 if isinstance(e, OutfitDelete):
                     self._versions[e.outfit_id] = (e.version, True)

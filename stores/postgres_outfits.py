@@ -57,7 +57,14 @@ class PostgresOutfits:
                 upsert = stmt.on_conflict_do_update(
                     index_elements=[t.c.outfit_id],
                     set_={k: stmt.excluded[k] for k in [*values, "updated_at"] if k != "outfit_id"},
-                    where=t.c.version < stmt.excluded.version,
+                    # newer wins; at one version a delete wins over a live row (as for
+                    # products), whichever batch each came in
+                    where=(t.c.version < stmt.excluded.version)
+                    | (
+                        (t.c.version == stmt.excluded.version)
+                        & t.c.deleted.is_(False)
+                        & stmt.excluded.deleted.is_(True)
+                    ),
                 ).returning(t.c.outfit_id)
                 if conn.execute(upsert).first() is None:
                     continue  # stale or a duplicate
@@ -77,7 +84,9 @@ class PostgresOutfits:
         t = outfits
         query = select(t).where(where, t.c.deleted.is_(False))
         query = query.order_by(t.c.event_time.desc(), t.c.outfit_id.desc()).limit(limit)
-        with self.engine.connect() as conn:
+        # one snapshot for the rows and their items: a write between two reads cannot pair a
+        # row with another version's items
+        with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
             rows = [dict(r._mapping) for r in conn.execute(query)]
             ids = [r["outfit_id"] for r in rows]
             items: dict[str, list[tuple[str, str]]] = {}

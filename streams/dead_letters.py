@@ -132,7 +132,12 @@ def replay(
 ) -> ReplayReport:
     """Each letter's original back to its topic (a project input topic only), oldest first;
     returns once Kafka has acknowledged every one."""
-    inputs = {settings.products_topic, settings.impressions_topic, settings.interactions_topic}
+    inputs = {
+        settings.products_topic,
+        settings.outfits_topic,
+        settings.impressions_topic,
+        settings.interactions_topic,
+    }
     report = ReplayReport()
     chosen: list[tuple[Located, bytes]] = []
     for found in letters:

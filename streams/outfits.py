@@ -31,6 +31,7 @@ class OutfitHandler:
         dependencies: Dependencies,
         *,
         retries: int = 3,
+        alike_retries: int = 8,
         originals: OriginalStore | None = None,
         inline_bytes: int = 256 * 1024,
     ) -> None:
@@ -40,6 +41,7 @@ class OutfitHandler:
         self.metrics = metrics
         self.dependencies = dependencies
         self.retries = retries
+        self.alike_retries = alike_retries
         self.originals = originals
         self.inline_bytes = inline_bytes if originals is not None else None
 
@@ -50,7 +52,7 @@ class OutfitHandler:
         heartbeat.busy = True
         try:
             batch = read_outfits(raws)
-            applied, deleted, failures = self._write(batch)
+            applied, deleted, failures = self._whole(batch)
         finally:
             heartbeat.busy = False
             heartbeat.beat()
@@ -70,6 +72,23 @@ class OutfitHandler:
                 keep_original(self.originals, self.dependencies, f.raw.value)
             self.metrics.dead_lettered.labels(error_kind=f.kind.value).inc()
         return HandledBatch(None, letters)
+
+    def _whole(self, batch: OutfitBatch) -> tuple[list[str], list[str], list[Failure]]:
+        """The batch written, retried whole while a healthy store refuses every one of its
+        outfits with one error (a fault of the store, not of the outfits: a migration, a
+        constraint), at most ``alike_retries`` times; then they are dead-lettered (replayable
+        with `stylestream dlq replay`), the stalls counted meanwhile."""
+        attempt = 0
+        while True:
+            applied, deleted, failures = self._write(batch)
+            messages = {f.message for f in failures}
+            alike = len(batch.events) > 1 and not applied and not deleted and len(messages) == 1
+            if not alike or attempt >= self.alike_retries:
+                return applied, deleted, failures
+            attempt += 1
+            self.dependencies.metrics.stalls.inc()
+            log.error("every outfit of a batch refused alike: %s", next(iter(messages)))
+            self.dependencies.pause(attempt, f"outfits refused alike: {next(iter(messages))}")
 
     def _write(self, batch: OutfitBatch) -> tuple[list[str], list[str], list[Failure]]:
         if not batch.events:

@@ -85,10 +85,18 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         originals=PostgresOriginals(built.repo.engine),
         inline_bytes=settings.dead_letter_inline_bytes,
     )
+    # outfits need Postgres alone: a Milvus outage is no reason to doubt an outfit's error
+    # (the heartbeat is shared: one executor runs both agents' batches, one at a time)
+    outfit_dependencies = Dependencies(
+        {"postgres": built.repo.ping},
+        dependencies.metrics,
+        dependencies.heartbeat,
+        Backoff(settings.retry_first_s, settings.retry_cap_s),
+    )
     outfits = OutfitHandler(
         PostgresOutfits(built.repo.engine),
         metrics,
-        dependencies,
+        outfit_dependencies,
         retries=settings.store_retries,
         originals=PostgresOriginals(built.repo.engine),
         inline_bytes=settings.dead_letter_inline_bytes,

@@ -46,7 +46,9 @@ def test_only_newer_versions_apply_and_deletes_leave_tombstones(store: OutfitRep
     assert store.apply([up("a", 2, title="dup")]) == ([], [])
     assert store.apply([up("a", 1)]) == ([], [])
     assert store.get_outfits(["a"])["a"].title is None
-    assert store.apply([down("b", 1)]) == ([], [])  # not newer than the upsert
+    assert store.apply([down("b", 0)]) == ([], [])  # older than the upsert
+    assert store.apply([down("b", 1)]) == ([], ["b"])  # a delete wins a tie, across batches
+    assert store.apply([down("b", 1)]) == ([], [])  # and only once
     assert store.apply([down("b", 3)]) == ([], ["b"])
     assert store.get_outfits(["b"]) == {} and store.versions(["b"]) == {"b": (3, True)}
     assert store.apply([up("b", 3)]) == ([], [])  # stale after the delete

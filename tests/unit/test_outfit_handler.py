@@ -121,3 +121,16 @@ def test_one_outfit_a_healthy_store_refuses_is_dead_lettered_alone() -> None:
     assert [(d.offset, d.error_kind) for d in handled.dead_letters] == [(1, ErrorKind.STORE_ERROR)]
     assert "character varying" in handled.dead_letters[0].error_message
     assert set(store.get_outfits(list("abcd"))) == {"a", "c", "d"}
+
+
+def test_a_store_refusing_every_outfit_alike_is_waited_on_before_any_dead_letter() -> None:
+    class Broken(MemoryOutfits):
+        def apply(self, events: Sequence[OutfitEvent]) -> tuple[list[str], list[str]]:
+            raise ValueError('relation "outfit_items" does not exist')
+
+    handler, slept = make(Broken())
+    handler.alike_retries = 2
+    handled = handler.handle([record(outfit(o), o, i) for i, o in enumerate("abcd")])
+    assert len(handled.dead_letters) == 4  # after the retries: replayable, counted
+    stalls = handler.dependencies.metrics.stalls
+    assert stalls._value.get() == 2 and slept

@@ -25,6 +25,7 @@ from bench.stylist import (
 )
 from schemas.outfits import parse_outfit_event
 from streams.producer import InvalidEvent, OutfitProducer
+from training.datasets import CLASSES
 
 
 def _piece(pid: str, kind: str, colour: str, pattern: str = "solid", **facts: str) -> Piece:
@@ -86,10 +87,10 @@ def test_test_items_never_appear_in_training_outfits() -> None:
 
 
 def test_fill_in_the_blank_has_one_right_answer_among_four() -> None:
-    catalogue = stylist_catalogue(560, seed=3)
+    catalogue = stylist_catalogue(1400, seed=3)
     splits = split_outfits(catalogue, 50, 120, labelled_share=1.0, seed=3)
     blanks = fitb_questions(catalogue, splits.test, seed=3)
-    assert len(blanks) > 30
+    assert len(blanks) > 40  # of 60 compatible test outfits
     roles = {p.product_id: p.role for p in catalogue.pieces}
     for b in blanks:
         assert len(set(b.candidates)) == 4 and b.answer in b.candidates
@@ -101,9 +102,12 @@ def test_fill_in_the_blank_has_one_right_answer_among_four() -> None:
             assert (hidden_score([*rest, pieces[c]]) > 0) == (c == b.answer)
     positions = {b.candidates.index(b.answer) for b in blanks}
     assert len(positions) > 1  # the answer is not always first
+    for b in blanks:  # nothing but the outfit tells the answer apart: same look
+        looks = {(pieces[c].design is None, pieces[c].pattern == "solid") for c in b.candidates}
+        assert len(looks) == 1
 
 
-@pytest.mark.parametrize("category", list(PHOTO_ROLES))
+@pytest.mark.parametrize("category", CLASSES)
 def test_every_fashion_mnist_class_has_a_role(category: str) -> None:
     assert photo_piece("x", category).role in {"top", "bottom", "dress", "outer", "shoes", "bag"}
 
