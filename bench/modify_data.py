@@ -83,8 +83,13 @@ def random_design(rng: np.random.Generator) -> Design:
     kind = str(KINDS[rng.integers(len(KINDS))])
     if kind == "shoes":
         kind = "top"  # shoes have no modifiable shape here: a top instead
+    return design_of(rng, kind, solid_share=0.35)
+
+
+def design_of(rng: np.random.Generator, kind: str, solid_share: float) -> Design:
+    """Random facts for a garment of ``kind`` (``solid_share`` of them plain)."""
     a, b = (str(PALETTE_NAMES[i]) for i in rng.choice(len(PALETTE_NAMES), 2, replace=False))
-    pattern = "solid" if rng.random() < 0.35 else str(PATTERNS[rng.integers(len(PATTERNS))])
+    pattern = "solid" if rng.random() < solid_share else str(PATTERNS[rng.integers(len(PATTERNS))])
     sleeve = neckline = length = None
     if kind in ("top", "dress"):
         sleeve = str(SLEEVES[rng.integers(len(SLEEVES))])

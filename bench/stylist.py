@@ -23,10 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.modify_data import LENGTHS, Design
-from processors.colour import PALETTE_NAMES
+from bench.modify_data import Design, design_of
 from schemas.outfits import OutfitItem, OutfitUpsert
-from training.synthetic_garments import NECKLINES, PATTERNS, SLEEVES
 
 NEUTRALS = frozenset({"black", "white", "grey", "navy", "beige", "brown"})
 WHEEL = ("red", "orange", "yellow", "green", "blue", "purple", "pink")  # cyclic
@@ -137,17 +135,7 @@ class StylistCatalogue:
 
 
 def random_garment(rng: np.random.Generator, kind: str) -> Design:
-    a, b = (str(PALETTE_NAMES[i]) for i in rng.choice(len(PALETTE_NAMES), 2, replace=False))
-    pattern = "solid" if rng.random() < 0.45 else str(PATTERNS[rng.integers(len(PATTERNS))])
-    sleeve = neckline = length = None
-    if kind in ("top", "dress"):
-        sleeve = str(SLEEVES[rng.integers(len(SLEEVES))])
-        neckline = str(NECKLINES[rng.integers(len(NECKLINES))])
-    if kind == "outerwear":
-        sleeve = "long"
-    if kind in LENGTHS:
-        length = str(LENGTHS[kind][rng.integers(len(LENGTHS[kind]))])
-    return Design(kind, a, b, pattern, sleeve, neckline, length)
+    return design_of(rng, kind, solid_share=0.45)
 
 
 def stylist_catalogue(

@@ -1,7 +1,7 @@
 """Outfit records in, valid events out (issue 17): each record decoded and validated on its
 own (bad JSON, an unknown schema version, a schema violation, a key that is not the outfit id:
 failures of that record alone), the newest event per outfit kept (the store also orders by
-version: this only spares it the superseded ones)."""
+version, with the same rule: this only spares it the superseded ones)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ class OutfitBatch:
     events: list[OutfitEvent] = field(default_factory=list)
     sources: dict[str, list[RawEvent]] = field(default_factory=dict)  # outfit id -> records
     failures: list[Failure] = field(default_factory=list)
-    superseded: int = 0
 
     def halves(self) -> tuple[OutfitBatch, OutfitBatch] | None:
         """Two batches of half the events each (None for one event): to find the one a store
@@ -36,9 +35,23 @@ class OutfitBatch:
         )
 
 
+def newest(events: Sequence[OutfitEvent]) -> list[OutfitEvent]:
+    """The newest event per outfit in a batch (a delete wins a tie), in first-seen order."""
+    best: dict[str, OutfitEvent] = {}
+    for e in events:
+        held = best.get(e.outfit_id)
+        if (
+            held is None
+            or e.version > held.version
+            or (e.version == held.version and isinstance(e, OutfitDelete))
+        ):
+            best[e.outfit_id] = e
+    return list(best.values())
+
+
 def read_outfits(raws: Sequence[RawEvent]) -> OutfitBatch:
     batch = OutfitBatch()
-    latest: dict[str, OutfitEvent] = {}
+    valid: list[OutfitEvent] = []
     for raw in raws:
         try:
             event = decode_json_event(raw.value, parse_outfit_event)
@@ -50,13 +63,6 @@ def read_outfits(raws: Sequence[RawEvent]) -> OutfitBatch:
             batch.failures.append(Failure(raw, ErrorKind.KEY_MISMATCH, message))
             continue
         batch.sources.setdefault(event.outfit_id, []).append(raw)
-        seen = latest.get(event.outfit_id)
-        if (
-            seen is None
-            or event.version > seen.version
-            or (event.version == seen.version and isinstance(event, OutfitDelete))
-        ):
-            latest[event.outfit_id] = event
-        batch.superseded += seen is not None
-    batch.events = list(latest.values())
+        valid.append(event)
+    batch.events = newest(valid)
     return batch

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
+from processors.outfits import OutfitEvent, newest
 from schemas.outfits import OutfitDelete, OutfitUpsert
 
 
@@ -37,21 +38,7 @@ class Outfit:
                    event.source, event.title, items, event.event_time)  # fmt: skip
 
 
-OutfitEvent = OutfitUpsert | OutfitDelete
-
-
-def newest(events: Sequence[OutfitEvent]) -> list[OutfitEvent]:
-    """The newest event per outfit in a batch (a delete wins a tie), in first-seen order."""
-    best: dict[str, OutfitEvent] = {}
-    for e in events:
-        held = best.get(e.outfit_id)
-        if (
-            held is None
-            or e.version > held.version
-            or (e.version == held.version and isinstance(e, OutfitDelete))
-        ):
-            best[e.outfit_id] = e
-    return list(best.values())
+__all__ = ["MemoryOutfits", "Outfit", "OutfitEvent", "OutfitRepository"]
 
 
 def _wins(event: OutfitEvent, version: int, deleted: bool) -> bool:

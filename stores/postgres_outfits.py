@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from processors.outfits import newest
 from schemas.outfits import OutfitDelete
 from schemas.tables import outfit_items, outfits
-from stores.outfits import Outfit, OutfitEvent, newest
+from stores.outfits import Outfit, OutfitEvent
 
 
 def _values(e: OutfitEvent) -> dict[str, Any]:
