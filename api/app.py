@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import errors, interactions, modify, outfits, routes, text
+from api import errors, interactions, looks, modify, outfits, routes, text
 from api.events import ImpressionEmitter, KafkaSender
 from api.guards import BodyLimit, RateLimit
 from api.metrics import ApiMetrics
@@ -66,6 +66,7 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         assembly.open_text_search(settings, repo, search),
         assembly.open_modify_search(settings, repo, search),
         PostgresOutfits(repo.engine),
+        assembly.open_complete_the_look(settings, repo, search),
         tuple(k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()),
         threading.BoundedSemaphore(settings.api_max_concurrent_decodes),
         threading.BoundedSemaphore(settings.api_max_concurrent_modifiers),
@@ -106,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(text.router)
     app.include_router(modify.router)
+    app.include_router(looks.router)
     app.include_router(outfits.reads)
     app.include_router(outfits.writes)
     app.include_router(interactions.router)

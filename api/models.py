@@ -183,6 +183,12 @@ class ModifyScore(BaseModel):
     profile: float = Field(description="The attribute and colour profile's share of score")
 
 
+class LookScore(BaseModel):
+    compatibility: float = Field(description="The compatibility model's score beside the product")
+    similarity: float = Field(description="The image index's score, which retrieved it")
+    retrieved_rank: int = Field(description="Its place among the role's candidates, 1 first")
+
+
 class TextScore(BaseModel):
     lexical: float = Field(description="Full-text rank: sum over terms of weight x match")
     terms: list[TermScore]
@@ -223,6 +229,7 @@ class ResultItem(BaseModel):
     components: ScoreComponents | None = None
     text: TextScore | None = Field(default=None, description="A text query's score parts")
     modify: ModifyScore | None = Field(default=None, description="A modifier query's parts")
+    look: LookScore | None = Field(default=None, description="A complete-the-look result's parts")
 
 
 class SearchResponse(BaseModel):
@@ -310,3 +317,18 @@ class ErrorBody(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class LookRole(BaseModel):
+    role: str
+    results: list[ResultItem]
+    impression_id: str = Field(description="Report clicks on this role's results with it")
+
+
+class LookResponse(BaseModel):
+    product_id: str
+    product_role: str = Field(description="The product's outfit role, from its department")
+    roles: list[LookRole]
+    model_version: str
+    took_ms: float
+    session_id: str = Field(description="Send it as X-Session-Id next time and with clicks")

@@ -133,6 +133,27 @@ def respond(
 ) -> SearchResponse:
     """The response, and its impression on Kafka (queued: never waits for Kafka)."""
     k, offset, _ = page
+    impression_id, session_id = emit_impression(state, items, model_version, query, offset, who)
+    return SearchResponse(
+        results=items,
+        k=k,
+        offset=offset,
+        model_version=model_version,
+        took_ms=round((time.perf_counter() - started) * 1000, 2),
+        impression_id=impression_id,
+        session_id=session_id,
+    )
+
+
+def emit_impression(
+    state: ApiState,
+    items: list[ResultItem],
+    model_version: str,
+    query: SearchQuery,
+    offset: int,
+    who: tuple[str | None, str | None],
+) -> tuple[str, str]:
+    """The results shown, as an impression on Kafka: (its id, the session id)."""
     session_id = state.sessions.session(who[0])
     impression = SearchImpression(
         impression_id=state.sessions.impression(session_id),
@@ -143,15 +164,7 @@ def respond(
         model_version=model_version,
     )
     state.impressions.emit(impression)
-    return SearchResponse(
-        results=items,
-        k=k,
-        offset=offset,
-        model_version=model_version,
-        took_ms=round((time.perf_counter() - started) * 1000, 2),
-        impression_id=impression.impression_id,
-        session_id=session_id,
-    )
+    return impression.impression_id, session_id
 
 
 def _respond(

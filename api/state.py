@@ -19,6 +19,7 @@ from processors.images import ImageLimits
 from search import SearchService
 from search.batching import QueryBatcher
 from search.modify import ModifySearch
+from search.outfits import CompleteTheLook
 from search.text import TextSearch
 from stores.milvus import MilvusProbe
 from stores.outfits import OutfitRepository
@@ -41,6 +42,7 @@ class ApiState:
     text: TextSearch
     modify: ModifySearch
     outfits: OutfitRepository
+    looks: CompleteTheLook
     api_keys: tuple[bytes, ...] = ()
     decodes: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(4)

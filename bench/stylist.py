@@ -206,8 +206,9 @@ class OutfitSplits:
     labelled: list[SimulatedOutfit]  # training outfits whose labels a model may read
     unlabelled: list[SimulatedOutfit]  # training outfits without labels (their items: the pool)
     test: list[SimulatedOutfit]  # only items never in a training outfit
-    train_items: set[str]
+    train_items: set[str]  # what training outfits are drawn over
     test_items: set[str]
+    image_only: set[str] = field(default_factory=set)  # in no outfit: unlabelled images alone
 
 
 def split_outfits(
@@ -217,24 +218,29 @@ def split_outfits(
     labelled_share: float,
     seed: int = 0,
     noise: float = 0.1,
+    image_only_share: float = 0.0,
 ) -> OutfitSplits:
     """Items split first (a fifth held out, per role), so no test item is ever seen in
-    training; training outfits drawn from the rest, ``labelled_share`` of them labelled."""
+    training; training outfits drawn from the rest, ``labelled_share`` of them labelled;
+    ``image_only_share`` of the rest in no outfit at all (a catalogue's unlabelled images)."""
     rng = np.random.default_rng([seed, 71])
     train_items: set[str] = set()
     test_items: set[str] = set()
+    image_only: set[str] = set()
     for pieces in catalogue.by_role().values():
         order = rng.permutation(len(pieces))
         cut = max(1, len(pieces) // 5)
+        alone = cut + int(image_only_share * (len(pieces) - cut))
         test_items |= {pieces[i].product_id for i in order[:cut]}
-        train_items |= {pieces[i].product_id for i in order[cut:]}
+        image_only |= {pieces[i].product_id for i in order[cut:alone]}
+        train_items |= {pieces[i].product_id for i in order[alone:]}
     train = generate_outfits(catalogue, train_outfits, seed, noise, train_items, "sim-train")
     test = generate_outfits(catalogue, test_outfits, seed + 1, 0.0, test_items, "sim-test")
     order = rng.permutation(len(train))
     k = round(labelled_share * len(train))
     labelled = [train[i] for i in sorted(order[:k])]
     unlabelled = [train[i] for i in sorted(order[k:])]
-    return OutfitSplits(labelled, unlabelled, test, train_items, test_items)
+    return OutfitSplits(labelled, unlabelled, test, train_items, test_items, image_only)
 
 
 @dataclass(frozen=True)

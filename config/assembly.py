@@ -23,16 +23,17 @@ from schemas.tables import text_collections
 from search import IndexNeighbours, QueryEncoder, SearchService
 from search.batching import BatchConfig
 from search.modify import ModifySearch, RegisteredModifier
+from search.outfits import CompleteTheLook, RegisteredCompat
 from search.text import TextSearch
 from stores.base import VectorIndex
 from stores.binary import BinaryRerankIndex
 from stores.codes import CodeIndexConfig, MilvusCodeIndex, code_collection_name
 from stores.milvus import MilvusConfig, MilvusVectorIndex
-from stores.modify_models import ModifyModels
 from stores.postgres import PostgresRepository, make_engine
 from stores.registry import ServingRegistry
 from stores.reindex import ReindexConfig, Reindexer
 from stores.serving import ServingConfig, ServingIndex
+from stores.side_models import CompatModels, ModifyModels
 from stores.text_serving import TextServing, TextServingConfig, TextVectors, load_text_model
 from stores.vector_cache import VectorCache
 from stores.writer import ProductWriter
@@ -210,6 +211,21 @@ def open_modify_search(
         settings.onnx_threads,
     )
     return ModifySearch(search.processor, search.targets, repo, source)
+
+
+def open_complete_the_look(
+    settings: Settings, repo: PostgresRepository, search: SearchService
+) -> CompleteTheLook:
+    """Complete the look as served: the API's image search's pointer, the registry's serving
+    compatibility model."""
+    models = CompatModels(repo.engine)
+    source = RegisteredCompat(
+        models.serving_version,
+        lambda version: None if (m := models.get(version)) is None else m.artifact,
+        settings.serving_refresh_s,
+        settings.onnx_threads,
+    )
+    return CompleteTheLook(search.targets, repo, source)
 
 
 def open_query_encoder(settings: Settings, registry: ServingRegistry) -> QueryEncoder:

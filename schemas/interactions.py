@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from schemas.events import ProductId, check_schema_version, utcnow
+from schemas.outfits import Role
 
 Identifier = Annotated[
     str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
@@ -25,11 +26,13 @@ MAX_SHOWN = 1000
 
 class Query(BaseModel):
     """What was searched: an uploaded or linked image (by its SHA-256 and embedding), a product,
-    text, or (``modify``, added in v1) a product or an image with words that change it."""
+    text, (``modify``, added in v1) a product or an image with words that change it, or
+    (``outfit``, added in v1) what goes with a product in a role: complete the look, whose
+    clicks are outfit signals, not visual similarity."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["image", "product", "text", "modify"]
+    kind: Literal["image", "product", "text", "modify", "outfit"]
     image_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the decoded RGB pixels"
     )
@@ -47,6 +50,8 @@ class Query(BaseModel):
         default=None, max_length=16, exclude_if=lambda v: v is None
     )
     filters: dict[str, Any] = Field(default_factory=dict)
+    # An outfit query's wanted role (its product_id: the item worn with it): added in v1.
+    role: Role | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @model_validator(mode="after")
     def _matches_kind(self) -> Query:
@@ -55,9 +60,14 @@ class Query(BaseModel):
             "product": self.product_id is not None,
             "text": self.text is not None,
         }
+        if (self.role is not None) != (self.kind == "outfit"):
+            raise ValueError("an outfit query, and only one, carries a role")
         if self.kind == "modify":
             if not given["text"] or given["image"] == given["product"]:
                 raise ValueError("a modify query carries its text and one product or image")
+        elif self.kind == "outfit":
+            if not given["product"] or given["image"] or given["text"]:
+                raise ValueError("an outfit query carries its product and role alone")
         elif not given[self.kind] or sum(given.values()) != 1:
             raise ValueError(f"a {self.kind} query carries exactly its own field")
         if self.terms is not None and self.kind != "text":

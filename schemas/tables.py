@@ -294,6 +294,31 @@ Index(
     postgresql_where=modify_models.c.state == "serving",
 )
 
+# Outfit compatibility models (issue 17): an item's joined features in, its embedding in the
+# role-pair masked space out (the masks ride in the graph's metadata); items are read in
+# ``base_model_version``'s space. One serves at a time.
+compat_models = Table(
+    "compat_models",
+    metadata,
+    Column("model_version", String(128), primary_key=True),
+    Column("base_model_version", String(128), nullable=False, comment="its items' space"),
+    Column("dim", Integer, nullable=False, comment="joined features' width"),
+    Column("artifact", LargeBinary, nullable=False, comment="ONNX: features -> embedding"),
+    Column("artifact_sha256", String(64), nullable=False),
+    Column("state", String(16), nullable=False, comment="serving or retired"),
+    Column("params", JSONB, nullable=False, comment="training configuration"),
+    Column("metrics", JSONB, nullable=False, comment="held-out FITB and AUC"),
+    Column("lineage", JSONB, nullable=False, comment="label fraction, data, base model"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+Index(
+    "ix_compat_models_one_serving",
+    compat_models.c.state,
+    unique=True,
+    postgresql_where=compat_models.c.state == "serving",
+)
+
 # The click miner's join state, one row per impression id (processors/clicks.py's state dict),
 # written in the transaction that stores the pairs it made: both or neither survive a crash.
 # Rows expire by ``updated_at`` (when the miner last touched them, not the events' own time: a

@@ -7,8 +7,6 @@ the CLI."""
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,13 +16,12 @@ import numpy as np
 
 from processors.modify import ModifyEncoder, check_modifier, embedding_part, joined_batch
 from processors.products import ProductProcessor
+from search.registered import RegisteredModel
 from search.service import MAX_CANDIDATES, UnknownProduct
 from search.targets import search_target
 from stores.base import Hit, IndexRow, IndexTargets, MetadataRepository
 from stores.filters import Filters
 from stores.rows import decode_base
-
-log = logging.getLogger(__name__)
 
 
 class ModifyUnavailable(RuntimeError):
@@ -35,11 +32,8 @@ class ModifierSource(Protocol):
     def current(self) -> ModifyEncoder | None: ...
 
 
-class RegisteredModifier:
-    """The registry's serving modifier model, looked up at most every ``refresh_s`` (outside
-    any request's way: the check is double-locked, a new model is loaded while the last one
-    keeps answering). A failed look-up or load keeps the last model for another period, and
-    with none loaded yet answers "unavailable" rather than an error from the store."""
+class RegisteredModifier(RegisteredModel[ModifyEncoder]):
+    """The registry's serving modifier model (search/registered.py)."""
 
     def __init__(
         self,
@@ -49,42 +43,14 @@ class RegisteredModifier:
         threads: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._version = serving_version
-        self._load = load
-        self.refresh_s = refresh_s
-        self.threads = threads
-        self.clock = clock
-        self._encoder: ModifyEncoder | None = None
-        self._checked = float("-inf")
-        self._failure: str | None = None
-        self._lock = threading.Lock()
-
-    def current(self) -> ModifyEncoder | None:
-        if self.clock() - self._checked >= self.refresh_s:
-            with self._lock:
-                if self.clock() - self._checked >= self.refresh_s:
-                    self._refresh()
-        if self._encoder is None and self._failure is not None:
-            raise ModifyUnavailable(f"the modifier model cannot be read: {self._failure}")
-        return self._encoder
-
-    def _refresh(self) -> None:
-        self._checked = self.clock()
-        try:
-            version = self._version()
-            if version is None:
-                self._encoder, self._failure = None, None
-                return
-            if self._encoder is not None and self._encoder.model_version == version:
-                return
-            artifact = self._load(version)
-            if artifact is None:
-                raise LookupError(f"modify model {version!r} vanished from the registry")
-            self._encoder = ModifyEncoder(artifact, version, self.threads)
-            self._failure = None
-        except Exception as exc:
-            log.warning("modifier model refresh failed, keeping the last: %s", exc)
-            self._failure = str(exc)
+        super().__init__(
+            serving_version,
+            load,
+            lambda artifact, version: ModifyEncoder(artifact, version, threads),
+            lambda failure: ModifyUnavailable(f"the modifier model cannot be read: {failure}"),
+            refresh_s,
+            clock,
+        )
 
 
 @dataclass(frozen=True)

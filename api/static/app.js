@@ -106,7 +106,7 @@ function render(body, label) {
       why.textContent = `shape ${item.modify.embedding.toFixed(3)} · attributes and colours ${item.modify.profile.toFixed(3)}`;
       card.append(why);
     }
-    card.append(butForm(item.product_id));
+    card.append(butForm(item.product_id), lookButton(item.product_id));
     card.addEventListener("click", () => search({ kind: "product", id: item.product_id }));
     grid.append(card);
   }
@@ -137,6 +137,93 @@ function butForm(productId) {
     if (words) search({ kind: "modify", id: productId, words });
   });
   return but;
+}
+
+function lookButton(productId) {
+  // "Complete the look": what goes with this product, per outfit role.
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "look-button";
+  button.textContent = "Complete the look";
+  button.dataset.testid = "look-button";
+  button.addEventListener("click", (e) => {
+    e.stopPropagation();  // not a click on the card
+    showLook(productId);
+  });
+  return button;
+}
+
+async function reportClick(look, role, item, position) {
+  // A click on a look's item: an outfit signal for the miner (its role's impression).
+  try {
+    await call("/v1/interactions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Session-Id": look.session_id },
+      body: JSON.stringify({
+        impression_id: role.impression_id, product_id: item.product_id, position, type: "click",
+      }),
+    });
+  } catch (err) {
+    console.warn("click not recorded", err);
+  }
+}
+
+function lookItem(look, role, item, position) {
+  const card = document.createElement("article");
+  card.className = "look-item";
+  card.dataset.testid = "look-item";
+  card.dataset.productId = item.product_id;
+  card.title = item.title || item.product_id;
+  const img = document.createElement("img");
+  img.src = item.thumbnail_url;
+  img.alt = item.title || item.product_id;
+  const caption = document.createElement("div");
+  caption.className = "category";
+  caption.textContent = item.category || "—";
+  card.append(img, caption);
+  if (item.look) {
+    const why = document.createElement("div");
+    why.className = "why";
+    why.dataset.testid = "look-why";
+    why.textContent = `goes with ${item.look.compatibility.toFixed(3)} · looks like ${item.look.similarity.toFixed(3)} · was #${item.look.retrieved_rank}`;
+    card.append(why);
+  }
+  card.addEventListener("click", async () => {
+    await reportClick(look, role, item, position);
+    search({ kind: "product", id: item.product_id });
+  });
+  return card;
+}
+
+async function showLook(productId) {
+  const panel = $("#look");
+  panel.hidden = false;
+  panel.replaceChildren();
+  const title = document.createElement("h2");
+  title.textContent = `Complete the look: ${productId}`;
+  panel.append(title);
+  try {
+    const look = await call(
+      `/v1/products/${encodeURIComponent(productId)}/complete-the-look?k=4&explain=true`);
+    title.textContent = `Complete the look: ${productId} (${look.product_role})`;
+    for (const role of look.roles) {
+      const row = document.createElement("section");
+      row.className = "look-role";
+      row.dataset.testid = "look-role";
+      row.dataset.role = role.role;
+      const name = document.createElement("h3");
+      name.textContent = role.role;
+      row.append(name);
+      role.results.forEach((item, i) => row.append(lookItem(look, role, item, i + 1)));
+      if (!role.results.length) row.append("nothing indexed in this role yet");
+      panel.append(row);
+    }
+  } catch (err) {
+    const note = document.createElement("p");
+    note.dataset.testid = "look-error";
+    note.textContent = err.message;
+    panel.append(note);
+  }
 }
 
 async function search(query) {
@@ -175,6 +262,8 @@ async function search(query) {
       label = `like ${query.id}`;
     }
     render(body, label);
+    if (query.kind === "product") showLook(query.id);  // what goes with the product asked for
+    else $("#look").hidden = true;
   } catch (err) {
     $("#status").textContent = "";
     $("#results").replaceChildren();

@@ -17,10 +17,10 @@ from config.settings import Settings
 from processors.binary_codes import BinaryCoder
 from schemas.tables import text_collections
 from stores.milvus import connect, drop_prefixed
-from stores.modify_models import ModifyModels
 from stores.postgres import PostgresRepository, make_engine
 from stores.reconcile import Reconciler
 from stores.registry import ServingRegistry
+from stores.side_models import CompatModels, ModifyModels
 from training.binary_codes import fit_itq, fit_sign
 
 
@@ -171,3 +171,28 @@ def reconcile(settings: Settings, dry_run: bool) -> None:
     click.echo(json.dumps([d.summary() for d in drifts], indent=2))
     if dry_run and any(d.drifted for d in drifts):
         sys.exit(1)
+
+
+@index.command("compat")
+@click.option("--serve", "version", default=None, help="Make this registered model serve.")
+@click.pass_obj
+def index_compat(settings: Settings, version: str | None) -> None:
+    """The outfit compatibility models (complete the look): which serves; --serve switches
+    (a rollback: API replicas follow within STYLESTREAM_SERVING_REFRESH_S)."""
+    engine = make_engine(settings.pg_dsn)
+    try:
+        models = CompatModels(engine)
+        if version is not None:
+            try:
+                models.serve(version)
+            except LookupError as exc:
+                raise click.ClickException(str(exc)) from exc
+        for m in models.list():
+            held = m["metrics"].get("held_out", {})
+            click.echo(
+                f"{m['state']:9} {m['model_version']}  base={m['base_model_version']} "
+                f"labels={m['lineage'].get('label_fraction')} FITB={held.get('fitb')} "
+                f"AUC={held.get('auc')} created={m['created_at']:%Y-%m-%d %H:%M}"
+            )
+    finally:
+        engine.dispose()

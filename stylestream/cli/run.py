@@ -20,6 +20,7 @@ from processors.text import TextQueryError
 from schemas.attributes import BY_KEY
 from search import Filters, Result, UnknownProduct
 from search.modify import ModifyQuery, ModifyUnavailable
+from search.outfits import CompatUnavailable, LookQuery, UnknownRole
 from search.text import TextQuery
 from stores.postgres import PostgresRepository
 from streams.miner import run_miner
@@ -75,6 +76,8 @@ def api(settings: Settings, host: str | None, port: int | None) -> None:
 @click.option("--product-id")
 @click.option("--text", help='Words to search for ("black ankle boots").')
 @click.option("--but", help='With --image or --product-id: words that change it ("in red").')
+@click.option("--look", is_flag=True, help="With --product-id: what goes with it, per role.")
+@click.option("--role", "roles", multiple=True, help="With --look: a role (repeatable).")
 @click.option("-k", default=10, show_default=True)
 @click.option("--category")
 @click.option("--colour")
@@ -92,6 +95,8 @@ def search(
     product_id: str | None,
     text: str | None,
     but: str | None,
+    look: bool,
+    roles: tuple[str, ...],
     k: int,
     category: str | None,
     colour: str | None,
@@ -99,9 +104,14 @@ def search(
     as_json: bool,
 ) -> None:
     """Visually similar products for an image file or an indexed product (changed by the
-    words of --but); or products found by words."""
+    words of --but); or products found by words; or (--look) what goes with a product."""
     if sum(x is not None for x in (image, product_id, text)) != 1:
         raise click.UsageError("give exactly one of --image, --product-id or --text")
+    if look or roles:
+        if product_id is None or but is not None:
+            raise click.UsageError("--look completes a --product-id (no --but)")
+        _show(_search_look(settings, LookQuery(product_id, roles, k)), as_json)
+        return
     if but is not None and text is not None:
         raise click.UsageError("--but changes an --image or a --product-id")
     unknown = [a for a in attributes if a not in BY_KEY]
@@ -198,6 +208,33 @@ def _search_modify(settings: Settings, query: ModifyQuery) -> list[dict[str, Any
             "attributes": list(h.row.attributes),
         }
         for h in result.hits
+    ]
+
+
+def _search_look(settings: Settings, query: LookQuery) -> list[dict[str, Any]]:
+    repo = PostgresRepository.from_dsn(settings.pg_dsn)
+    search = assembly.open_search(settings, repo)
+    try:
+        result = assembly.open_complete_the_look(settings, repo, search).complete(query)
+    except (UnknownRole, CompatUnavailable, UnknownProduct) as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        search.targets.close()
+        repo.close()
+    return [
+        {
+            "role": role,
+            "product_id": h.product_id,
+            "category": h.row.category,
+            "colour": h.row.primary_colour,
+            "score": round(h.score, 6),
+            "similarity": round(h.similarity, 4),
+            "retrieved_rank": h.retrieved_rank,
+            "ranker": result.model_version,
+            "attributes": list(h.row.attributes),
+        }
+        for role, hits in result.by_role.items()
+        for h in hits
     ]
 
 

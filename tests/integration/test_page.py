@@ -1,6 +1,7 @@
 """The web page in a real headless browser (Debian's Chromium driven by Playwright) against a
 real `stylestream api` process: upload an image, results appear, a filter narrows them; words
-find products; "like this, but..." on a result changes it by words."""
+find products; "like this, but..." on a result changes it by words; "complete the look" shows
+what goes with a product, per role, and reports clicks on it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from bench.processes import Process
 from deploy.local.process import free_port
 from processors.products import ProductProcessor
+from search.outfits import WORN_WITH
 from stylestream.cli import main
 from tests.events import photo, upsert
 from tests.integration.conftest import Stack, wait_for
@@ -187,3 +189,35 @@ def test_like_this_but_changes_a_result_by_words(page: Page, page_stack: Stack) 
     expect(status).to_contain_text(f"like {reference}, but “in red”")
     expect(cards.first).to_have_attribute("data-category", "bag")
     assert {cards.nth(i).get_attribute("data-category") for i in range(cards.count())} == {"bag"}
+
+
+def test_complete_the_look_shows_under_a_product_and_reports_clicks(
+    page: Page, page_stack: Stack, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(main, ["train", "outfits", "--small"], env=page_stack.env())
+    assert result.exit_code == 0, result.output
+    page.set_input_files("[data-testid=file]", str(query_file(tmp_path, 1)))
+    cards = page.locator("[data-testid=result]")
+    expect(cards.first).to_be_visible()
+    anchor = cards.first.get_attribute("data-product-id")
+    cards.first.locator("[data-testid=look-button]").click()  # not a card click
+    look = page.locator("[data-testid=look]")
+    expect(look).to_be_visible()
+    expect(look.locator("h2")).to_contain_text(f"Complete the look: {anchor} (")
+    role = look.locator("h2").inner_text().rsplit("(", 1)[1].rstrip(")")
+    rows = look.locator("[data-testid=look-role]")
+    expect(rows).to_have_count(len(WORN_WITH[role]))
+    assert [rows.nth(i).get_attribute("data-role") for i in range(rows.count())] == list(
+        WORN_WITH[role]
+    )
+    items = look.locator("[data-testid=look-item]")
+    expect(items.first).to_be_visible()
+    expect(items.first.locator("[data-testid=look-why]")).to_contain_text("goes with")
+    chosen = items.first.get_attribute("data-product-id")
+    with page.expect_response("**/v1/interactions") as reported:
+        items.first.click()
+    assert reported.value.status == 202  # an outfit signal for the miner
+    status = page.locator("[data-testid=status]")
+    expect(status).to_contain_text(f"like {chosen}")
+    # a product asked for shows its own look under it
+    expect(look.locator("h2")).to_contain_text(f"Complete the look: {chosen} (")

@@ -1,0 +1,302 @@
+"""Outfit compatibility: the type-aware model learns a rule from labelled outfits (and runs its
+semi-supervised losses on unlabelled items), its ONNX graph matches torch and carries its masks,
+complete-the-look reranks each role's candidates by compatibility on the in-memory twins, and
+the eval's AUC and judging are right on known inputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import onnx
+import pytest
+
+from bench.outfit_eval import (
+    BASELINES,
+    FRACTIONS,
+    METHODS,
+    OutfitEvalSizes,
+    auc,
+    judge,
+    run_outfit_eval,
+    write_outfit_report,
+)
+from bench.stylist import Blank, Piece, SimulatedOutfit
+from processors.colour import PALETTE_NAMES
+from processors.modify import PROFILE_WIDTH
+from processors.outfit_compat import (
+    ROLE_INDEX,
+    CompatEncoder,
+    CompatLayoutError,
+    outfit_score,
+    pair_scores,
+)
+from processors.products import ProductProcessor
+from schemas.interactions import Query
+from search.outfits import (
+    WORN_WITH,
+    CompatUnavailable,
+    CompleteTheLook,
+    FixedCompat,
+    LookQuery,
+    UnknownRole,
+    check_roles,
+    role_of,
+)
+from search.service import UnknownProduct
+from stores.base import FixedTarget
+from stores.memory import MemoryRepository, MemoryVectorIndex
+from stores.rows import encode_base, stored_index_row
+from training.outfit_export import export_compat
+from training.outfit_model import CompatConfig, Outfits, TrainedCompat, train_compat
+
+COLOURS = 4
+
+
+def _toy(n: int = 80, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items of 4 colours (one-hot, noisy) as tops and bottoms; views: the same colour, other
+    noise."""
+    rng = np.random.default_rng(seed)
+    colour = (np.arange(n) // 2) % COLOURS
+    roles = np.where(np.arange(n) % 2 == 0, ROLE_INDEX["top"], ROLE_INDEX["bottom"])
+
+    def draw() -> np.ndarray:
+        x = np.eye(COLOURS)[colour] + rng.normal(0, 0.2, (n, COLOURS))
+        return np.concatenate([x, rng.normal(0, 1, (n, 4))], axis=1).astype(np.float32)
+
+    return draw(), np.stack([draw(), draw()], axis=1), roles
+
+
+def _pairs(
+    colour: np.ndarray, roles: np.ndarray, rows: Sequence[int], same: bool
+) -> list[list[int]]:
+    tops = [r for r in rows if roles[r] == ROLE_INDEX["top"]]
+    bottoms = [r for r in rows if roles[r] == ROLE_INDEX["bottom"]]
+    return [[t, b] for t in tops for b in bottoms if (colour[t] == colour[b]) == same]
+
+
+def test_the_model_learns_a_rule_and_semi_supervision_uses_unlabelled_items() -> None:
+    features, views, roles = _toy(120)
+    colour = (np.arange(len(features)) // 2) % COLOURS
+    train, pool, test = list(range(40)), list(range(40, 80)), list(range(80, 120))
+    good, bad = _pairs(colour, roles, train, True), _pairs(colour, roles, train, False)
+    labelled = Outfits.of(good + bad[: len(good)], roles, [True] * len(good) + [False] * len(good))
+    unlabelled = np.array(pool)  # no label is read from these
+    for semi in (False, True):
+        config = CompatConfig(steps=300, batch=32, dim=8, hidden=32, semi=semi)
+        trained = train_compat(features, views, roles, labelled, unlabelled, config)
+        e, masks = trained.embeddings(features), trained.masks()
+        outfits = _pairs(colour, roles, test, True) + _pairs(colour, roles, test, False)
+        truth = np.array([colour[a] == colour[b] for a, b in outfits])
+        scores = np.array([outfit_score(e[o], [int(roles[r]) for r in o], masks) for o in outfits])
+        assert auc(scores, truth) > 0.9, semi  # unseen items, the rule learned
+        assert len(trained.history) == 300 and np.isfinite(trained.history).all()
+    with pytest.raises(ValueError, match="compatible"):
+        train_compat(features, views, roles, Outfits.of(bad[:4], roles, [False] * 4), unlabelled,
+                     CompatConfig(steps=1))  # fmt: skip
+
+
+def test_outfit_and_pair_scores_agree_and_masks_weigh_dimensions() -> None:
+    e = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    masks = np.ones((7, 7, 2), np.float32)
+    masks[0, 1] = masks[1, 0] = [1.0, 0.0]  # top-bottom pairs compare the first dimension only
+    assert outfit_score(e, [0, 1], masks) == pytest.approx(-1.0)
+    assert outfit_score(e, [0, 4], masks) == pytest.approx(-2.0)
+    assert pair_scores(e[0], 0, e[1:], 1, masks) == pytest.approx([-1.0])
+    assert outfit_score(e[:1], [0], masks) == 0.0
+
+
+@pytest.fixture(scope="module")
+def trained() -> TrainedCompat:
+    width = 4 + PROFILE_WIDTH
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(12, width)).astype(np.float32)
+    roles = np.array([ROLE_INDEX["top"], ROLE_INDEX["bottom"]] * 6)
+    labelled = Outfits.of([[0, 1], [2, 3], [4, 5]], roles, [True, False, True])
+    views = np.stack([features, features], axis=1)
+    return train_compat(features, views, roles, labelled, np.arange(12),
+                        CompatConfig(steps=3, dim=8, hidden=16))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def artifact(trained: TrainedCompat) -> bytes:
+    probe = np.random.default_rng(1).normal(size=(3, 4 + PROFILE_WIDTH)).astype(np.float32)
+    meta = {"base_dim": "4", "profile_weight": "1.5", "base_model_version": "m"}
+    return export_compat(trained, probe, meta)
+
+
+def test_the_exported_graph_embeds_as_torch_and_carries_its_masks(
+    trained: TrainedCompat, artifact: bytes
+) -> None:
+    served = CompatEncoder(artifact, "compat-test")
+    assert (served.base_dim, served.profile_weight, served.base_model_version) == (4, 1.5, "m")
+    x = np.random.default_rng(2).normal(size=(5, 4 + PROFILE_WIDTH)).astype(np.float32)
+    assert served.embed(x) == pytest.approx(trained.embeddings(x), abs=1e-4)
+    assert served.masks == pytest.approx(trained.masks(), abs=1e-5)
+    assert served.embed(x[:0]).shape == (0, 8)
+
+
+def _relabelled(artifact: bytes, key: str, value: str) -> bytes:
+    graph = onnx.load_from_string(artifact)
+    for prop in graph.metadata_props:
+        if prop.key == key:
+            prop.value = value
+    data: bytes = graph.SerializeToString()
+    return data
+
+
+def test_a_model_of_another_layout_or_role_list_is_refused(artifact: bytes) -> None:
+    with pytest.raises(CompatLayoutError, match="another feature layout"):
+        CompatEncoder(_relabelled(artifact, "layout", "0123456789abcdef"), "compat-old")
+    with pytest.raises(CompatLayoutError):
+        CompatEncoder(_relabelled(artifact, "roles", '["top", "bottom"]'), "compat-old")
+
+
+# id -> (base embedding, colour, department, base model)
+PRODUCTS = {
+    "red-top": ([1.0, 0.0, 0.0, 0.0], "red", "tops", "m"),
+    "other-top": ([1.0, 0.1, 0.0, 0.0], "red", "tops", "m"),
+    "blue-trouser": ([0.95, 0.3, 0.0, 0.0], "blue", "bottoms", "m"),  # looks most alike
+    "red-skirt": ([0.0, 1.0, 0.0, 0.0], "red", "bottoms", "m"),  # goes best
+    "red-old-skirt": ([0.0, 1.0, 0.0, 0.0], "red", "bottoms", "old"),
+    "blue-sneaker": ([0.9, 0.0, 0.4, 0.0], "blue", "footwear", "m"),
+    "red-boot": ([0.0, 0.0, 1.0, 0.0], "red", "footwear", "m"),
+    "hat": ([0.0, 0.0, 0.0, 1.0], "red", "", "m"),
+}
+
+
+def _row(pid: str, embedding: Sequence[float], colour: str, department: str, model: str) -> Any:
+    now = datetime.now(UTC)
+    attributes = [{"attribute_key": f"colour.{colour}", "confidence": 0.9, "source": "model",
+                   "model_version": "t"}]  # fmt: skip
+    if department:
+        attributes.append({"attribute_key": f"department.{department}", "confidence": 0.9,
+                           "source": "derived", "model_version": "t"})  # fmt: skip
+    return {
+        "product_id": pid, "version": 1, "title": pid, "search_text": pid,
+        "category": department, "price": 10, "currency": "EUR", "image_ref": "x",
+        "synthetic_fields": ["title"], "roi_box": [0, 0, 1, 1], "image_width": 1,
+        "image_height": 1, "primary_colour": colour, "colour_fractions": {colour: 1.0},
+        "colour_vector": [0.0], "model_version": model, "event_time": now, "indexed_at": now,
+        "predicted_category": department, "base_embedding": encode_base(np.array(embedding)),
+        "attributes": attributes,
+    }  # fmt: skip
+
+
+class SameColour:
+    """A twin of the compatibility model: an item's embedding is its colour shares, so items
+    of one colour go together."""
+
+    model_version = "compat-twin"
+    base_dim = 4
+    base_model_version = "m"
+    profile_weight = 1.5
+    masks = np.ones((7, 7, len(PALETTE_NAMES)), np.float32)
+
+    def embed(self, features: np.ndarray) -> np.ndarray:
+        shares = features[:, -len(PALETTE_NAMES) :]
+        out: np.ndarray = shares / np.maximum(np.linalg.norm(shares, axis=1, keepdims=True), 1e-6)
+        return out
+
+
+@pytest.fixture
+def looks() -> CompleteTheLook:
+    repo = MemoryRepository()
+    rows = [_row(pid, *facts) for pid, facts in PRODUCTS.items()]
+    repo.apply(rows, [])
+    index = MemoryVectorIndex(dim=4)
+    index.upsert(
+        [
+            stored_index_row(r, r["attributes"], np.array(PRODUCTS[r["product_id"]][0]), "m")
+            for r in rows
+        ]
+    )
+    return CompleteTheLook(FixedTarget(index), repo, FixedCompat(cast(CompatEncoder, SameColour())))
+
+
+def test_each_role_s_candidates_are_reranked_by_compatibility(looks: CompleteTheLook) -> None:
+    result = looks.complete(LookQuery("red-top", ("bottom", "shoes"), k=5))
+    assert result.product_role == "top" and result.model_version == "compat:compat-twin"
+    bottoms = result.by_role["bottom"]
+    assert [h.product_id for h in bottoms] == ["red-skirt", "blue-trouser"]  # no old, no top
+    assert bottoms[0].retrieved_rank == 2 and bottoms[1].retrieved_rank == 1
+    assert bottoms[0].score > bottoms[1].score and bottoms[0].similarity < bottoms[1].similarity
+    assert [h.product_id for h in result.by_role["shoes"]] == ["red-boot", "blue-sneaker"]
+    default = looks.complete(LookQuery("red-top", k=1))
+    assert tuple(default.by_role) == WORN_WITH["top"]
+    assert [h.product_id for h in default.by_role["bottom"]] == ["red-skirt"]
+    assert default.by_role["outer"] == []  # none in the catalogue
+
+
+def test_look_queries_and_models_are_checked(looks: CompleteTheLook) -> None:
+    with pytest.raises(UnknownRole, match="hat"):
+        looks.complete(LookQuery("red-top", ("hat",)))
+    with pytest.raises(UnknownRole, match="no department"):
+        looks.complete(LookQuery("hat"))
+    with pytest.raises(UnknownProduct):
+        looks.complete(LookQuery("nope"))
+    with pytest.raises(CompatUnavailable, match="embedded by old"):
+        looks.complete(LookQuery("red-old-skirt"))
+    looks.models = FixedCompat(None)
+    with pytest.raises(CompatUnavailable, match="train outfits"):
+        looks.complete(LookQuery("red-top"))
+    assert check_roles(["shoes", "bag", "shoes"]) == ("shoes", "bag")
+    assert role_of(["colour.red", "department.footwear"]) == "shoes"
+    assert role_of(["colour.red"]) is None
+
+
+def test_outfit_impressions_carry_the_product_and_the_role() -> None:
+    q = Query(kind="outfit", product_id="red-top", role="shoes")
+    assert q.model_dump(mode="json")["role"] == "shoes"
+    assert "role" not in Query(kind="product", product_id="x").model_dump(mode="json")
+    for bad in (
+        {"kind": "outfit", "product_id": "x"},
+        {"kind": "product", "product_id": "x", "role": "top"},
+        {"kind": "outfit", "product_id": "x", "role": "hat"},
+        {"kind": "outfit", "text": "x", "role": "top"},
+    ):
+        with pytest.raises(ValueError):
+            Query.model_validate(bad)
+
+
+def test_auc_and_judging_on_known_inputs() -> None:
+    assert auc(np.array([0.9, 0.8, 0.1]), np.array([True, True, False])) == 1.0
+    assert auc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
+    assert np.isnan(auc(np.array([0.5]), np.array([True])))
+    pieces = [Piece(p, "top", "red", "solid", 0.5, 0.0) for p in "abcde"]
+    outfit = SimulatedOutfit("o", (pieces[0], pieces[1]), True, True, 0.9)
+    wrong = SimulatedOutfit("w", (pieces[0], pieces[2]), False, False, 0.9)
+    blank = Blank(outfit, 1, ("c", "b", "d", "e"), "b")
+
+    def scorer(ids: Sequence[str]) -> float:
+        return 1.0 if "b" in ids else 0.0
+
+    assert judge(scorer, [blank], [outfit, wrong]) == {"fitb": 1.0, "auc": 1.0}
+    assert judge(lambda ids: 0.0, [blank], [outfit, wrong])["fitb"] == 0.0  # "c" first: wrong
+
+
+def test_eval_outfits_reports_every_method_fraction_and_seed(
+    processor: ProductProcessor, tmp_path: Path
+) -> None:
+    sizes = OutfitEvalSizes.small()
+    report = run_outfit_eval(processor, sizes)
+    assert report["data"].startswith("SIMULATED")
+    summary = report["summary"]
+    keys = {*BASELINES, *(f"{m}@{f:g}" for f in FRACTIONS for m in METHODS)}
+    assert set(summary) == keys
+    for entry in summary.values():
+        for metric in ("fitb", "auc"):
+            assert len(entry[metric]["seeds"]) == sizes.seeds
+            assert all(0 <= v <= 1 for v in entry[metric]["seeds"])
+    for seed in report["per_seed"]:
+        assert seed["questions"] > 0 and seed["test_outfits"] > 0
+        assert seed["semi_supervised@0.05"]["train_s"] >= 0
+    assert set(report["done_when"]) == {"fitb", "auc", "fitb_share_of_full_supervision", "met"}
+    assert report["items"]["features"] == processor.embedder.dim + PROFILE_WIDTH
+    write_outfit_report(report, tmp_path / "outfits.json")
+    assert json.loads((tmp_path / "outfits.json").read_text())["sizes"]["seeds"] == sizes.seeds
+    assert (tmp_path / "outfits.png").stat().st_size > 0
