@@ -70,6 +70,7 @@ def open_state(settings: Settings, metrics: ApiMetrics) -> ApiState:
         tuple(k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()),
         threading.BoundedSemaphore(settings.api_max_concurrent_decodes),
         threading.BoundedSemaphore(settings.api_max_concurrent_modifiers),
+        threading.BoundedSemaphore(settings.api_max_concurrent_looks),
     )
 
 

@@ -21,6 +21,7 @@ from search.outfits import (
     CompatUnavailable,
     LookHit,
     LookQuery,
+    NoOutfitRole,
     UnknownRole,
 )
 from search.service import UnknownProduct
@@ -75,9 +76,12 @@ def complete_the_look(
     started = time.perf_counter()
     wanted = tuple(roles.split(",")) if roles else ()
     try:
-        result = state.looks.complete(LookQuery(product_id, wanted, k))
+        with state.looking():
+            result = state.looks.complete(LookQuery(product_id, wanted, k))
     except UnknownRole as exc:
         raise ApiError(422, "invalid_query", str(exc)) from exc
+    except NoOutfitRole as exc:
+        raise ApiError(422, "no_outfit_role", str(exc)) from exc
     except UnknownProduct as exc:
         raise ApiError(404, "unknown_product", str(exc)) from exc
     except CompatUnavailable as exc:

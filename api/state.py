@@ -50,6 +50,9 @@ class ApiState:
     modifiers: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(2)
     )
+    looks_running: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(4)
+    )
 
     @contextmanager
     def modifying(self) -> Iterator[None]:
@@ -60,6 +63,17 @@ class ApiState:
             yield
         finally:
             self.modifiers.release()
+
+    @contextmanager
+    def looking(self) -> Iterator[None]:
+        """A turn to complete a look (a Milvus search and a model run per role): bounded,
+        503 when none comes."""
+        if not self.looks_running.acquire(timeout=self.settings.api_decode_wait_s):
+            raise ApiError(503, "busy", "too many looks are being completed: retry shortly")
+        try:
+            yield
+        finally:
+            self.looks_running.release()
 
     @contextmanager
     def decoding(self) -> Iterator[None]:

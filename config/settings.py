@@ -137,6 +137,7 @@ class Settings(BaseSettings):
     # Modifier searches run the joint model (and, for an image, the image path) outside the
     # image batcher: at most this many at once, the rest wait api_decode_wait_s, then 503
     api_max_concurrent_modifiers: int = Field(default=2, ge=1, le=64)
+    api_max_concurrent_looks: int = Field(default=4, ge=1, le=64)  # complete-the-look at once
     # Image searches in flight are batched (search/batching.py): one model call for every
     # query waiting, at most api_batch_max; api_batch_wait_ms > 0 holds a lone query that
     # long for company (0: never). Queries waiting beyond api_search_queue, or unanswered

@@ -47,7 +47,9 @@ def main() -> None:
             elif pair["pair_id"] not in seen:
                 seen.add(pair["pair_id"])
                 # Your training code goes here: pair["query"] (an image's base embedding as
-                # float16 base64, or a product id), pair["positive"], pair["hard_negatives"]
+                # float16 base64, or a product id; its "kind" says what was asked: "outfit"
+                # pairs are what goes with query["product_id"] in query["role"], not what
+                # looks like it), pair["positive"], pair["hard_negatives"]
                 # (with pair["hard_negative_positions"]) and pair["random_negatives"].
                 print(json.dumps({k: pair[k] for k in ("pair_id", "positive", "hard_negatives")}))
             consumer.commit()

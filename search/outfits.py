@@ -47,7 +47,11 @@ class CompatUnavailable(RuntimeError):
 
 
 class UnknownRole(ValueError):
-    """A role complete-the-look does not serve (or the anchor's department has none)."""
+    """A role complete-the-look does not serve, or one not worn with the product's."""
+
+
+class NoOutfitRole(ValueError):
+    """The product's department has no outfit role (nothing to complete)."""
 
 
 class RegisteredCompat(RegisteredModel[CompatEncoder]):
@@ -135,6 +139,8 @@ class CompleteTheLook:
         self.candidates = candidates
 
     def complete(self, query: LookQuery) -> LookResult:
+        if not 1 <= query.k <= MAX_PER_ROLE:
+            raise ValueError(f"k must be 1 to {MAX_PER_ROLE}")
         wanted = check_roles(query.roles)
         encoder = self.models.current()
         if encoder is None:
@@ -143,7 +149,14 @@ class CompleteTheLook:
             )
         base, features, role = self._anchor(query.product_id, encoder)
         if role is None:
-            raise UnknownRole(f"product {query.product_id!r} has no department an outfit role fits")
+            raise NoOutfitRole(
+                f"product {query.product_id!r} has no department an outfit role fits"
+            )
+        worn = [r for r in wanted if r not in WORN_WITH[role]]
+        if worn:
+            raise UnknownRole(
+                f"a {role} is not worn with a {worn[0]}: ask for {', '.join(WORN_WITH[role])}"
+            )
         anchor = encoder.embed(features[None, :])[0]
         target = self.targets.serving()
         by_role = {}

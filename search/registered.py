@@ -53,7 +53,8 @@ class RegisteredModel(Generic[M]):
         return self._model
 
     def _refresh(self) -> None:
-        self._checked = self.clock()
+        """Looked up and loaded before the check time is set, so callers arriving during a
+        first load wait for it on the lock rather than answer "no model"."""
         try:
             version = self._version()
             if version is None:
@@ -68,4 +69,8 @@ class RegisteredModel(Generic[M]):
             self._failure = None
         except Exception as exc:
             log.warning("serving model refresh failed, keeping the last: %s", exc)
-            self._failure = str(exc)
+            # our own refusals say what to do; a store's error text stays in the log
+            own = isinstance(exc, (ValueError, LookupError))
+            self._failure = str(exc) if own else "the model registry could not be read"
+        finally:
+            self._checked = self.clock()

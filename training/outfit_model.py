@@ -245,6 +245,9 @@ class _Trainer:
         # the weights' moving average is the model returned: one run's last steps vary a lot
         # on a few hundred outfits, their average much less
         average = copy.deepcopy(self.model).eval()
+        with torch.no_grad():  # accumulated from zero, divided by its weight at the end
+            for kept in average.parameters():
+                kept.zero_()
         trained = TrainedCompat(average)
         n = len(self.labelled)
         order = self.rng.permutation(n)
@@ -268,6 +271,9 @@ class _Trainer:
                 for kept, p in zip(average.parameters(), self.model.parameters(), strict=True):
                     kept.mul_(self.c.average).add_(p.detach(), alpha=1 - self.c.average)
             trained.history.append(float(loss.item()))
+        with torch.no_grad():  # bias-corrected: a short run is not pulled towards zero
+            for kept in average.parameters():
+                kept.div_(1 - self.c.average ** max(self.c.steps, 1))
         self.model.eval()
         return trained
 

@@ -153,19 +153,17 @@ function lookButton(productId) {
   return button;
 }
 
-async function reportClick(look, role, item, position) {
-  // A click on a look's item: an outfit signal for the miner (its role's impression).
-  try {
-    await call("/v1/interactions", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-Session-Id": look.session_id },
-      body: JSON.stringify({
-        impression_id: role.impression_id, product_id: item.product_id, position, type: "click",
-      }),
-    });
-  } catch (err) {
-    console.warn("click not recorded", err);
-  }
+function reportClick(look, role, item, position) {
+  // A click on a look's item: an outfit signal for the miner (its role's impression). Sent
+  // without waiting (keepalive: it outlives the page's next search).
+  fetch("/v1/interactions", {
+    method: "POST",
+    keepalive: true,
+    headers: { "Content-Type": "application/json", "X-Session-Id": look.session_id },
+    body: JSON.stringify({
+      impression_id: role.impression_id, product_id: item.product_id, position, type: "click",
+    }),
+  }).catch((err) => console.warn("click not recorded", err));
 }
 
 function lookItem(look, role, item, position) {
@@ -188,23 +186,28 @@ function lookItem(look, role, item, position) {
     why.textContent = `goes with ${item.look.compatibility.toFixed(3)} · looks like ${item.look.similarity.toFixed(3)} · was #${item.look.retrieved_rank}`;
     card.append(why);
   }
-  card.addEventListener("click", async () => {
-    await reportClick(look, role, item, position);
+  card.addEventListener("click", () => {
+    reportClick(look, role, item, position);
     search({ kind: "product", id: item.product_id });
   });
   return card;
 }
 
-async function showLook(productId) {
+let lookGeneration = 0;  // only the latest look request may fill the panel
+
+async function showLook(productId, quiet = false) {
+  // ``quiet``: opened with a product search, so a failure (no model yet, nothing to complete)
+  // hides the panel instead of showing an error
+  const generation = ++lookGeneration;
   const panel = $("#look");
-  panel.hidden = false;
-  panel.replaceChildren();
+  const content = document.createDocumentFragment();
   const title = document.createElement("h2");
   title.textContent = `Complete the look: ${productId}`;
-  panel.append(title);
+  content.append(title);
   try {
     const look = await call(
       `/v1/products/${encodeURIComponent(productId)}/complete-the-look?k=4&explain=true`);
+    if (generation !== lookGeneration) return;
     title.textContent = `Complete the look: ${productId} (${look.product_role})`;
     for (const role of look.roles) {
       const row = document.createElement("section");
@@ -216,14 +219,21 @@ async function showLook(productId) {
       row.append(name);
       role.results.forEach((item, i) => row.append(lookItem(look, role, item, i + 1)));
       if (!role.results.length) row.append("nothing indexed in this role yet");
-      panel.append(row);
+      content.append(row);
     }
   } catch (err) {
+    if (generation !== lookGeneration) return;
+    if (quiet) {
+      panel.hidden = true;
+      return;
+    }
     const note = document.createElement("p");
     note.dataset.testid = "look-error";
     note.textContent = err.message;
-    panel.append(note);
+    content.append(note);
   }
+  panel.replaceChildren(content);
+  panel.hidden = false;
 }
 
 async function search(query) {
@@ -262,9 +272,10 @@ async function search(query) {
       label = `like ${query.id}`;
     }
     render(body, label);
-    if (query.kind === "product") showLook(query.id);  // what goes with the product asked for
+    if (query.kind === "product") showLook(query.id, true);  // what goes with the product
     else $("#look").hidden = true;
   } catch (err) {
+    $("#look").hidden = true;
     $("#status").textContent = "";
     $("#results").replaceChildren();
     showError(err.message);

@@ -20,8 +20,9 @@ from processors.text import TextQueryError
 from schemas.attributes import BY_KEY
 from search import Filters, Result, UnknownProduct
 from search.modify import ModifyQuery, ModifyUnavailable
-from search.outfits import CompatUnavailable, LookQuery, UnknownRole
+from search.outfits import CompatUnavailable, LookQuery
 from search.text import TextQuery
+from stores.base import StoreTimeout
 from stores.postgres import PostgresRepository
 from streams.miner import run_miner
 from streams.worker import run_worker
@@ -216,7 +217,7 @@ def _search_look(settings: Settings, query: LookQuery) -> list[dict[str, Any]]:
     search = assembly.open_search(settings, repo)
     try:
         result = assembly.open_complete_the_look(settings, repo, search).complete(query)
-    except (UnknownRole, CompatUnavailable, UnknownProduct) as exc:
+    except (ValueError, CompatUnavailable, UnknownProduct, StoreTimeout) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         search.targets.close()

@@ -124,6 +124,8 @@ def test_each_role_is_answered_from_its_department_reranked_by_compatibility(
     [
         ("/v1/products/nope/complete-the-look", 404, "unknown_product"),
         ("/v1/products/{top}/complete-the-look?roles=hat", 422, "invalid_query"),
+        ("/v1/products/{top}/complete-the-look?roles=shoes,top", 422, "invalid_query"),
+        ("/v1/products/{top}/complete-the-look?roles=", 422, "invalid_request"),
         ("/v1/products/{top}/complete-the-look?roles=shoes,,bag", 422, "invalid_request"),
         ("/v1/products/{top}/complete-the-look?k=0", 422, "invalid_request"),
         ("/v1/products/{top}/complete-the-look?k=21", 422, "invalid_request"),

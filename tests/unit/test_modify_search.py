@@ -162,7 +162,7 @@ def test_the_registered_model_is_looked_up_loaded_and_kept(artifact: bytes) -> N
     now[0] = 50.0
     assert source.current() is None
     failing["now"] = True  # nothing loaded: unavailable, not the store's error
-    with pytest.raises(ModifyUnavailable, match="registry down"):
+    with pytest.raises(ModifyUnavailable, match="registry could not be read"):
         RegisteredModifier(version, load, refresh_s=0.0).current()
     failing["now"] = False
     serving[0] = "modify-a"

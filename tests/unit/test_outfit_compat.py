@@ -43,6 +43,7 @@ from search.outfits import (
     CompleteTheLook,
     FixedCompat,
     LookQuery,
+    NoOutfitRole,
     UnknownRole,
     check_roles,
     role_of,
@@ -235,8 +236,12 @@ def test_each_role_s_candidates_are_reranked_by_compatibility(looks: CompleteThe
 def test_look_queries_and_models_are_checked(looks: CompleteTheLook) -> None:
     with pytest.raises(UnknownRole, match="hat"):
         looks.complete(LookQuery("red-top", ("hat",)))
-    with pytest.raises(UnknownRole, match="no department"):
+    with pytest.raises(NoOutfitRole, match="no department"):
         looks.complete(LookQuery("hat"))
+    with pytest.raises(UnknownRole, match="a top is not worn with a top"):
+        looks.complete(LookQuery("red-top", ("shoes", "top")))
+    with pytest.raises(ValueError, match="k must be"):
+        looks.complete(LookQuery("red-top", k=0))
     with pytest.raises(UnknownProduct):
         looks.complete(LookQuery("nope"))
     with pytest.raises(CompatUnavailable, match="embedded by old"):
