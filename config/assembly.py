@@ -206,7 +206,7 @@ def open_modify_search(
     models = ModifyModels(repo.engine)
     source = RegisteredModifier(
         models.serving_version,
-        lambda version: None if (m := models.get(version)) is None else m.artifact,
+        models.artifact,
         settings.serving_refresh_s,
         settings.onnx_threads,
     )
@@ -221,7 +221,7 @@ def open_complete_the_look(
     models = CompatModels(repo.engine)
     source = RegisteredCompat(
         models.serving_version,
-        lambda version: None if (m := models.get(version)) is None else m.artifact,
+        models.artifact,
         settings.serving_refresh_s,
         settings.onnx_threads,
     )

@@ -269,54 +269,53 @@ dead_letter_originals = Table(
     Column("stored_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+
+def _side_model_table(name: str, space: str, artifact: str, metrics: str, lineage: str) -> Table:
+    """A registry of models serving beside the image model (stores/side_models.py): one
+    shape, the comments its own; one serves at a time."""
+    table = Table(
+        name,
+        metadata,
+        Column("model_version", String(128), primary_key=True),
+        Column("base_model_version", String(128), nullable=False, comment=space),
+        Column("dim", Integer, nullable=False, comment="joined features' width"),
+        Column("artifact", LargeBinary, nullable=False, comment=artifact),
+        Column("artifact_sha256", String(64), nullable=False),
+        Column("state", String(16), nullable=False, comment="serving or retired"),
+        Column("params", JSONB, nullable=False, comment="training configuration"),
+        Column("metrics", JSONB, nullable=False, comment=metrics),
+        Column("lineage", JSONB, nullable=False, comment=lineage),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    Index(
+        f"ix_{name}_one_serving",
+        table.c.state,
+        unique=True,
+        postgresql_where=table.c.state == "serving",
+    )
+    return table
+
+
 # Joint image + text modifier models (issue 16): modifier words and a reference's joined
 # features (processors/modify.py) in, a query in the same space out; the reference and the
-# candidates are read in ``base_model_version``'s space. One serves at a time.
-modify_models = Table(
+# candidates are read in ``base_model_version``'s space.
+modify_models = _side_model_table(
     "modify_models",
-    metadata,
-    Column("model_version", String(128), primary_key=True),
-    Column("base_model_version", String(128), nullable=False, comment="its reference's space"),
-    Column("dim", Integer, nullable=False, comment="joined features' width"),
-    Column("artifact", LargeBinary, nullable=False, comment="ONNX: words + reference -> query"),
-    Column("artifact_sha256", String(64), nullable=False),
-    Column("state", String(16), nullable=False, comment="serving or retired"),
-    Column("params", JSONB, nullable=False, comment="training configuration"),
-    Column("metrics", JSONB, nullable=False, comment="held-out queries, per method"),
-    Column("lineage", JSONB, nullable=False, comment="data it learned from"),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-)
-
-Index(
-    "ix_modify_models_one_serving",
-    modify_models.c.state,
-    unique=True,
-    postgresql_where=modify_models.c.state == "serving",
+    space="its reference's space",
+    artifact="ONNX: words + reference -> query",
+    metrics="held-out queries, per method",
+    lineage="data it learned from",
 )
 
 # Outfit compatibility models (issue 17): an item's joined features in, its embedding in the
 # role-pair masked space out (the masks ride in the graph's metadata); items are read in
-# ``base_model_version``'s space. One serves at a time.
-compat_models = Table(
+# ``base_model_version``'s space.
+compat_models = _side_model_table(
     "compat_models",
-    metadata,
-    Column("model_version", String(128), primary_key=True),
-    Column("base_model_version", String(128), nullable=False, comment="its items' space"),
-    Column("dim", Integer, nullable=False, comment="joined features' width"),
-    Column("artifact", LargeBinary, nullable=False, comment="ONNX: features -> embedding"),
-    Column("artifact_sha256", String(64), nullable=False),
-    Column("state", String(16), nullable=False, comment="serving or retired"),
-    Column("params", JSONB, nullable=False, comment="training configuration"),
-    Column("metrics", JSONB, nullable=False, comment="held-out FITB and AUC"),
-    Column("lineage", JSONB, nullable=False, comment="label fraction, data, base model"),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-)
-
-Index(
-    "ix_compat_models_one_serving",
-    compat_models.c.state,
-    unique=True,
-    postgresql_where=compat_models.c.state == "serving",
+    space="its items' space",
+    artifact="ONNX: features -> embedding",
+    metrics="held-out FITB and AUC",
+    lineage="label fraction, data, base model",
 )
 
 # The click miner's join state, one row per impression id (processors/clicks.py's state dict),

@@ -7,8 +7,6 @@ the CLI."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,22 +33,11 @@ class ModifierSource(Protocol):
 class RegisteredModifier(RegisteredModel[ModifyEncoder]):
     """The registry's serving modifier model (search/registered.py)."""
 
-    def __init__(
-        self,
-        serving_version: Callable[[], str | None],
-        load: Callable[[str], bytes | None],
-        refresh_s: float = 10.0,
-        threads: int = 0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            serving_version,
-            load,
-            lambda artifact, version: ModifyEncoder(artifact, version, threads),
-            lambda failure: ModifyUnavailable(f"the modifier model cannot be read: {failure}"),
-            refresh_s,
-            clock,
-        )
+    def build(self, artifact: bytes, version: str) -> ModifyEncoder:
+        return ModifyEncoder(artifact, version, self.threads)
+
+    def unavailable(self, failure: str) -> Exception:
+        return ModifyUnavailable(f"the modifier model cannot be read: {failure}")
 
 
 @dataclass(frozen=True)

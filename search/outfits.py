@@ -5,8 +5,7 @@ beside the product (processors/outfit_compat.py). The one read path of the API a
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,22 +56,11 @@ class NoOutfitRole(ValueError):
 class RegisteredCompat(RegisteredModel[CompatEncoder]):
     """The registry's serving compatibility model (search/registered.py)."""
 
-    def __init__(
-        self,
-        serving_version: Callable[[], str | None],
-        load: Callable[[str], bytes | None],
-        refresh_s: float = 10.0,
-        threads: int = 0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            serving_version,
-            load,
-            lambda artifact, version: CompatEncoder(artifact, version, threads),
-            lambda failure: CompatUnavailable(f"the compatibility model cannot be read: {failure}"),
-            refresh_s,
-            clock,
-        )
+    def build(self, artifact: bytes, version: str) -> CompatEncoder:
+        return CompatEncoder(artifact, version, self.threads)
+
+    def unavailable(self, failure: str) -> Exception:
+        return CompatUnavailable(f"the compatibility model cannot be read: {failure}")
 
 
 @dataclass(frozen=True)

@@ -23,19 +23,19 @@ M = TypeVar("M", bound=Versioned)
 
 
 class RegisteredModel(Generic[M]):
+    """A subclass says how a model is built from its bytes and what "unavailable" reads."""
+
     def __init__(
         self,
         serving_version: Callable[[], str | None],
         load: Callable[[str], bytes | None],
-        build: Callable[[bytes, str], M],
-        unavailable: Callable[[str], Exception],
         refresh_s: float = 10.0,
+        threads: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._version = serving_version
         self._load = load
-        self._build = build
-        self._unavailable = unavailable
+        self.threads = threads
         self.refresh_s = refresh_s
         self.clock = clock
         self._model: M | None = None
@@ -43,13 +43,19 @@ class RegisteredModel(Generic[M]):
         self._failure: str | None = None
         self._lock = threading.Lock()
 
+    def build(self, artifact: bytes, version: str) -> M:
+        raise NotImplementedError
+
+    def unavailable(self, failure: str) -> Exception:
+        raise NotImplementedError
+
     def current(self) -> M | None:
         if self.clock() - self._checked >= self.refresh_s:
             with self._lock:
                 if self.clock() - self._checked >= self.refresh_s:
                     self._refresh()
         if self._model is None and self._failure is not None:
-            raise self._unavailable(self._failure)
+            raise self.unavailable(self._failure)
         return self._model
 
     def _refresh(self) -> None:
@@ -65,7 +71,7 @@ class RegisteredModel(Generic[M]):
             artifact = self._load(version)
             if artifact is None:
                 raise LookupError(f"model {version!r} vanished from the registry")
-            self._model = self._build(artifact, version)
+            self._model = self.build(artifact, version)
             self._failure = None
         except Exception as exc:
             log.warning("serving model refresh failed, keeping the last: %s", exc)

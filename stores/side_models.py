@@ -97,6 +97,11 @@ class SideModels:
         values["artifact"] = bytes(values["artifact"])
         return SideModel(**values)
 
+    def artifact(self, model_version: str) -> bytes | None:
+        """A model's graph (None: not registered), as a read path loads it."""
+        model = self.get(model_version)
+        return None if model is None else model.artifact
+
     def list(self) -> list[dict[str, Any]]:
         """Every model without its graph, oldest first."""
         t = self.table

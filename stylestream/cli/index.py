@@ -7,9 +7,11 @@ import json
 import sys
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import click
 import numpy as np
+from sqlalchemy import Engine
 from tqdm import tqdm
 
 from config import assembly
@@ -20,7 +22,7 @@ from stores.milvus import connect, drop_prefixed
 from stores.postgres import PostgresRepository, make_engine
 from stores.reconcile import Reconciler
 from stores.registry import ServingRegistry
-from stores.side_models import CompatModels, ModifyModels
+from stores.side_models import CompatModels, ModifyModels, SideModels
 from training.binary_codes import fit_itq, fit_sign
 
 
@@ -133,19 +135,34 @@ def index_words_alone(settings: Settings) -> None:
 def index_modifiers(settings: Settings, version: str | None) -> None:
     """The joint modifier models (POST /v1/search/modify): which serves; --serve switches
     (a rollback: API replicas follow within STYLESTREAM_SERVING_REFRESH_S)."""
+
+    def describe(m: dict[str, Any]) -> str:
+        ratio = m["metrics"].get("joint_over_best_baseline_recall", {}).get("overall")
+        return f"joint/best R@10={ratio}"
+
+    _side_models(settings, ModifyModels, version, describe)
+
+
+def _side_models(
+    settings: Settings,
+    registry: Callable[[Engine], SideModels],
+    version: str | None,
+    describe: Callable[[dict[str, Any]], str],
+) -> None:
+    """A side-model registry's listing (``describe``: a model's figures), after switching to
+    ``version`` when given."""
     engine = make_engine(settings.pg_dsn)
     try:
-        models = ModifyModels(engine)
+        models = registry(engine)
         if version is not None:
             try:
                 models.serve(version)
             except LookupError as exc:
                 raise click.ClickException(str(exc)) from exc
         for m in models.list():
-            ratio = m["metrics"].get("joint_over_best_baseline_recall", {}).get("overall")
             click.echo(
                 f"{m['state']:9} {m['model_version']}  base={m['base_model_version']} "
-                f"joint/best R@10={ratio} created={m['created_at']:%Y-%m-%d %H:%M}"
+                f"{describe(m)} created={m['created_at']:%Y-%m-%d %H:%M}"
             )
     finally:
         engine.dispose()
@@ -179,20 +196,12 @@ def reconcile(settings: Settings, dry_run: bool) -> None:
 def index_compat(settings: Settings, version: str | None) -> None:
     """The outfit compatibility models (complete the look): which serves; --serve switches
     (a rollback: API replicas follow within STYLESTREAM_SERVING_REFRESH_S)."""
-    engine = make_engine(settings.pg_dsn)
-    try:
-        models = CompatModels(engine)
-        if version is not None:
-            try:
-                models.serve(version)
-            except LookupError as exc:
-                raise click.ClickException(str(exc)) from exc
-        for m in models.list():
-            held = m["metrics"].get("held_out", {})
-            click.echo(
-                f"{m['state']:9} {m['model_version']}  base={m['base_model_version']} "
-                f"labels={m['lineage'].get('label_fraction')} FITB={held.get('fitb')} "
-                f"AUC={held.get('auc')} created={m['created_at']:%Y-%m-%d %H:%M}"
-            )
-    finally:
-        engine.dispose()
+
+    def describe(m: dict[str, Any]) -> str:
+        held = m["metrics"].get("held_out", {})
+        return (
+            f"labels={m['lineage'].get('label_fraction')} FITB={held.get('fitb')} "
+            f"AUC={held.get('auc')}"
+        )
+
+    _side_models(settings, CompatModels, version, describe)

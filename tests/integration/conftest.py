@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import schemathesis
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as generated
 from kafka import KafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
 from bench.processes import Process
@@ -233,3 +237,24 @@ def start_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[
     yield start
     for worker in workers:
         worker.stop()
+
+
+def generated_requests_hold(client: TestClient, examples: int, path: str | None = None) -> set[str]:
+    """Generated requests (schemathesis, from the served OpenAPI document) to every operation,
+    or to ``path``'s alone, never get a 5xx, and every response matches the document; the
+    paths the document serves come back."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    operations = [r.ok() for r in schema.get_all_operations()]  # type: ignore[union-attr]
+    chosen = [op for op in operations if path is None or op.path == path]
+    assert chosen, f"the document serves no {path}"
+    for operation in chosen:
+
+        @given(case=operation.as_strategy())
+        @generated(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
+            # A schema cannot say "decodes as an image", so schema-valid bytes may fairly
+            # get a 4xx: that one heuristic check is off; every other check stays on.
+            case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+        check()
+    return {op.path for op in operations}

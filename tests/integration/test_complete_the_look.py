@@ -10,11 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import schemathesis
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from deploy.local.process import free_port
 from processors.products import ProductProcessor
@@ -23,7 +20,7 @@ from stores.pairs import PairRepository
 from stores.side_models import CompatModels, SideModel
 from stylestream.cli import main
 from tests.events import photo, upsert
-from tests.integration.conftest import Stack, wait_for
+from tests.integration.conftest import Stack, generated_requests_hold, wait_for
 from tests.integration.test_mining import start_miner
 
 pytestmark = pytest.mark.services
@@ -170,16 +167,4 @@ def test_clicks_on_a_look_become_outfit_pairs(
 def test_generated_look_queries_never_get_a_5xx(registered: str, client: TestClient) -> None:
     """schemathesis against the served document, with a model serving (the API suite's run
     has none, so it only meets the 409)."""
-    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
-    operation = next(
-        r.ok()  # type: ignore[union-attr]
-        for r in schema.get_all_operations()
-        if r.ok().path == "/v1/products/{product_id}/complete-the-look"  # type: ignore[union-attr]
-    )
-
-    @given(case=operation.as_strategy())
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-    def check(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
-        case.call_and_validate(excluded_checks=[positive_data_acceptance])
-
-    check()
+    generated_requests_hold(client, examples=40, path="/v1/products/{product_id}/complete-the-look")

@@ -15,12 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import schemathesis
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
 from PIL import Image
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from bench.modify_eval import METHODS
 from config import assembly
@@ -33,7 +30,7 @@ from stores.postgres import PostgresRepository
 from stores.side_models import ModifyModels, SideModel
 from stylestream.cli import main
 from tests.events import photo, upsert
-from tests.integration.conftest import Stack, wait_for
+from tests.integration.conftest import Stack, generated_requests_hold, wait_for
 from tests.integration.test_mining import start_miner
 
 pytestmark = pytest.mark.services
@@ -197,19 +194,7 @@ def test_clicks_on_modified_results_become_pairs_carrying_reference_and_words(
 def test_generated_modifier_queries_never_get_a_5xx(registered: str, client: TestClient) -> None:
     """schemathesis against the served document, with a model serving (the API suite's run
     has none, so it only meets the 409)."""
-    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
-    operation = next(
-        r.ok()  # type: ignore[union-attr]
-        for r in schema.get_all_operations()
-        if r.ok().path == "/v1/search/modify"  # type: ignore[union-attr]
-    )
-
-    @given(case=operation.as_strategy())
-    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-    def check(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
-        case.call_and_validate(excluded_checks=[positive_data_acceptance])
-
-    check()
+    generated_requests_hold(client, examples=40, path="/v1/search/modify")
 
 
 def _product_pairs() -> list[TrainingPair]:
