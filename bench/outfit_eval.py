@@ -6,10 +6,11 @@ Every item goes through the served image path (embedding, attributes, colour: it
 features), and so do two augmented views of it (a garment drawn in another scene, a photo
 flipped and cropped). Per seed: a split (a fifth of the items held out; test outfits only of
 them), then the training outfits' labels at 5, 10, 25 and 100 % (nested), a supervised-only
-and a semi-supervised model at each (training/outfit_model.py), and baselines: random scores
-and visual similarity (the mean cosine of the outfit's items' features). Judged on the
-disjoint test set: fill-in-the-blank accuracy (4 candidates of the blank's role and look) and
-compatibility AUC (the hidden rules' verdict, no noise).
+and a semi-supervised model at each (training/outfit_model.py: the semi-supervised one also
+labels the training outfits left unlabelled at that fraction, reading none of their labels),
+and baselines: random scores and visual similarity (the mean cosine of the outfit's items'
+features). Judged on the disjoint test set: fill-in-the-blank accuracy (4 candidates of the
+blank's role and look) and compatibility AUC (the hidden rules' verdict, no noise).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from bench.stylist import (
 from bench.text_eval import processed_rows
 from bench.text_shopper import garment_event
 from processors.modify import joined_batch
-from processors.outfit_compat import ROLE_INDEX, outfit_score
+from processors.outfit_compat import ROLE_INDEX
 from processors.products import ProductProcessor
 from stores.rows import decode_base
 from training.datasets import CLASSES, load_split
@@ -202,11 +203,11 @@ def judge(
 
 
 def model_scorer(trained: TrainedCompat, data: ItemData) -> Scorer:
-    e, masks = trained.embeddings(data.features), trained.masks()
+    e, head = trained.embeddings(data.features), trained.head()
 
     def score(ids: Sequence[str]) -> float:
         rows = [data.row[p] for p in ids]
-        return outfit_score(e[rows], [int(data.roles[r]) for r in rows], masks)
+        return head.outfit_score(e[rows], [int(data.roles[r]) for r in rows])
 
     return score
 
@@ -226,12 +227,12 @@ def random_scorer(seed: int) -> Scorer:
     return lambda ids: float(rng.random())
 
 
+def item_rows(outfits: Sequence[SimulatedOutfit], data: ItemData) -> list[list[int]]:
+    return [[data.row[p] for p in o.product_ids] for o in outfits]
+
+
 def labelled_outfits(outfits: Sequence[SimulatedOutfit], data: ItemData) -> Outfits:
-    return Outfits.of(
-        [[data.row[p] for p in o.product_ids] for o in outfits],
-        data.roles,
-        [o.compatible for o in outfits],
-    )
+    return Outfits.of(item_rows(outfits, data), data.roles, [o.compatible for o in outfits])
 
 
 def _one_seed(
@@ -252,13 +253,17 @@ def _one_seed(
         "train_outfits": len(train),
     }
     for fraction in FRACTIONS:
-        labelled = [train[i] for i in sorted(order[: max(2, round(fraction * len(train)))])]
+        k = max(2, round(fraction * len(train)))
+        labelled = [train[i] for i in sorted(order[:k])]
+        rest = item_rows([train[i] for i in sorted(order[k:])], data)  # their labels unread
         for method in METHODS:
             c = replace(config, semi=method == "semi_supervised", seed=seed)
             t0 = time.perf_counter()
-            trained = train_compat(data.features, data.views, data.roles,
-                                   labelled_outfits(labelled, data), unlabelled, c)  # fmt: skip
+            given = labelled_outfits(labelled, data)
+            trained = train_compat(data.features, data.views, data.roles, given, unlabelled, c,
+                                   rest)  # fmt: skip
             result = judge(model_scorer(trained, data), questions, splits.test)
+            result["pseudo_labelled"] = trained.pseudo_labelled
             result["train_s"] = round(time.perf_counter() - t0, 1)
             out[f"{method}@{fraction:g}"] = result
     return out
@@ -372,7 +377,8 @@ def train_outfits(
     splits = split_outfits(cat, sizes.train_outfits, sizes.test_outfits, fraction, sizes.seed)
     unlabelled = np.array(sorted(data.row[p] for p in splits.train_items))
     trained = train_compat(data.features, data.views, data.roles,
-                           labelled_outfits(splits.labelled, data), unlabelled, config)  # fmt: skip
+                           labelled_outfits(splits.labelled, data), unlabelled, config,
+                           item_rows(splits.unlabelled, data))  # fmt: skip
     questions = fitb_questions(cat, splits.test, sizes.seed)
     report = {
         "data": DATA,
@@ -381,6 +387,8 @@ def train_outfits(
         "label_fraction": fraction,
         "labelled_outfits": len(splits.labelled),
         "unlabelled_items": len(unlabelled) if semi else 0,
+        "unlabelled_outfits": len(splits.unlabelled) if semi else 0,
+        "pseudo_labelled_outfits": trained.pseudo_labelled,
         "held_out": judge(model_scorer(trained, data), questions, splits.test),
         "visual_similarity": judge(similarity_scorer(data), questions, splits.test),
         "wall_s": round(time.perf_counter() - started, 1),

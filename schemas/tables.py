@@ -307,8 +307,8 @@ modify_models = _side_model_table(
     lineage="data it learned from",
 )
 
-# Outfit compatibility models (issue 17): an item's joined features in, its embedding in the
-# role-pair masked space out (the masks ride in the graph's metadata); items are read in
+# Outfit compatibility models (issue 17): an item's joined features in, its embedding out (the
+# pair head that scores role pairs rides in the graph's metadata); items are read in
 # ``base_model_version``'s space.
 compat_models = _side_model_table(
     "compat_models",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from processors.modify import joined_batch
-from processors.outfit_compat import ROLE_INDEX, CompatEncoder, pair_scores
+from processors.outfit_compat import ROLE_INDEX, CompatEncoder
 from search.registered import RegisteredModel
 from search.service import MAX_CANDIDATES, UnknownProduct
 from search.targets import search_target
@@ -195,8 +195,8 @@ class CompleteTheLook:
             ],
             encoder.profile_weight,
         )
-        scores = pair_scores(anchor, ROLE_INDEX[role], encoder.embed(joined),
-                             ROLE_INDEX[wanted], encoder.masks)  # fmt: skip
+        scores = encoder.head.pair_scores(anchor, ROLE_INDEX[role], encoder.embed(joined),
+                                          ROLE_INDEX[wanted])  # fmt: skip
         order = np.argsort(-scores, kind="stable")
         return [
             LookHit(kept[i][1].row, float(scores[i]), float(kept[i][1].score), kept[i][0])

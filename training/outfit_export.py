@@ -1,7 +1,7 @@
 """A trained compatibility model to one ONNX graph: an item's joined features in, its unit
-embedding out; the role-pair masks, the roles' order and the feature layout ride in the graph's
-metadata, so an API replica needs the bytes alone. Checked against torch before it is
-returned."""
+embedding out; the pair head (role-pair masks, pair network, temperature), the roles' order and
+the feature layout ride in the graph's metadata, so an API replica needs the bytes alone.
+Checked against torch before it is returned."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def export_compat(trained: TrainedCompat, probe: np.ndarray, meta: dict[str, str
         **meta,
         "layout": LAYOUT,
         "roles": json.dumps(list(ROLES)),
-        "masks": json.dumps(np.round(trained.masks(), 6).tolist()),
+        "head": trained.head().to_json(),
     }
     for key, value in metadata.items():
         graph.metadata_props.add(key=key, value=value)

@@ -84,6 +84,8 @@ def compat_model(base_version: str, base_dim: int, run: CompatRun) -> SideModel:
             "label_fraction": report["label_fraction"],
             "labelled_outfits": report["labelled_outfits"],
             "unlabelled_items": report["unlabelled_items"],
+            "unlabelled_outfits": report["unlabelled_outfits"],
+            "pseudo_labelled_outfits": report["pseudo_labelled_outfits"],
             "data": report["data"],
             "sizes": report["sizes"],
             "base_model_version": base_version,

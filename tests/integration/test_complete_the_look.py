@@ -77,6 +77,7 @@ def test_train_outfits_registers_a_model_with_lineage_that_serves(
     assert model.base_model_version == processor.embedder.model_version
     assert model.lineage["label_fraction"] == 0.1 and model.lineage["labelled_outfits"] > 0
     assert model.lineage["unlabelled_items"] > 0  # semi-supervised by default
+    assert 0 < model.lineage["pseudo_labelled_outfits"] <= model.lineage["unlabelled_outfits"]
     assert "SIMULATED" in model.lineage["data"]
     assert model.lineage["base_model_version"] == model.base_model_version
     assert set(model.metrics["held_out"]) >= {"fitb", "auc"} and model.params["semi"] is True

@@ -1,5 +1,5 @@
 """Outfit compatibility: the type-aware model learns a rule from labelled outfits (and runs its
-semi-supervised losses on unlabelled items), its ONNX graph matches torch and carries its masks,
+semi-supervised losses on unlabelled items), its ONNX graph matches torch and carries its pair head,
 complete-the-look reranks each role's candidates by compatibility on the in-memory twins, and
 the eval's AUC and judging are right on known inputs."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -14,6 +15,7 @@ from typing import Any, cast
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from bench.outfit_eval import (
     BASELINES,
@@ -29,11 +31,11 @@ from bench.stylist import Blank, Piece, SimulatedOutfit
 from processors.colour import PALETTE_NAMES
 from processors.modify import PROFILE_WIDTH
 from processors.outfit_compat import (
+    N_ROLES,
     ROLE_INDEX,
     CompatEncoder,
+    CompatHead,
     CompatLayoutError,
-    outfit_score,
-    pair_scores,
 )
 from processors.products import ProductProcessor
 from schemas.interactions import Query
@@ -53,7 +55,14 @@ from stores.base import FixedTarget
 from stores.memory import MemoryRepository, MemoryVectorIndex
 from stores.rows import encode_base, stored_index_row
 from training.outfit_export import export_compat
-from training.outfit_model import CompatConfig, Outfits, TrainedCompat, train_compat
+from training.outfit_model import (
+    CompatConfig,
+    Outfits,
+    TrainedCompat,
+    TypeAwareCompat,
+    pseudo_labelled,
+    train_compat,
+)
 
 COLOURS = 4
 
@@ -90,10 +99,10 @@ def test_the_model_learns_a_rule_and_semi_supervision_uses_unlabelled_items() ->
     for semi in (False, True):
         config = CompatConfig(steps=300, batch=32, dim=8, hidden=32, semi=semi)
         trained = train_compat(features, views, roles, labelled, unlabelled, config)
-        e, masks = trained.embeddings(features), trained.masks()
+        e, head = trained.embeddings(features), trained.head()
         outfits = _pairs(colour, roles, test, True) + _pairs(colour, roles, test, False)
         truth = np.array([colour[a] == colour[b] for a, b in outfits])
-        scores = np.array([outfit_score(e[o], [int(roles[r]) for r in o], masks) for o in outfits])
+        scores = np.array([head.outfit_score(e[o], [int(roles[r]) for r in o]) for o in outfits])
         assert auc(scores, truth) > 0.9, semi  # unseen items, the rule learned
         assert len(trained.history) == 300 and np.isfinite(trained.history).all()
     with pytest.raises(ValueError, match="compatible"):
@@ -101,14 +110,83 @@ def test_the_model_learns_a_rule_and_semi_supervision_uses_unlabelled_items() ->
                      CompatConfig(steps=1))  # fmt: skip
 
 
-def test_outfit_and_pair_scores_agree_and_masks_weigh_dimensions() -> None:
-    e = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
-    masks = np.ones((7, 7, 2), np.float32)
-    masks[0, 1] = masks[1, 0] = [1.0, 0.0]  # top-bottom pairs compare the first dimension only
-    assert outfit_score(e, [0, 1], masks) == pytest.approx(-1.0)
-    assert outfit_score(e, [0, 4], masks) == pytest.approx(-2.0)
-    assert pair_scores(e[0], 0, e[1:], 1, masks) == pytest.approx([-1.0])
-    assert outfit_score(e[:1], [0], masks) == 0.0
+def test_self_training_labels_the_outfits_it_is_surest_of_and_learns_from_them() -> None:
+    features, views, roles = _toy(120)
+    colour = (np.arange(len(features)) // 2) % COLOURS
+    train, pool, test = list(range(40)), list(range(40, 80)), list(range(80, 120))
+    good, bad = _pairs(colour, roles, train, True), _pairs(colour, roles, train, False)
+    labelled = Outfits.of(good + bad[: len(good)], roles, [True] * len(good) + [False] * len(good))
+    sames = _pairs(colour, roles, pool, True)
+    rest = sames + _pairs(colour, roles, pool, False)[: len(sames)]  # unlabelled, balanced
+    config = CompatConfig(steps=300, batch=32, dim=8, hidden=32, semi=True, self_training=0.25)
+    first = train_compat(features, views, roles, labelled, np.array(pool), config)
+    assert first.pseudo_labelled == 0  # no unlabelled outfits given: one model
+    sure = pseudo_labelled(first, features, Outfits.unlabelled(rest, roles), 0.25)
+    assert len(sure) == pytest.approx(0.5 * len(rest), abs=2)
+    truth = np.array([colour[o[0]] == colour[o[1]] for o in sure.items])
+    assert ((sure.labels > 0) == truth).mean() > 0.9  # the extremes' labels are mostly right
+    second = train_compat(features, views, roles, labelled, np.array(pool), config, rest)
+    assert second.pseudo_labelled == len(sure)
+    outfits = _pairs(colour, roles, test, True) + _pairs(colour, roles, test, False)
+    truth = np.array([colour[a] == colour[b] for a, b in outfits])
+    scores = second.outfit_scores(features, Outfits.unlabelled(outfits, roles))
+    assert auc(scores, truth) > 0.9
+    supervised = replace(config, semi=False)  # supervised-only never labels outfits itself
+    assert train_compat(features, views, roles, labelled, np.array(pool), supervised,
+                        rest).pseudo_labelled == 0  # fmt: skip
+
+
+def test_outfits_of_different_sizes_add_up_padded() -> None:
+    roles = np.arange(5) % N_ROLES
+    both = Outfits.of([[0, 1]], roles, [True]) + Outfits.unlabelled([[2, 3, 4]], roles)
+    assert both.items.tolist() == [[0, 1, 0], [2, 3, 4]]
+    assert both.valid.tolist() == [[True, True, False], [True, True, True]]
+    assert both.labels.tolist() == [1.0, 0.0] and both.roles[1].tolist() == [2, 3, 4]
+
+
+def distance_head(dim: int, tau: float = 0.1) -> CompatHead:
+    """A hand-set head whose pair incompatibility is softplus(4 x the masked L1 gap)."""
+    w1 = np.vstack([np.zeros((dim, dim)), np.eye(dim)]).astype(np.float32)
+    return CompatHead(np.ones((N_ROLES, N_ROLES, dim), np.float32), w1,
+                      np.zeros(dim, np.float32), np.ones(dim, np.float32), 0.0, tau)  # fmt: skip
+
+
+def _softplus(x: float) -> float:
+    return float(np.log1p(np.exp(x)))
+
+
+def test_outfit_and_pair_scores_agree_masks_weigh_dimensions_and_the_worst_pair_counts() -> None:
+    e = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], np.float32)
+    head = distance_head(2)
+    head.masks[0, 1] = head.masks[1, 0] = [1.0, 0.0]  # top-bottom pairs read dimension 0 only
+    assert head.outfit_score(e[:2], [0, 1]) == pytest.approx(-_softplus(4.0))
+    assert head.outfit_score(e[:2], [0, 4]) == pytest.approx(-_softplus(8.0))
+    assert head.pair_scores(e[0], 0, e[1:], 1) == pytest.approx([-_softplus(4.0), -_softplus(0)])
+    assert head.outfit_score(e[:1], [0]) == 0.0
+    # two items alike and one far: a soft maximum, near the worst pair, not the pairs' mean
+    three = head.outfit_score(e, [0, 4, 0])
+    worst, mean = -_softplus(8.0), -(2 * _softplus(8.0) + _softplus(0.0)) / 3
+    assert worst - 0.1 < three < mean
+    assert CompatHead.from_json(head.to_json()).outfit_score(e, [0, 4, 0]) == pytest.approx(three)
+
+
+def test_the_torch_model_scores_outfits_as_the_served_head() -> None:
+    model = TypeAwareCompat(6, 8, 16, 0.0)
+    with torch.no_grad():
+        model.masks.normal_()
+    rng = np.random.default_rng(3)
+    items = [[0, 1, 2], [3, 4], [5, 6, 7, 8]]
+    roles = np.array([0, 1, 4, 3, 4, 0, 1, 4, 5])
+    x = rng.normal(size=(9, 6)).astype(np.float32)
+    model.eval()
+    with torch.no_grad():
+        e = model.embed(torch.from_numpy(x))
+        o = Outfits.of(items, roles, [True] * 3)
+        got = model.outfit_scores(e[torch.from_numpy(o.items)], torch.from_numpy(o.roles),
+                                  torch.from_numpy(o.valid)).numpy()  # fmt: skip
+    head, en = model.head(), e.numpy()
+    want = [head.outfit_score(en[i], [int(roles[r]) for r in i]) for i in items]
+    assert got == pytest.approx(want, abs=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -130,14 +208,17 @@ def artifact(trained: TrainedCompat) -> bytes:
     return export_compat(trained, probe, meta)
 
 
-def test_the_exported_graph_embeds_as_torch_and_carries_its_masks(
+def test_the_exported_graph_embeds_as_torch_and_carries_its_head(
     trained: TrainedCompat, artifact: bytes
 ) -> None:
     served = CompatEncoder(artifact, "compat-test")
     assert (served.base_dim, served.profile_weight, served.base_model_version) == (4, 1.5, "m")
     x = np.random.default_rng(2).normal(size=(5, 4 + PROFILE_WIDTH)).astype(np.float32)
     assert served.embed(x) == pytest.approx(trained.embeddings(x), abs=1e-4)
-    assert served.masks == pytest.approx(trained.masks(), abs=1e-5)
+    head = trained.head()
+    for key in ("masks", "w1", "b1", "w2"):
+        assert getattr(served.head, key) == pytest.approx(getattr(head, key), abs=1e-5)
+    assert (served.head.b2, served.head.tau) == pytest.approx((head.b2, head.tau), abs=1e-5)
     assert served.embed(x[:0]).shape == (0, 8)
 
 
@@ -155,6 +236,8 @@ def test_a_model_of_another_layout_or_role_list_is_refused(artifact: bytes) -> N
         CompatEncoder(_relabelled(artifact, "layout", "0123456789abcdef"), "compat-old")
     with pytest.raises(CompatLayoutError):
         CompatEncoder(_relabelled(artifact, "roles", '["top", "bottom"]'), "compat-old")
+    with pytest.raises(CompatLayoutError, match="pair head"):  # a model of the masks alone
+        CompatEncoder(_relabelled(artifact, "head", "{}"), "compat-old")
 
 
 # id -> (base embedding, colour, department, base model)
@@ -196,7 +279,7 @@ class SameColour:
     base_dim = 4
     base_model_version = "m"
     profile_weight = 1.5
-    masks = np.ones((7, 7, len(PALETTE_NAMES)), np.float32)
+    head = distance_head(len(PALETTE_NAMES))
 
     def embed(self, features: np.ndarray) -> np.ndarray:
         shares = features[:, -len(PALETTE_NAMES) :]
