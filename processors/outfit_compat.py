@@ -82,10 +82,30 @@ class CompatHead:
     @classmethod
     def from_json(cls, text: str) -> CompatHead:
         raw = json.loads(text)
-        if raw.get("scoring") != SCORING:
-            raise ValueError(f"scoring {raw.get('scoring')!r}, not {SCORING!r}")
-        arrays = {k: np.asarray(raw[k], np.float32) for k in ("masks", "w1", "b1", "w2")}
-        return cls(**arrays, b2=float(raw["b2"]), tau=float(raw["tau"]))
+        if not isinstance(raw, dict) or raw.get("scoring") != SCORING:
+            raise ValueError(f"no {SCORING} head")
+        head = cls(**{k: np.asarray(raw[k], np.float32) for k in ("masks", "w1", "b1", "w2")},
+                   b2=float(raw["b2"]), tau=float(raw["tau"]))  # fmt: skip
+        head.check()
+        return head
+
+    def check(self) -> None:
+        """Shapes that fit, finite numbers, symmetric masks: a head that loads scores."""
+        m, w1 = self.masks, self.w1
+        dim = m.shape[-1] if m.ndim == 3 else -1
+        if (
+            m.shape[:2] != (N_ROLES, N_ROLES)
+            or w1.shape[:1] != (2 * dim,)
+            or w1.ndim != 2
+            or self.b1.shape != (w1.shape[1],)
+            or self.w2.shape != (w1.shape[1],)
+        ):
+            raise ValueError("the head's shapes do not fit together")
+        arrays = (m, w1, self.b1, self.w2, np.array([self.b2, self.tau]))
+        if not all(np.isfinite(a).all() for a in arrays) or self.tau <= 0:
+            raise ValueError("the head holds a non-finite number or a temperature <= 0")
+        if not np.allclose(m, m.transpose(1, 0, 2)):
+            raise ValueError("the head's role-pair masks are not symmetric")
 
 
 class CompatLayoutError(ValueError):

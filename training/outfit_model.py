@@ -340,11 +340,17 @@ def pseudo_labelled(
     teacher: TrainedCompat, features: np.ndarray, pool: Outfits, share: float
 ) -> Outfits:
     """The pool's outfits the teacher is surest of: the ``share`` it scores highest labelled
-    compatible, the ``share`` it scores lowest not (no label of the pool is read)."""
+    compatible, the ``share`` it scores lowest not (no label of the pool is read; by rank, so
+    ties never tip the two apart); none when the teacher's scores are not all finite."""
+    if not 0 < share < 0.5:
+        raise ValueError("a share in (0, 0.5)")
     scores = teacher.outfit_scores(features, pool)
-    low, high = np.quantile(scores, share), np.quantile(scores, 1 - share)
-    keep = (scores <= low) | (scores >= high)
-    labels = (scores[keep] >= high).astype(np.float32)
+    n = int(share * len(scores))
+    if not np.isfinite(scores).all():
+        n = 0
+    order = np.argsort(scores, kind="stable")
+    keep = np.concatenate([order[:n], order[len(order) - n :]])
+    labels = np.repeat(np.array([0.0, 1.0], np.float32), n)
     return Outfits(pool.items[keep], pool.roles[keep], pool.valid[keep], labels)
 
 
@@ -370,6 +376,8 @@ def train_compat(
         return first
     pool = Outfits.unlabelled(unlabelled_outfits, item_roles)
     pseudo = pseudo_labelled(first, features, pool, config.self_training)
+    if not len(pseudo):
+        return first
     second = _Trainer(features, views, item_roles, labelled + pseudo, unlabelled, config).run()
     second.pseudo_labelled = len(pseudo)
     return second

@@ -125,6 +125,9 @@ def test_self_training_labels_the_outfits_it_is_surest_of_and_learns_from_them()
     assert len(sure) == pytest.approx(0.5 * len(rest), abs=2)
     truth = np.array([colour[o[0]] == colour[o[1]] for o in sure.items])
     assert ((sure.labels > 0) == truth).mean() > 0.9  # the extremes' labels are mostly right
+    assert (sure.labels > 0).sum() == (sure.labels == 0).sum()
+    with pytest.raises(ValueError, match="share"):
+        pseudo_labelled(first, features, Outfits.unlabelled(rest, roles), 0.5)
     second = train_compat(features, views, roles, labelled, np.array(pool), config, rest)
     assert second.pseudo_labelled == len(sure)
     outfits = _pairs(colour, roles, test, True) + _pairs(colour, roles, test, False)
@@ -238,6 +241,19 @@ def test_a_model_of_another_layout_or_role_list_is_refused(artifact: bytes) -> N
         CompatEncoder(_relabelled(artifact, "roles", '["top", "bottom"]'), "compat-old")
     with pytest.raises(CompatLayoutError, match="pair head"):  # a model of the masks alone
         CompatEncoder(_relabelled(artifact, "head", "{}"), "compat-old")
+    head = json.loads(onnx_meta(artifact)["head"])
+    broken = [[], {**head, "tau": 0}, {**head, "tau": float("nan")}, {**head, "w2": [1.0]},
+              {**head, "masks": [[1.0]]}, {**head, "b1": "x"}]  # fmt: skip
+    masks = np.array(head["masks"])
+    masks[0, 1] += 1.0
+    broken.append({**head, "masks": masks.tolist()})  # not symmetric
+    for value in broken:
+        with pytest.raises(CompatLayoutError, match="pair head"):
+            CompatEncoder(_relabelled(artifact, "head", json.dumps(value)), "compat-bad")
+
+
+def onnx_meta(artifact: bytes) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load_from_string(artifact).metadata_props}
 
 
 # id -> (base embedding, colour, department, base model)
