@@ -6,8 +6,8 @@ the eval's AUC and judging are right on known inputs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -89,33 +89,67 @@ def _pairs(
     return [[t, b] for t in tops for b in bottoms if (colour[t] == colour[b]) == same]
 
 
+@dataclass(frozen=True)
+class ToyTask:
+    """120 toy items: the first 40 in labelled outfits (same colour goes, balanced), the next
+    40 a pool, the last 40 held out."""
+
+    features: np.ndarray
+    views: np.ndarray
+    roles: np.ndarray
+    colour: np.ndarray
+    labelled: Outfits
+    bad: list[list[int]]  # incompatible outfits of the labelled items
+    pool: list[int]
+    test: list[int]
+
+    @classmethod
+    def make(cls) -> ToyTask:
+        features, views, roles = _toy(120)
+        colour = (np.arange(len(features)) // 2) % COLOURS
+        train = list(range(40))
+        good, bad = _pairs(colour, roles, train, True), _pairs(colour, roles, train, False)
+        labelled = Outfits.of(good + bad[: len(good)], roles,
+                              [True] * len(good) + [False] * len(good))  # fmt: skip
+        return cls(features, views, roles, colour, labelled, bad, list(range(40, 80)),
+                   list(range(80, 120)))  # fmt: skip
+
+    def held_out_auc(self, scores_of: Callable[[list[list[int]]], np.ndarray]) -> float:
+        """AUC of ``scores_of`` (outfits of item rows -> scores) on the held-out items."""
+        c, r = self.colour, self.roles
+        outfits = _pairs(c, r, self.test, True) + _pairs(c, r, self.test, False)
+        return auc(scores_of(outfits), np.array([c[a] == c[b] for a, b in outfits]))
+
+
+def _served_scores(
+    trained: TrainedCompat, features: np.ndarray, roles: np.ndarray
+) -> Callable[[list[list[int]]], np.ndarray]:
+    """Outfits scored one by one as the API scores them (the numpy head)."""
+    e, head = trained.embeddings(features), trained.head()
+    return lambda outfits: np.array(
+        [head.outfit_score(e[o], [int(roles[r]) for r in o]) for o in outfits]
+    )
+
+
 def test_the_model_learns_a_rule_and_semi_supervision_uses_unlabelled_items() -> None:
-    features, views, roles = _toy(120)
-    colour = (np.arange(len(features)) // 2) % COLOURS
-    train, pool, test = list(range(40)), list(range(40, 80)), list(range(80, 120))
-    good, bad = _pairs(colour, roles, train, True), _pairs(colour, roles, train, False)
-    labelled = Outfits.of(good + bad[: len(good)], roles, [True] * len(good) + [False] * len(good))
-    unlabelled = np.array(pool)  # no label is read from these
+    task = ToyTask.make()
+    features, views, roles, labelled = task.features, task.views, task.roles, task.labelled
+    unlabelled = np.array(task.pool)  # no label is read from these
     for semi in (False, True):
         config = CompatConfig(steps=300, batch=32, dim=8, hidden=32, semi=semi)
         trained = train_compat(features, views, roles, labelled, unlabelled, config)
-        e, head = trained.embeddings(features), trained.head()
-        outfits = _pairs(colour, roles, test, True) + _pairs(colour, roles, test, False)
-        truth = np.array([colour[a] == colour[b] for a, b in outfits])
-        scores = np.array([head.outfit_score(e[o], [int(roles[r]) for r in o]) for o in outfits])
-        assert auc(scores, truth) > 0.9, semi  # unseen items, the rule learned
+        served = _served_scores(trained, features, roles)
+        assert task.held_out_auc(served) > 0.9, semi  # unseen items, the rule learned
         assert len(trained.history) == 300 and np.isfinite(trained.history).all()
     with pytest.raises(ValueError, match="compatible"):
-        train_compat(features, views, roles, Outfits.of(bad[:4], roles, [False] * 4), unlabelled,
-                     CompatConfig(steps=1))  # fmt: skip
+        train_compat(features, views, roles, Outfits.of(task.bad[:4], roles, [False] * 4),
+                     unlabelled, CompatConfig(steps=1))  # fmt: skip
 
 
 def test_self_training_labels_the_outfits_it_is_surest_of_and_learns_from_them() -> None:
-    features, views, roles = _toy(120)
-    colour = (np.arange(len(features)) // 2) % COLOURS
-    train, pool, test = list(range(40)), list(range(40, 80)), list(range(80, 120))
-    good, bad = _pairs(colour, roles, train, True), _pairs(colour, roles, train, False)
-    labelled = Outfits.of(good + bad[: len(good)], roles, [True] * len(good) + [False] * len(good))
+    task = ToyTask.make()
+    features, views, roles, labelled = task.features, task.views, task.roles, task.labelled
+    colour, pool = task.colour, task.pool
     sames = _pairs(colour, roles, pool, True)
     rest = sames + _pairs(colour, roles, pool, False)[: len(sames)]  # unlabelled, balanced
     config = CompatConfig(steps=300, batch=32, dim=8, hidden=32, semi=True, self_training=0.25)
@@ -130,10 +164,12 @@ def test_self_training_labels_the_outfits_it_is_surest_of_and_learns_from_them()
         pseudo_labelled(first, features, Outfits.unlabelled(rest, roles), 0.5)
     second = train_compat(features, views, roles, labelled, np.array(pool), config, rest)
     assert second.pseudo_labelled == len(sure)
-    outfits = _pairs(colour, roles, test, True) + _pairs(colour, roles, test, False)
-    truth = np.array([colour[a] == colour[b] for a, b in outfits])
-    scores = second.outfit_scores(features, Outfits.unlabelled(outfits, roles))
-    assert auc(scores, truth) > 0.9
+    assert (
+        task.held_out_auc(
+            lambda outfits: second.outfit_scores(features, Outfits.unlabelled(outfits, roles))
+        )
+        > 0.9
+    )
     supervised = replace(config, semi=False)  # supervised-only never labels outfits itself
     assert train_compat(features, views, roles, labelled, np.array(pool), supervised,
                         rest).pseudo_labelled == 0  # fmt: skip
